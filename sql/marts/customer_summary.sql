@@ -1,0 +1,47 @@
+-- customer_summary: one row per customer with a purchase day up to as_of
+-- (shared/METRICS.md). recency and T are in the pipeline's time_unit.
+WITH per_customer AS (
+    SELECT
+        customer_id,
+        MIN(purchase_date) AS first_purchase_date,
+        MAX(purchase_date) AS last_purchase_date,
+        COUNT(*) AS purchase_days,
+        SUM(orders) AS orders,
+        -- The first purchase day is not a repeat purchase.
+        SUM(CASE WHEN day_number > 1 THEN amount END) AS repeat_amount
+    FROM purchase_days
+    GROUP BY customer_id
+),
+revenue AS (
+    SELECT customer_id, SUM(net_amount) AS revenue
+    FROM stg_transactions
+    GROUP BY customer_id
+),
+categories AS (
+    SELECT customer_id, COUNT(DISTINCT category) AS distinct_categories
+    FROM stg_transactions
+    WHERE kind = 'purchase'
+    GROUP BY customer_id
+)
+SELECT
+    c.customer_id,
+    c.first_purchase_date,
+    c.last_purchase_date,
+    c.purchase_days,
+    c.orders,
+    CAST(r.revenue AS DECIMAL(18, 2)) AS revenue,
+    c.purchase_days - 1 AS frequency,
+    (c.last_purchase_date - c.first_purchase_date) / p.unit_days AS recency,
+    (p.as_of - c.first_purchase_date) / p.unit_days AS "T",
+    CASE
+        WHEN c.purchase_days > 1 THEN CAST(c.repeat_amount AS DOUBLE) / (c.purchase_days - 1)
+        ELSE 0.0
+    END AS monetary_value,
+    p.as_of - c.last_purchase_date AS recency_days,
+    k.distinct_categories,
+    CAST(date_trunc('month', c.first_purchase_date) AS DATE) AS acquisition_cohort
+FROM per_customer AS c
+CROSS JOIN run_parameters AS p
+JOIN revenue AS r ON r.customer_id = c.customer_id
+JOIN categories AS k ON k.customer_id = c.customer_id
+ORDER BY c.customer_id

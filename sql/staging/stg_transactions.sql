@@ -1,0 +1,17 @@
+-- Transactions dated up to as_of, each with its calendar day in the pipeline's timezone.
+-- kind defaults to 'purchase'; net_amount is what the order adds to revenue
+-- (refunds subtract on their own day).
+SELECT
+    order_id,
+    customer_id,
+    order_ts,
+    local_date(order_ts, $timezone) AS order_date,
+    COALESCE(kind, 'purchase') AS kind,
+    amount,
+    CASE WHEN kind = 'refund' THEN -amount ELSE amount END AS net_amount,
+    channel,
+    category,
+    discount_amount,
+    cost
+FROM transactions
+WHERE local_date(order_ts, $timezone) <= $as_of

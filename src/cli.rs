@@ -1,0 +1,134 @@
+//! The command line: argument definitions (the `--help` text) and dispatch to the
+//! library. Errors come back typed; `main` turns them into exit codes.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config;
+use crate::error::Result;
+use crate::logging::{self, LogFormat};
+use crate::plan::Overrides;
+use crate::run;
+
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  2  bad configuration or usage (fix the pipeline or command; retrying will not help)
+  3  bad input data, or data a model cannot be fitted to (fix the data; retrying will not help)
+  4  runtime or I/O failure (storage unreachable, disk full, …; retrying may help)";
+
+/// Customer-loyalty analytics: YAML pipelines of SQL stages over object storage,
+/// published as warehouse-ready Parquet tables and a monthly KPI report.
+#[derive(Debug, Parser)]
+#[command(name = "fidelis", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Log format on standard error: `human` lines or `json` lines for log collectors.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "human",
+        env = "FIDELIS_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline: load sources, run its SQL stages, publish its tables atomically.
+    ///
+    /// Tables are written as Parquet under `{root}/{table}/as_of={as_of}/`; a rerun of the
+    /// same as_of replaces them. The run manifest and `_SUCCESS` land in
+    /// `{root}/_runs/as_of={as_of}/` last.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Check a pipeline without running it: parameters, sources reachable, every stage planned.
+    #[command(after_help = EXIT_CODES)]
+    Validate(BindArgs),
+}
+
+/// Arguments that bind a pipeline for one as_of.
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// The pipeline file, e.g. `pipelines/loyalty.yaml`.
+    pub pipeline: PathBuf,
+
+    /// Compute everything as of this day (YYYY-MM-DD, inclusive). Default: yesterday in the
+    /// pipeline's timezone. Also `--set as_of=…` or FIDELIS_AS_OF.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub as_of: Option<NaiveDate>,
+
+    /// Set a parameter, e.g. `--set input=s3://bucket/raw`. Repeatable. Overrides the
+    /// environment variable FIDELIS_{NAME}, which overrides the pipeline's default.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub bind: BindArgs,
+
+    /// Run only these stages (comma-separated) and the stages they read; only their
+    /// output tables are published.
+    #[arg(long, value_delimiter = ',', value_name = "STAGE,...")]
+    pub only: Vec<String>,
+}
+
+fn parse_date(text: &str) -> std::result::Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("`{text}` is not a date in the form YYYY-MM-DD"))
+}
+
+fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.trim().to_string(), value.to_string()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+impl BindArgs {
+    fn overrides(&self, only: Vec<String>) -> Overrides {
+        Overrides {
+            as_of: self.as_of,
+            set: self.set.clone(),
+            env: Overrides::from_env(),
+            only,
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn execute(cli: Cli) -> Result<()> {
+    logging::init(cli.log_format);
+    match cli.command {
+        Command::Run(args) => {
+            let pipeline = config::load(&args.bind.pipeline)?;
+            run::run(&pipeline, &args.bind.overrides(args.only)).await?;
+        }
+        Command::Validate(args) => {
+            let pipeline = config::load(&args.pipeline)?;
+            let validation = run::validate(&pipeline, &args.overrides(Vec::new())).await?;
+            println!("pipeline `{}` is valid", pipeline.name);
+            if let Some(description) = &pipeline.description {
+                println!("  {}", description.trim());
+            }
+            for (source, files) in &validation.sources {
+                println!(
+                    "  source {source}: {files} file{}",
+                    if *files == 1 { "" } else { "s" }
+                );
+            }
+            for (stage, description, columns) in &validation.stages {
+                println!("  stage {stage}: {}", columns.join(", "));
+                if let Some(description) = description {
+                    println!("    {}", description.trim());
+                }
+            }
+        }
+    }
+    Ok(())
+}

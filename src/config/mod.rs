@@ -1,0 +1,140 @@
+//! Pipeline configuration: the YAML file as written ([`raw`]), and the compiled,
+//! validated [`Pipeline`] every later step works from ([`compile`]).
+
+mod compile;
+mod locate;
+mod raw;
+pub mod types;
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+
+pub use compile::load;
+pub use types::{ColumnType, Format, OnBadRows, ParamType, ParamValue};
+
+/// The parameter every run has: the date the run computes everything as of.
+pub const AS_OF: &str = "as_of";
+/// The parameter every run has: the IANA timezone in which timestamps become days.
+pub const TIMEZONE: &str = "timezone";
+
+/// A validated pipeline: names resolved, stages in dependency order, SQL loaded.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The pipeline's name.
+    pub name: String,
+    pub description: Option<String>,
+    /// The pipeline file it was loaded from.
+    pub file: PathBuf,
+    /// Declared parameters, `as_of` and `timezone` always among them.
+    pub params: IndexMap<String, Param>,
+    /// Input tables by name.
+    pub sources: IndexMap<String, Source>,
+    /// SQL stages in dependency order (each after every stage it reads).
+    pub stages: Vec<Stage>,
+    /// Which stage tables to write, and where.
+    pub outputs: Option<Outputs>,
+    /// Reports to render after publishing.
+    pub reports: Vec<Report>,
+    /// Folder holding the report templates.
+    pub templates_dir: PathBuf,
+}
+
+/// A declared parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub kind: ParamType,
+    /// `None` for `as_of`, whose default (yesterday) depends on the clock and timezone.
+    pub default: Option<ParamValue>,
+    /// When not empty, the only values accepted.
+    pub allowed: Vec<ParamValue>,
+    pub description: Option<String>,
+}
+
+/// An input table.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub description: Option<String>,
+    /// Location with `${param}` placeholders still in it.
+    pub url: String,
+    pub glob: Option<String>,
+    pub format: Option<Format>,
+    pub optional: bool,
+    pub on_bad_rows: OnBadRows,
+    /// The declared schema; `None` reads columns as found (CSV and NDJSON as strings).
+    pub columns: Option<Vec<Column>>,
+    pub unique: Vec<String>,
+    pub checks: Vec<Check>,
+}
+
+/// A declared source column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: ColumnType,
+    pub required: bool,
+    /// The column's name in the files, when it differs.
+    pub from: Option<String>,
+}
+
+impl Column {
+    /// The column's name as written in the input files.
+    pub fn file_name(&self) -> &str {
+        self.from.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// A row-level data test.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub condition: String,
+    pub column: Option<String>,
+}
+
+/// A SQL stage, ready to plan.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+    pub description: Option<String>,
+    /// The SQL text; parameters appear as `$name` placeholders.
+    pub sql: String,
+    /// Where the SQL came from, for error messages.
+    pub origin: String,
+    /// Sources and stages the SQL reads.
+    pub depends_on: Vec<String>,
+}
+
+/// Where the run writes its tables.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// Output root with `${param}` placeholders still in it.
+    pub root: String,
+    pub tables: Vec<String>,
+}
+
+/// A report to render.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Template name, relative to `templates_dir`.
+    pub template: String,
+    /// File name under `{root}/reports/as_of={as_of}/`.
+    pub path: String,
+}
+
+impl Pipeline {
+    /// The folder the pipeline file is in; relative paths in the file start here.
+    pub fn dir(&self) -> &Path {
+        match self.file.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        }
+    }
+
+    /// The stage of that name.
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|stage| stage.name == name)
+    }
+}

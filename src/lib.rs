@@ -1,0 +1,20 @@
+//! fidelis: customer-loyalty analytics as YAML pipelines of SQL stages.
+//!
+//! Data flows one way: pipeline YAML → [`config`] (typed, validated) → [`plan`]
+//! (parameters bound, stages chosen) → [`run`] (one DataFusion session:
+//! [`sources`], [`stages`], [`functions`]) → [`sinks`] (staged Parquet, atomic
+//! publish, manifest).
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod functions;
+pub mod logging;
+pub mod plan;
+pub mod run;
+pub mod sinks;
+pub mod sources;
+pub mod stages;
+pub mod storage;
+
+pub use error::{Error, Result};

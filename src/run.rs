@@ -1,0 +1,273 @@
+//! A run, end to end: bind the pipeline, load sources, run stages in one DataFusion
+//! session, stage the output tables, publish them atomically with the manifest.
+//! Also `validate`, which goes as far as planning without reading or writing data.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{SecondsFormat, Utc};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::execution::config::SessionConfig;
+use datafusion::prelude::SessionContext;
+use indexmap::IndexMap;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::config::Pipeline;
+use crate::error::{Error, Result};
+use crate::functions;
+use crate::logging::Step;
+use crate::plan::{Overrides, Plan, bind};
+use crate::sinks::{Sink, StagedFile, TableReport};
+use crate::sources::{self, SourceReport, quarantine_schema};
+use crate::stages;
+use crate::storage::{Location, Storage};
+
+/// The run manifest, written as `{root}/_runs/as_of={as_of}/manifest.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub pipeline: String,
+    pub pipeline_file: String,
+    pub fidelis_version: &'static str,
+    pub run_id: String,
+    pub as_of: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u128,
+    pub parameters: IndexMap<String, serde_json::Value>,
+    pub sources: IndexMap<String, SourceReport>,
+    pub stages: Vec<StageReport>,
+    pub tables: IndexMap<String, TableReport>,
+    pub quarantine: IndexMap<String, TableReport>,
+    pub warnings: Vec<String>,
+}
+
+/// What the manifest records about a stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub name: String,
+    pub rows: u64,
+    pub duration_ms: u128,
+}
+
+/// A session with fidelis's functions registered.
+pub fn session() -> SessionContext {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+    functions::register(&ctx);
+    ctx
+}
+
+/// Runs `pipeline` and publishes its outputs; returns the manifest written.
+pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest> {
+    let started = Utc::now();
+    let clock = Instant::now();
+    let plan = bind(pipeline, overrides)?;
+    let Some(outputs) = &pipeline.outputs else {
+        return Err(Error::config(
+            pipeline.file.display().to_string(),
+            "the pipeline has no `outputs`, so a run would write nothing",
+            "add `outputs: {root: …, tables: [...]}`, or use `fidelis validate` to only check it",
+        ));
+    };
+    let storage = Storage::new();
+    let root = storage.resolve(&plan.fill(&outputs.root))?;
+    let run_id = format!(
+        "{}-{}",
+        started.format("%Y%m%dT%H%M%S%3fZ"),
+        std::process::id()
+    );
+    info!(pipeline = %pipeline.name, as_of = %plan.as_of, output = %root, run_id = %run_id, "run started");
+    let sink = Sink::new(root.clone(), plan.as_of, &run_id);
+    match execute(&plan, &storage, &sink, &run_id, started).await {
+        Ok((files, stale, mut manifest)) => {
+            manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+            manifest.duration_ms = clock.elapsed().as_millis();
+            let json = serde_json::to_vec_pretty(&manifest)
+                .map_err(|e| Error::runtime("writing the manifest", e))?;
+            let published = sink.publish(files, &stale, &json).await;
+            if published.is_err() {
+                sink.abort().await;
+            }
+            published?;
+            info!(tables = manifest.tables.len(), duration_ms = manifest.duration_ms as u64, output = %root, "run published");
+            Ok(manifest)
+        }
+        Err(error) => {
+            sink.abort().await;
+            Err(error)
+        }
+    }
+}
+
+type Staged = (Vec<StagedFile>, Vec<Location>, Manifest);
+
+async fn execute(
+    plan: &Plan<'_>,
+    storage: &Storage,
+    sink: &Sink,
+    run_id: &str,
+    started: chrono::DateTime<Utc>,
+) -> Result<Staged> {
+    let ctx = session();
+    let mut manifest = Manifest {
+        pipeline: plan.pipeline.name.clone(),
+        pipeline_file: plan.pipeline.file.display().to_string(),
+        fidelis_version: env!("CARGO_PKG_VERSION"),
+        run_id: run_id.to_string(),
+        as_of: plan.as_of.to_string(),
+        started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
+        finished_at: String::new(),
+        duration_ms: 0,
+        parameters: plan
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+        sources: IndexMap::new(),
+        stages: Vec::new(),
+        tables: IndexMap::new(),
+        quarantine: IndexMap::new(),
+        warnings: Vec::new(),
+    };
+    let mut files = Vec::new();
+    let mut stale = Vec::new();
+
+    for source in &plan.sources {
+        let location = storage.resolve(&plan.fill(&source.url))?;
+        let clock = Instant::now();
+        let step = Step::start(format!("loading source {}", source.name));
+        let loaded = sources::load(&ctx, source, &location, plan.timezone).await?;
+        drop(step);
+        let report = &loaded.report;
+        info!(
+            source = %source.name,
+            files = report.files.len(),
+            rows_read = report.rows_read,
+            rows_loaded = report.rows_loaded,
+            rows_quarantined = report.rows_quarantined,
+            duration_ms = clock.elapsed().as_millis() as u64,
+            "source loaded"
+        );
+        if report.status == "absent" {
+            let message = format!(
+                "optional source `{}` has no files at {}: the metrics that need it are null",
+                source.name, report.url
+            );
+            warn!("{message}");
+            manifest.warnings.push(message);
+        }
+        if report.rows_quarantined > 0 {
+            let message = format!(
+                "source `{}`: {} rows quarantined",
+                source.name, report.rows_quarantined
+            );
+            warn!("{message}");
+            manifest.warnings.push(message);
+        }
+        let quarantine_table = format!("_quarantine/{}", source.name);
+        match &loaded.quarantine {
+            Some(batch) => {
+                let (file, table) = sink
+                    .stage_table(
+                        &quarantine_table,
+                        quarantine_schema(),
+                        std::slice::from_ref(batch),
+                    )
+                    .await?;
+                files.push(file);
+                manifest.quarantine.insert(source.name.clone(), table);
+            }
+            None => stale.push(sink.partition(&quarantine_table)),
+        }
+        register(&ctx, &source.name, loaded.schema, vec![loaded.batches])?;
+        manifest.sources.insert(source.name.clone(), loaded.report);
+    }
+
+    for stage in &plan.stages {
+        let clock = Instant::now();
+        let step = Step::start(format!("running stage {}", stage.name));
+        let frame = stages::run(&ctx, stage, &plan.params).await?;
+        let rows = frame
+            .clone()
+            .count()
+            .await
+            .map_err(|e| Error::runtime(format!("counting stage `{}`", stage.name), e))?
+            as u64;
+        drop(step);
+        let duration_ms = clock.elapsed().as_millis();
+        info!(stage = %stage.name, rows, duration_ms = duration_ms as u64, "stage finished");
+        manifest.stages.push(StageReport {
+            name: stage.name.clone(),
+            rows,
+            duration_ms,
+        });
+        if plan.tables.contains(&stage.name) {
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame
+                .collect()
+                .await
+                .map_err(|e| Error::runtime(format!("reading stage `{}`", stage.name), e))?;
+            let (file, table) = sink.stage_table(&stage.name, schema, &batches).await?;
+            files.push(file);
+            manifest.tables.insert(stage.name.clone(), table);
+        }
+    }
+    Ok((files, stale, manifest))
+}
+
+fn register(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    partitions: Vec<Vec<datafusion::arrow::array::RecordBatch>>,
+) -> Result<()> {
+    let table = MemTable::try_new(schema, partitions)
+        .map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
+    Ok(())
+}
+
+/// What `validate` found.
+#[derive(Debug)]
+pub struct Validation {
+    /// (source, files found)
+    pub sources: Vec<(String, usize)>,
+    /// (stage, description, output columns)
+    pub stages: Vec<(String, Option<String>, Vec<String>)>,
+}
+
+/// Checks `pipeline` without reading data or writing anything: parameters bind,
+/// every source is reachable and has files (or is optional), every stage plans
+/// against the sources' schemas and the stages before it.
+pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Validation> {
+    let plan = bind(pipeline, overrides)?;
+    let storage = Storage::new();
+    if let Some(outputs) = &pipeline.outputs {
+        storage.resolve(&plan.fill(&outputs.root))?;
+    }
+    let ctx = session();
+    let mut validation = Validation {
+        sources: Vec::new(),
+        stages: Vec::new(),
+    };
+    for source in &plan.sources {
+        let location = storage.resolve(&plan.fill(&source.url))?;
+        let found = sources::list_files(source, &location).await?;
+        let schema = sources::schema(source, &location).await?;
+        register(&ctx, &source.name, schema, vec![vec![]])?;
+        validation.sources.push((source.name.clone(), found.len()));
+    }
+    for stage in &plan.stages {
+        let logical = stages::plan(&ctx, stage, &plan.params).await?;
+        let schema: SchemaRef = Arc::new(logical.schema().as_arrow().clone());
+        validation.stages.push((
+            stage.name.clone(),
+            stage.description.clone(),
+            schema.fields().iter().map(|f| f.name().clone()).collect(),
+        ));
+        register(&ctx, &stage.name, schema, vec![vec![]])?;
+    }
+    Ok(validation)
+}

@@ -1,0 +1,261 @@
+//! The one place that writes Parquet, and the atomic publish of a run.
+//!
+//! Each table partition is a single file, `{root}/{table}/as_of={as_of}/part-00000.parquet`.
+//! A run writes every file to `{root}/_staging/{run_id}/` first; only when all of
+//! them are written does it move each into place. A move within a store replaces one
+//! object with another in one step (a rename on local disks, a copy on object
+//! stores), so a reader sees either the old partition or the new one, never a partial
+//! file; and a run that fails before publishing leaves the published data untouched.
+//! The run manifest and `_SUCCESS` are written last.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use futures::TryStreamExt;
+use object_store::buffered::BufWriter;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::storage::Location;
+
+/// The single data file of each partition.
+const PART_FILE: &str = "part-00000.parquet";
+
+/// Where a run writes: the output root, its as_of, and its private staging area.
+pub struct Sink {
+    root: Location,
+    partition: String,
+    staging: Location,
+}
+
+/// A file written to staging, waiting to be published.
+pub struct StagedFile {
+    staged: Location,
+    target: Location,
+}
+
+/// What the manifest records about a written table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    /// The partition's folder.
+    pub url: String,
+    pub files: Vec<String>,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl Sink {
+    /// A sink writing partition `as_of` under `root`, staging under `run_id`.
+    pub fn new(root: Location, as_of: NaiveDate, run_id: &str) -> Self {
+        let staging = root.child("_staging").child(run_id);
+        Sink {
+            root,
+            partition: format!("as_of={as_of}"),
+            staging,
+        }
+    }
+
+    /// The partition folder of `table` (a path below the root, e.g. `_quarantine/orders`).
+    pub fn partition(&self, table: &str) -> Location {
+        let mut location = self.root.clone();
+        for segment in table.split('/') {
+            location = location.child(segment);
+        }
+        location.child(&self.partition)
+    }
+
+    /// Writes `batches` as the staged Parquet file of `table`.
+    pub async fn stage_table(
+        &self,
+        table: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(StagedFile, TableReport)> {
+        let target = self.partition(table).child(PART_FILE);
+        let staged = self
+            .staging
+            .child(&format!("{}.parquet", table.replace('/', "__")));
+        let (schema, batches) = warehouse_types(schema, batches)?;
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::runtime(format!("writing table `{table}` to {staged}"), e)
+        };
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let writer = BufWriter::new(Arc::clone(&staged.store), staged.path.clone());
+        let mut writer =
+            AsyncArrowWriter::try_new(writer, schema, Some(properties)).map_err(|e| failed(&e))?;
+        let mut rows = 0;
+        for batch in &batches {
+            rows += batch.num_rows() as u64;
+            writer.write(batch).await.map_err(|e| failed(&e))?;
+        }
+        writer.close().await.map_err(|e| failed(&e))?;
+        let bytes = staged
+            .store
+            .head(&staged.path)
+            .await
+            .map_err(|e| failed(&e))?
+            .size;
+        let report = TableReport {
+            url: self.partition(table).to_string(),
+            files: vec![target.to_string()],
+            rows,
+            bytes,
+        };
+        Ok((StagedFile { staged, target }, report))
+    }
+
+    /// Writes a small non-Parquet file (a report) to staging.
+    pub async fn stage_bytes(
+        &self,
+        relative: &str,
+        target: Location,
+        bytes: Vec<u8>,
+    ) -> Result<StagedFile> {
+        let staged = self.staging.child(&relative.replace('/', "__"));
+        staged
+            .store
+            .put(&staged.path, PutPayload::from(bytes))
+            .await
+            .map_err(|e| Error::runtime(format!("writing {staged}"), e))?;
+        Ok(StagedFile { staged, target })
+    }
+
+    /// Moves every staged file into place, removes what earlier runs left in the
+    /// replaced partitions (and `stale` partitions this run no longer produces),
+    /// then writes the manifest and `_SUCCESS` last.
+    pub async fn publish(
+        &self,
+        files: Vec<StagedFile>,
+        stale: &[Location],
+        manifest: &[u8],
+    ) -> Result<()> {
+        let runs = self.partition("_runs");
+        let success = runs.child("_SUCCESS");
+        // Readers waiting for _SUCCESS must not trust this partition while it changes.
+        delete_if_present(&success).await?;
+        for file in &files {
+            file.target
+                .store
+                .rename(&file.staged.path, &file.target.path)
+                .await
+                .map_err(|e| Error::runtime(format!("publishing {}", file.target), e))?;
+            let folder = file.target.at(file.target.path.prefix_path());
+            remove_others(&folder, &file.target).await?;
+        }
+        for partition in stale {
+            remove_others(partition, partition).await?;
+        }
+        put(&runs.child("manifest.json"), manifest.to_vec()).await?;
+        put(&success, Vec::new()).await?;
+        self.abort().await;
+        Ok(())
+    }
+
+    /// Removes this run's staging area; used after publishing and when a run fails.
+    pub async fn abort(&self) {
+        let listed: Vec<_> = self
+            .staging
+            .store
+            .list(Some(&self.staging.path))
+            .try_collect()
+            .await
+            .unwrap_or_default();
+        for meta in listed {
+            let _ = self.staging.store.delete(&meta.location).await;
+        }
+    }
+}
+
+trait PrefixPath {
+    fn prefix_path(&self) -> object_store::path::Path;
+}
+
+impl PrefixPath for object_store::path::Path {
+    /// The folder containing this object.
+    fn prefix_path(&self) -> object_store::path::Path {
+        let parts: Vec<_> = self.parts().collect();
+        parts[..parts.len().saturating_sub(1)]
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+async fn put(location: &Location, bytes: Vec<u8>) -> Result<()> {
+    location
+        .store
+        .put(&location.path, PutPayload::from(bytes))
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::runtime(format!("writing {location}"), e))
+}
+
+async fn delete_if_present(location: &Location) -> Result<()> {
+    match location.store.delete(&location.path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(error) => Err(Error::runtime(format!("deleting {location}"), error)),
+    }
+}
+
+/// Deletes every object in `folder` except `keep`.
+async fn remove_others(folder: &Location, keep: &Location) -> Result<()> {
+    let listed: Vec<_> = folder
+        .store
+        .list(Some(&folder.path))
+        .try_collect()
+        .await
+        .map_err(|e| Error::runtime(format!("listing {folder}"), e))?;
+    for meta in listed.into_iter().filter(|m| m.location != keep.path) {
+        delete_if_present(&folder.at(meta.location)).await?;
+    }
+    Ok(())
+}
+
+/// Column types every warehouse reads the same way: timestamps as UTC microseconds,
+/// view and large strings as plain strings.
+fn warehouse_types(
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let target = |data_type: &DataType| match data_type {
+        DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        other => other.clone(),
+    };
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| Field::new(f.name(), target(f.data_type()), f.is_nullable()))
+        .collect();
+    let converted = Arc::new(Schema::new(fields));
+    let batches = batches
+        .iter()
+        .map(|batch| {
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(converted.fields())
+                .map(|(column, field)| {
+                    if column.data_type() == field.data_type() {
+                        Ok(Arc::clone(column))
+                    } else {
+                        cast(column, field.data_type())
+                    }
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(Arc::clone(&converted), columns)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::runtime("converting output types", e))?;
+    Ok((converted, batches))
+}

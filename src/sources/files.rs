@@ -1,0 +1,104 @@
+//! Finding a source's files: a single object, or every object below a prefix that
+//! matches the source's glob and has a format.
+
+use futures::TryStreamExt;
+use globset::GlobMatcher;
+use object_store::{ObjectStoreExt, path::Path};
+use serde::Serialize;
+
+use crate::config::{Format, Source};
+use crate::error::{Error, Result};
+use crate::storage::Location;
+
+/// One input file, as recorded in the run manifest (its fingerprint).
+#[derive(Debug, Clone, Serialize)]
+pub struct InputFile {
+    /// The file's URL, without credentials.
+    pub url: String,
+    /// The format it is read as.
+    pub format: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The store's entity tag, when it has one.
+    pub etag: Option<String>,
+    /// Last modification time, RFC 3339.
+    pub last_modified: String,
+    #[serde(skip)]
+    pub(crate) path: Path,
+    #[serde(skip)]
+    pub(crate) kind: Format,
+}
+
+/// The files of `source` at `location`, sorted by path so runs are reproducible.
+pub async fn list(source: &Source, location: &Location) -> Result<Vec<InputFile>> {
+    let glob: Option<GlobMatcher> = match &source.glob {
+        Some(glob) => Some(
+            globset::Glob::new(glob)
+                .map_err(|error| {
+                    Error::config(&source.name, format!("invalid glob: {error}"), "fix `glob`")
+                })?
+                .compile_matcher(),
+        ),
+        None => None,
+    };
+    let listing_error = |error: object_store::Error| {
+        Error::runtime(
+            format!("source `{}`: cannot list {location}", source.name),
+            error,
+        )
+    };
+    // A location that is itself an object is a single-file source.
+    let objects = match location.store.head(&location.path).await {
+        Ok(meta) if !location.path.as_ref().is_empty() => vec![meta],
+        Ok(_) | Err(object_store::Error::NotFound { .. }) => location
+            .store
+            .list(Some(&location.path))
+            .try_collect::<Vec<_>>()
+            .await
+            .or_else(|error| match error {
+                object_store::Error::NotFound { .. } => Ok(Vec::new()),
+                other => Err(listing_error(other)),
+            })?,
+        Err(error) => return Err(listing_error(error)),
+    };
+    let mut files = Vec::new();
+    for meta in objects {
+        let relative = meta
+            .location
+            .prefix_match(&location.path)
+            .map(|parts| {
+                parts
+                    .map(|part| part.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .unwrap_or_else(|| meta.location.filename().unwrap_or_default().to_string());
+        let hidden = meta.location.parts().any(|part| {
+            let part = part.as_ref();
+            part.starts_with('_') || part.starts_with('.')
+        });
+        if hidden && meta.location != location.path {
+            continue;
+        }
+        if glob.as_ref().is_some_and(|glob| !glob.is_match(&relative)) {
+            continue;
+        }
+        let Some(kind) = source
+            .format
+            .or_else(|| Format::from_path(meta.location.as_ref()))
+        else {
+            continue;
+        };
+        files.push(InputFile {
+            url: location.at(meta.location.clone()).to_string(),
+            format: kind.to_string(),
+            size: meta.size,
+            etag: meta.e_tag.clone(),
+            last_modified: meta.last_modified.to_rfc3339(),
+            path: meta.location,
+            kind,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}

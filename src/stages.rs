@@ -1,0 +1,113 @@
+//! Planning and running SQL stages in the run's DataFusion session.
+//!
+//! Parameters are bound in the parsed statement: each `$name` placeholder is
+//! replaced by a typed literal node, so a value is never lexed as SQL and cannot
+//! change the query, whatever quotes it contains.
+
+use std::ops::ControlFlow;
+
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::{self, CastKind, Expr, Value, visit_expressions_mut};
+use indexmap::IndexMap;
+
+use crate::config::{ParamValue, Stage};
+use crate::error::{Diagnostic, Error, Result};
+
+/// Plans `stage` against the tables registered in `ctx`, parameters bound.
+pub async fn plan(
+    ctx: &SessionContext,
+    stage: &Stage,
+    params: &IndexMap<String, ParamValue>,
+) -> Result<LogicalPlan> {
+    let planning_error = |message: String| {
+        Error::Config(vec![Diagnostic {
+            file: stage.origin.clone(),
+            location: None,
+            message: format!("stage `{}`: {message}", stage.name),
+            hint: Some(
+                "fix the SQL; `fidelis validate` plans every stage without running it".into(),
+            ),
+        }])
+    };
+    let mut statements =
+        DFParser::parse_sql(&stage.sql).map_err(|e| planning_error(e.to_string()))?;
+    let mut statement = statements
+        .pop_front()
+        .ok_or_else(|| planning_error("no SQL statement".into()))?;
+    if let Statement::Statement(inner) = &mut statement {
+        bind(inner, params).map_err(planning_error)?;
+    }
+    ctx.state()
+        .statement_to_plan(statement)
+        .await
+        .map_err(|e| planning_error(e.to_string()))
+}
+
+/// Runs `stage` and registers its result under the stage's name, computed once:
+/// later stages reading it share the materialised result.
+pub async fn run(
+    ctx: &SessionContext,
+    stage: &Stage,
+    params: &IndexMap<String, ParamValue>,
+) -> Result<DataFrame> {
+    let plan = plan(ctx, stage, params).await?;
+    let frame = DataFrame::new(ctx.state(), plan)
+        .cache()
+        .await
+        .map_err(|e| {
+            Error::runtime(
+                format!("stage `{}` ({}) failed", stage.name, stage.origin),
+                e,
+            )
+        })?;
+    ctx.register_table(stage.name.as_str(), frame.clone().into_view())
+        .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
+    Ok(frame)
+}
+
+/// Replaces every `$name` placeholder with the typed literal of its value.
+fn bind(
+    statement: &mut ast::Statement,
+    params: &IndexMap<String, ParamValue>,
+) -> std::result::Result<(), String> {
+    let flow = visit_expressions_mut(statement, |expr| {
+        if let Expr::Value(value) = expr
+            && let Value::Placeholder(placeholder) = &value.value
+        {
+            let name = placeholder.trim_start_matches('$');
+            match params.get(name) {
+                Some(value) => *expr = literal(value),
+                None => {
+                    return ControlFlow::Break(format!(
+                        "`{placeholder}` is not a declared parameter"
+                    ));
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match flow {
+        ControlFlow::Break(message) => Err(message),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+fn literal(value: &ParamValue) -> Expr {
+    let value_node = |v: Value| Expr::Value(v.into());
+    match value {
+        ParamValue::String(text) => value_node(Value::SingleQuotedString(text.clone())),
+        ParamValue::Integer(number) => value_node(Value::Number(number.to_string(), false)),
+        ParamValue::Float(number) => value_node(Value::Number(format!("{number:?}"), false)),
+        ParamValue::Boolean(flag) => value_node(Value::Boolean(*flag)),
+        ParamValue::Date(date) => Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(value_node(Value::SingleQuotedString(date.to_string()))),
+            data_type: ast::DataType::Date,
+            array: false,
+            format: None,
+        },
+    }
+}
