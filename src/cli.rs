@@ -24,13 +24,7 @@ const EXIT_CODES: &str = "Exit codes:
 #[command(name = "fidelis", version, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Log format on standard error: `human` lines or `json` lines for log collectors.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "human",
-        env = "FIDELIS_LOG_FORMAT"
-    )]
+    #[arg(long, global = true, value_enum, default_value = "human", env = "FIDELIS_LOG_FORMAT")]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -80,8 +74,7 @@ pub struct RunArgs {
 }
 
 fn parse_date(text: &str) -> std::result::Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| format!("`{text}` is not a date in the form YYYY-MM-DD"))
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("`{text}` is not a date in the form YYYY-MM-DD"))
 }
 
 fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
@@ -92,12 +85,7 @@ fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> 
 
 impl BindArgs {
     fn overrides(&self, only: Vec<String>) -> Overrides {
-        Overrides {
-            as_of: self.as_of,
-            set: self.set.clone(),
-            env: Overrides::from_env(),
-            only,
-        }
+        Overrides { as_of: self.as_of, set: self.set.clone(), env: Overrides::from_env(), only }
     }
 }
 
@@ -117,10 +105,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 println!("  {}", description.trim());
             }
             for (source, files) in &validation.sources {
-                println!(
-                    "  source {source}: {files} file{}",
-                    if *files == 1 { "" } else { "s" }
-                );
+                println!("  source {source}: {files} file{}", if *files == 1 { "" } else { "s" });
             }
             for (stage, description, columns) in &validation.stages {
                 println!("  stage {stage}: {}", columns.join(", "));

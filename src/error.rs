@@ -69,11 +69,7 @@ impl Error {
     }
 
     /// A single configuration problem without a known location.
-    pub fn config(
-        file: impl Into<String>,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Self {
+    pub fn config(file: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Self {
         Error::Config(vec![Diagnostic {
             file: file.into(),
             location: None,
@@ -93,11 +89,7 @@ impl fmt::Display for Error {
         match self {
             Error::Config(diagnostics) => {
                 let count = diagnostics.len();
-                writeln!(
-                    f,
-                    "the pipeline configuration has {count} error{}:",
-                    if count == 1 { "" } else { "s" }
-                )?;
+                writeln!(f, "the pipeline configuration has {count} error{}:", if count == 1 { "" } else { "s" })?;
                 for diagnostic in diagnostics {
                     writeln!(f, "{diagnostic}")?;
                 }

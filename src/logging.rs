@@ -23,10 +23,7 @@ static SPINNERS: OnceLock<bool> = OnceLock::new();
 /// Installs the global logger. `FIDELIS_LOG` filters events (default `info`).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_env("FIDELIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     let _ = match format {
         LogFormat::Human => builder.compact().try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -26,9 +26,7 @@ pub struct Overrides {
 impl Overrides {
     /// The `FIDELIS_*` variables of this process's environment.
     pub fn from_env() -> Vec<(String, String)> {
-        std::env::vars()
-            .filter(|(key, _)| key.starts_with("FIDELIS_"))
-            .collect()
+        std::env::vars().filter(|(key, _)| key.starts_with("FIDELIS_")).collect()
     }
 }
 
@@ -86,10 +84,7 @@ pub fn bind<'p>(pipeline: &'p Pipeline, overrides: &Overrides) -> Result<Plan<'p
             && !param.allowed.contains(value)
         {
             let allowed: Vec<String> = param.allowed.iter().map(ToString::to_string).collect();
-            problems.push(format!(
-                "parameter `{name}` = `{value}` is not one of: {}",
-                allowed.join(", ")
-            ));
+            problems.push(format!("parameter `{name}` = `{value}` is not one of: {}", allowed.join(", ")));
         }
         if let Some(value) = value {
             params.insert(name.clone(), value);
@@ -97,9 +92,7 @@ pub fn bind<'p>(pipeline: &'p Pipeline, overrides: &Overrides) -> Result<Plan<'p
     }
     let timezone = match params.get(TIMEZONE) {
         Some(ParamValue::String(zone)) => zone.parse::<Tz>().unwrap_or_else(|_| {
-            problems.push(format!(
-                "`{zone}` is not an IANA timezone (e.g. UTC, Europe/Rome, America/New_York)"
-            ));
+            problems.push(format!("`{zone}` is not an IANA timezone (e.g. UTC, Europe/Rome, America/New_York)"));
             Tz::UTC
         }),
         _ => Tz::UTC,
@@ -122,15 +115,8 @@ pub fn bind<'p>(pipeline: &'p Pipeline, overrides: &Overrides) -> Result<Plan<'p
     }
 
     let stages = choose_stages(pipeline, &overrides.only, &mut problems);
-    let needed: BTreeSet<&str> = stages
-        .iter()
-        .flat_map(|s| s.depends_on.iter().map(String::as_str))
-        .collect();
-    let sources = pipeline
-        .sources
-        .values()
-        .filter(|s| needed.contains(s.name.as_str()))
-        .collect();
+    let needed: BTreeSet<&str> = stages.iter().flat_map(|s| s.depends_on.iter().map(String::as_str)).collect();
+    let sources = pipeline.sources.values().filter(|s| needed.contains(s.name.as_str())).collect();
     let tables = pipeline
         .outputs
         .iter()
@@ -141,23 +127,11 @@ pub fn bind<'p>(pipeline: &'p Pipeline, overrides: &Overrides) -> Result<Plan<'p
     if !problems.is_empty() {
         return Err(Error::Usage(problems.join("\n")));
     }
-    Ok(Plan {
-        pipeline,
-        params,
-        as_of,
-        timezone,
-        sources,
-        stages,
-        tables,
-    })
+    Ok(Plan { pipeline, params, as_of, timezone, sources, stages, tables })
 }
 
 /// The stages named by `--only` and every stage they read, in pipeline order.
-fn choose_stages<'p>(
-    pipeline: &'p Pipeline,
-    only: &[String],
-    problems: &mut Vec<String>,
-) -> Vec<&'p Stage> {
+fn choose_stages<'p>(pipeline: &'p Pipeline, only: &[String], problems: &mut Vec<String>) -> Vec<&'p Stage> {
     if only.is_empty() {
         return pipeline.stages.iter().collect();
     }
@@ -176,11 +150,7 @@ fn choose_stages<'p>(
             pending.extend(stage.depends_on.iter().map(String::as_str));
         }
     }
-    pipeline
-        .stages
-        .iter()
-        .filter(|s| wanted.contains(s.name.as_str()))
-        .collect()
+    pipeline.stages.iter().filter(|s| wanted.contains(s.name.as_str())).collect()
 }
 
 impl Plan<'_> {

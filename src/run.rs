@@ -72,19 +72,14 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
     };
     let storage = Storage::new();
     let root = storage.resolve(&plan.fill(&outputs.root))?;
-    let run_id = format!(
-        "{}-{}",
-        started.format("%Y%m%dT%H%M%S%3fZ"),
-        std::process::id()
-    );
+    let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
     info!(pipeline = %pipeline.name, as_of = %plan.as_of, output = %root, run_id = %run_id, "run started");
     let sink = Sink::new(root.clone(), plan.as_of, &run_id);
     match execute(&plan, &storage, &sink, &run_id, started).await {
         Ok((files, stale, mut manifest)) => {
             manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
             manifest.duration_ms = clock.elapsed().as_millis();
-            let json = serde_json::to_vec_pretty(&manifest)
-                .map_err(|e| Error::runtime("writing the manifest", e))?;
+            let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
             let published = sink.publish(files, &stale, &json).await;
             if published.is_err() {
                 sink.abort().await;
@@ -119,11 +114,7 @@ async fn execute(
         started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
         finished_at: String::new(),
         duration_ms: 0,
-        parameters: plan
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect(),
+        parameters: plan.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
         sources: IndexMap::new(),
         stages: Vec::new(),
         tables: IndexMap::new(),
@@ -158,23 +149,15 @@ async fn execute(
             manifest.warnings.push(message);
         }
         if report.rows_quarantined > 0 {
-            let message = format!(
-                "source `{}`: {} rows quarantined",
-                source.name, report.rows_quarantined
-            );
+            let message = format!("source `{}`: {} rows quarantined", source.name, report.rows_quarantined);
             warn!("{message}");
             manifest.warnings.push(message);
         }
         let quarantine_table = format!("_quarantine/{}", source.name);
         match &loaded.quarantine {
             Some(batch) => {
-                let (file, table) = sink
-                    .stage_table(
-                        &quarantine_table,
-                        quarantine_schema(),
-                        std::slice::from_ref(batch),
-                    )
-                    .await?;
+                let (file, table) =
+                    sink.stage_table(&quarantine_table, quarantine_schema(), std::slice::from_ref(batch)).await?;
                 files.push(file);
                 manifest.quarantine.insert(source.name.clone(), table);
             }
@@ -188,26 +171,17 @@ async fn execute(
         let clock = Instant::now();
         let step = Step::start(format!("running stage {}", stage.name));
         let frame = stages::run(&ctx, stage, &plan.params).await?;
-        let rows = frame
-            .clone()
-            .count()
-            .await
-            .map_err(|e| Error::runtime(format!("counting stage `{}`", stage.name), e))?
-            as u64;
+        let rows =
+            frame.clone().count().await.map_err(|e| Error::runtime(format!("counting stage `{}`", stage.name), e))?
+                as u64;
         drop(step);
         let duration_ms = clock.elapsed().as_millis();
         info!(stage = %stage.name, rows, duration_ms = duration_ms as u64, "stage finished");
-        manifest.stages.push(StageReport {
-            name: stage.name.clone(),
-            rows,
-            duration_ms,
-        });
+        manifest.stages.push(StageReport { name: stage.name.clone(), rows, duration_ms });
         if plan.tables.contains(&stage.name) {
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let batches = frame
-                .collect()
-                .await
-                .map_err(|e| Error::runtime(format!("reading stage `{}`", stage.name), e))?;
+            let batches =
+                frame.collect().await.map_err(|e| Error::runtime(format!("reading stage `{}`", stage.name), e))?;
             let (file, table) = sink.stage_table(&stage.name, schema, &batches).await?;
             files.push(file);
             manifest.tables.insert(stage.name.clone(), table);
@@ -222,10 +196,9 @@ fn register(
     schema: SchemaRef,
     partitions: Vec<Vec<datafusion::arrow::array::RecordBatch>>,
 ) -> Result<()> {
-    let table = MemTable::try_new(schema, partitions)
-        .map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
-    ctx.register_table(name, Arc::new(table))
-        .map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
+    let table =
+        MemTable::try_new(schema, partitions).map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
+    ctx.register_table(name, Arc::new(table)).map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
     Ok(())
 }
 
@@ -248,10 +221,7 @@ pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vali
         storage.resolve(&plan.fill(&outputs.root))?;
     }
     let ctx = session();
-    let mut validation = Validation {
-        sources: Vec::new(),
-        stages: Vec::new(),
-    };
+    let mut validation = Validation { sources: Vec::new(), stages: Vec::new() };
     for source in &plan.sources {
         let location = storage.resolve(&plan.fill(&source.url))?;
         let found = sources::list_files(source, &location).await?;

@@ -55,11 +55,7 @@ impl Sink {
     /// A sink writing partition `as_of` under `root`, staging under `run_id`.
     pub fn new(root: Location, as_of: NaiveDate, run_id: &str) -> Self {
         let staging = root.child("_staging").child(run_id);
-        Sink {
-            root,
-            partition: format!("as_of={as_of}"),
-            staging,
-        }
+        Sink { root, partition: format!("as_of={as_of}"), staging }
     }
 
     /// The partition folder of `table` (a path below the root, e.g. `_quarantine/orders`).
@@ -79,48 +75,29 @@ impl Sink {
         batches: &[RecordBatch],
     ) -> Result<(StagedFile, TableReport)> {
         let target = self.partition(table).child(PART_FILE);
-        let staged = self
-            .staging
-            .child(&format!("{}.parquet", table.replace('/', "__")));
+        let staged = self.staging.child(&format!("{}.parquet", table.replace('/', "__")));
         let (schema, batches) = warehouse_types(schema, batches)?;
-        let failed = |e: &dyn std::fmt::Display| {
-            Error::runtime(format!("writing table `{table}` to {staged}"), e)
-        };
+        let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing table `{table}` to {staged}"), e);
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
             .build();
         let writer = BufWriter::new(Arc::clone(&staged.store), staged.path.clone());
-        let mut writer =
-            AsyncArrowWriter::try_new(writer, schema, Some(properties)).map_err(|e| failed(&e))?;
+        let mut writer = AsyncArrowWriter::try_new(writer, schema, Some(properties)).map_err(|e| failed(&e))?;
         let mut rows = 0;
         for batch in &batches {
             rows += batch.num_rows() as u64;
             writer.write(batch).await.map_err(|e| failed(&e))?;
         }
         writer.close().await.map_err(|e| failed(&e))?;
-        let bytes = staged
-            .store
-            .head(&staged.path)
-            .await
-            .map_err(|e| failed(&e))?
-            .size;
-        let report = TableReport {
-            url: self.partition(table).to_string(),
-            files: vec![target.to_string()],
-            rows,
-            bytes,
-        };
+        let bytes = staged.store.head(&staged.path).await.map_err(|e| failed(&e))?.size;
+        let report =
+            TableReport { url: self.partition(table).to_string(), files: vec![target.to_string()], rows, bytes };
         Ok((StagedFile { staged, target }, report))
     }
 
     /// Writes a small non-Parquet file (a report) to staging.
-    pub async fn stage_bytes(
-        &self,
-        relative: &str,
-        target: Location,
-        bytes: Vec<u8>,
-    ) -> Result<StagedFile> {
+    pub async fn stage_bytes(&self, relative: &str, target: Location, bytes: Vec<u8>) -> Result<StagedFile> {
         let staged = self.staging.child(&relative.replace('/', "__"));
         staged
             .store
@@ -133,12 +110,7 @@ impl Sink {
     /// Moves every staged file into place, removes what earlier runs left in the
     /// replaced partitions (and `stale` partitions this run no longer produces),
     /// then writes the manifest and `_SUCCESS` last.
-    pub async fn publish(
-        &self,
-        files: Vec<StagedFile>,
-        stale: &[Location],
-        manifest: &[u8],
-    ) -> Result<()> {
+    pub async fn publish(&self, files: Vec<StagedFile>, stale: &[Location], manifest: &[u8]) -> Result<()> {
         let runs = self.partition("_runs");
         let success = runs.child("_SUCCESS");
         // Readers waiting for _SUCCESS must not trust this partition while it changes.
@@ -163,13 +135,7 @@ impl Sink {
 
     /// Removes this run's staging area; used after publishing and when a run fails.
     pub async fn abort(&self) {
-        let listed: Vec<_> = self
-            .staging
-            .store
-            .list(Some(&self.staging.path))
-            .try_collect()
-            .await
-            .unwrap_or_default();
+        let listed: Vec<_> = self.staging.store.list(Some(&self.staging.path)).try_collect().await.unwrap_or_default();
         for meta in listed {
             let _ = self.staging.store.delete(&meta.location).await;
         }
@@ -184,10 +150,7 @@ impl PrefixPath for object_store::path::Path {
     /// The folder containing this object.
     fn prefix_path(&self) -> object_store::path::Path {
         let parts: Vec<_> = self.parts().collect();
-        parts[..parts.len().saturating_sub(1)]
-            .iter()
-            .cloned()
-            .collect()
+        parts[..parts.len().saturating_sub(1)].iter().cloned().collect()
     }
 }
 
@@ -223,20 +186,14 @@ async fn remove_others(folder: &Location, keep: &Location) -> Result<()> {
 
 /// Column types every warehouse reads the same way: timestamps as UTC microseconds,
 /// view and large strings as plain strings.
-fn warehouse_types(
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+fn warehouse_types(schema: SchemaRef, batches: &[RecordBatch]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let target = |data_type: &DataType| match data_type {
         DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         other => other.clone(),
     };
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| Field::new(f.name(), target(f.data_type()), f.is_nullable()))
-        .collect();
+    let fields: Vec<Field> =
+        schema.fields().iter().map(|f| Field::new(f.name(), target(f.data_type()), f.is_nullable())).collect();
     let converted = Arc::new(Schema::new(fields));
     let batches = batches
         .iter()

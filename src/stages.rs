@@ -17,62 +17,38 @@ use crate::config::{ParamValue, Stage};
 use crate::error::{Diagnostic, Error, Result};
 
 /// Plans `stage` against the tables registered in `ctx`, parameters bound.
-pub async fn plan(
-    ctx: &SessionContext,
-    stage: &Stage,
-    params: &IndexMap<String, ParamValue>,
-) -> Result<LogicalPlan> {
+pub async fn plan(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String, ParamValue>) -> Result<LogicalPlan> {
     let planning_error = |message: String| {
         Error::Config(vec![Diagnostic {
             file: stage.origin.clone(),
             location: None,
             message: format!("stage `{}`: {message}", stage.name),
-            hint: Some(
-                "fix the SQL; `fidelis validate` plans every stage without running it".into(),
-            ),
+            hint: Some("fix the SQL; `fidelis validate` plans every stage without running it".into()),
         }])
     };
-    let mut statements =
-        DFParser::parse_sql(&stage.sql).map_err(|e| planning_error(e.to_string()))?;
-    let mut statement = statements
-        .pop_front()
-        .ok_or_else(|| planning_error("no SQL statement".into()))?;
+    let mut statements = DFParser::parse_sql(&stage.sql).map_err(|e| planning_error(e.to_string()))?;
+    let mut statement = statements.pop_front().ok_or_else(|| planning_error("no SQL statement".into()))?;
     if let Statement::Statement(inner) = &mut statement {
         bind(inner, params).map_err(planning_error)?;
     }
-    ctx.state()
-        .statement_to_plan(statement)
-        .await
-        .map_err(|e| planning_error(e.to_string()))
+    ctx.state().statement_to_plan(statement).await.map_err(|e| planning_error(e.to_string()))
 }
 
 /// Runs `stage` and registers its result under the stage's name, computed once:
 /// later stages reading it share the materialised result.
-pub async fn run(
-    ctx: &SessionContext,
-    stage: &Stage,
-    params: &IndexMap<String, ParamValue>,
-) -> Result<DataFrame> {
+pub async fn run(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String, ParamValue>) -> Result<DataFrame> {
     let plan = plan(ctx, stage, params).await?;
     let frame = DataFrame::new(ctx.state(), plan)
         .cache()
         .await
-        .map_err(|e| {
-            Error::runtime(
-                format!("stage `{}` ({}) failed", stage.name, stage.origin),
-                e,
-            )
-        })?;
+        .map_err(|e| Error::runtime(format!("stage `{}` ({}) failed", stage.name, stage.origin), e))?;
     ctx.register_table(stage.name.as_str(), frame.clone().into_view())
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     Ok(frame)
 }
 
 /// Replaces every `$name` placeholder with the typed literal of its value.
-fn bind(
-    statement: &mut ast::Statement,
-    params: &IndexMap<String, ParamValue>,
-) -> std::result::Result<(), String> {
+fn bind(statement: &mut ast::Statement, params: &IndexMap<String, ParamValue>) -> std::result::Result<(), String> {
     let flow = visit_expressions_mut(statement, |expr| {
         if let Expr::Value(value) = expr
             && let Value::Placeholder(placeholder) = &value.value
@@ -81,9 +57,7 @@ fn bind(
             match params.get(name) {
                 Some(value) => *expr = literal(value),
                 None => {
-                    return ControlFlow::Break(format!(
-                        "`{placeholder}` is not a declared parameter"
-                    ));
+                    return ControlFlow::Break(format!("`{placeholder}` is not a declared parameter"));
                 }
             }
         }

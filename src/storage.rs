@@ -35,20 +35,12 @@ pub struct Location {
 impl Location {
     /// A location below this one.
     pub fn child(&self, segment: &str) -> Location {
-        Location {
-            store: Arc::clone(&self.store),
-            path: self.path.clone().join(segment),
-            base: self.base.clone(),
-        }
+        Location { store: Arc::clone(&self.store), path: self.path.clone().join(segment), base: self.base.clone() }
     }
 
     /// The location of an object path in the same store.
     pub fn at(&self, path: Path) -> Location {
-        Location {
-            store: Arc::clone(&self.store),
-            path,
-            base: self.base.clone(),
-        }
+        Location { store: Arc::clone(&self.store), path, base: self.base.clone() }
     }
 }
 
@@ -107,38 +99,17 @@ impl Storage {
 
     fn local(&self, path: &str) -> Result<Location> {
         let absolute = normalize(path).map_err(|message| {
-            Error::config(
-                path,
-                message,
-                "use an absolute path or one relative to the current folder",
-            )
+            Error::config(path, message, "use an absolute path or one relative to the current folder")
         })?;
         let object_path = Path::from_absolute_path(&absolute).map_err(|error| {
-            Error::config(
-                path,
-                format!("cannot use this path: {error}"),
-                "use a plain file-system path",
-            )
+            Error::config(path, format!("cannot use this path: {error}"), "use a plain file-system path")
         })?;
-        let store = self.store("file://", || {
-            Ok(Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>)
-        })?;
-        Ok(Location {
-            store,
-            path: object_path,
-            base: "file://".into(),
-        })
+        let store = self.store("file://", || Ok(Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>))?;
+        Ok(Location { store, path: object_path, base: "file://".into() })
     }
 
-    fn store(
-        &self,
-        key: &str,
-        build: impl FnOnce() -> Result<Arc<dyn ObjectStore>>,
-    ) -> Result<Arc<dyn ObjectStore>> {
-        let mut stores = self
-            .stores
-            .lock()
-            .map_err(|_| Error::Runtime("storage registry poisoned".into()))?;
+    fn store(&self, key: &str, build: impl FnOnce() -> Result<Arc<dyn ObjectStore>>) -> Result<Arc<dyn ObjectStore>> {
+        let mut stores = self.stores.lock().map_err(|_| Error::Runtime("storage registry poisoned".into()))?;
         if let Some(store) = stores.get(key) {
             return Ok(Arc::clone(store));
         }
@@ -199,9 +170,7 @@ fn normalize(path: &str) -> std::result::Result<PathBuf, String> {
     let absolute = if path.is_absolute() {
         path
     } else {
-        std::env::current_dir()
-            .map_err(|error| format!("cannot read the current folder: {error}"))?
-            .join(path)
+        std::env::current_dir().map_err(|error| format!("cannot read the current folder: {error}"))?.join(path)
     };
     let mut normalized = PathBuf::new();
     for component in absolute.components() {
@@ -235,10 +204,7 @@ mod tests {
 
     #[test]
     fn redact_removes_credentials_and_tokens() {
-        assert_eq!(
-            redact("s3://key:secret@bucket/data?sig=abc"),
-            "s3://bucket/data"
-        );
+        assert_eq!(redact("s3://key:secret@bucket/data?sig=abc"), "s3://bucket/data");
         assert_eq!(redact("data/sample"), "data/sample");
     }
 
@@ -263,9 +229,6 @@ mod tests {
     #[test]
     fn unknown_schemes_are_config_errors() {
         let error = Storage::new().resolve("ftp://host/x").err().unwrap();
-        assert!(
-            error.to_string().contains("unknown URL scheme `ftp`"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("unknown URL scheme `ftp`"), "{error}");
     }
 }

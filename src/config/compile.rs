@@ -30,13 +30,7 @@ pub fn load(path: &Path) -> Result<Pipeline> {
         )
     })?;
     let raw = parse(&text, &file)?;
-    Compiler {
-        file,
-        text: &text,
-        path,
-        diagnostics: Vec::new(),
-    }
-    .compile(raw)
+    Compiler { file, text: &text, path, diagnostics: Vec::new() }.compile(raw)
 }
 
 /// Phase one: the YAML as written, with the path and line of the first error.
@@ -64,12 +58,7 @@ fn parse(text: &str, file: &str) -> Result<RawPipeline> {
         } else {
             "fix the value; the pipeline reference is in README.md"
         };
-        Error::Config(vec![Diagnostic {
-            file: file.to_string(),
-            location,
-            message,
-            hint: Some(hint.to_string()),
-        }])
+        Error::Config(vec![Diagnostic { file: file.to_string(), location, message, hint: Some(hint.to_string()) }])
     })
 }
 
@@ -112,10 +101,7 @@ impl Compiler<'_> {
                 }
             }
             self.placeholders(&outputs.root, &params, &["outputs", "root"]);
-            Outputs {
-                root: outputs.root,
-                tables: outputs.tables,
-            }
+            Outputs { root: outputs.root, tables: outputs.tables }
         });
         let mut reports = Vec::new();
         for (index, report) in raw.reports.into_iter().enumerate() {
@@ -123,18 +109,11 @@ impl Compiler<'_> {
                 let index = index.to_string();
                 self.error(
                     &["reports", &index, "template"],
-                    format!(
-                        "template `{}` not found in {}",
-                        report.template,
-                        templates_dir.display()
-                    ),
+                    format!("template `{}` not found in {}", report.template, templates_dir.display()),
                     "create the template or fix `templates_dir` / `template`",
                 );
             }
-            reports.push(Report {
-                template: report.template,
-                path: report.path,
-            });
+            reports.push(Report { template: report.template, path: report.path });
         }
         if !self.diagnostics.is_empty() {
             return Err(Error::Config(self.diagnostics));
@@ -172,9 +151,7 @@ impl Compiler<'_> {
                 kind: ParamType::Date,
                 default: None,
                 allowed: Vec::new(),
-                description: Some(
-                    "the day the run computes everything as of (default: yesterday)".into(),
-                ),
+                description: Some("the day the run computes everything as of (default: yesterday)".into()),
             },
         );
         params.insert(
@@ -195,9 +172,7 @@ impl Compiler<'_> {
                 );
                 continue;
             }
-            if name == AS_OF && spec.kind != ParamType::Date
-                || name == TIMEZONE && spec.kind != ParamType::String
-            {
+            if name == AS_OF && spec.kind != ParamType::Date || name == TIMEZONE && spec.kind != ParamType::String {
                 self.error(
                     &["params", &name, "type"],
                     format!("built-in parameter `{name}` cannot change its type"),
@@ -210,7 +185,7 @@ impl Compiler<'_> {
                     this.error(
                         at,
                         format!("parameter `{name}`: {message}"),
-                        format!("give a {} value", spec.kind),
+                        format!("give a value of type {}", spec.kind),
                     );
                 })
             };
@@ -249,15 +224,7 @@ impl Compiler<'_> {
             } else {
                 default.or_else(|| params.get(&name).and_then(|p: &Param| p.default.clone()))
             };
-            params.insert(
-                name,
-                Param {
-                    kind: spec.kind,
-                    default,
-                    allowed,
-                    description: spec.description,
-                },
-            );
+            params.insert(name, Param { kind: spec.kind, default, allowed, description: spec.description });
         }
         params
     }
@@ -310,31 +277,20 @@ impl Compiler<'_> {
                     })
                     .collect::<Vec<_>>()
             });
-            let known = |column: &str| {
-                columns
-                    .as_ref()
-                    .is_none_or(|cs| cs.iter().any(|c| c.name == column))
-            };
+            let known = |column: &str| columns.as_ref().is_none_or(|cs| cs.iter().any(|c| c.name == column));
             let mut unknown = Vec::new();
             for (index, column) in spec.unique.iter().enumerate() {
                 if !known(column) {
                     unknown.push((
-                        vec![
-                            "sources".to_string(),
-                            name.clone(),
-                            "unique".into(),
-                            index.to_string(),
-                        ],
+                        vec!["sources".to_string(), name.clone(), "unique".into(), index.to_string()],
                         column.clone(),
                     ));
                 }
             }
             for (index, check) in spec.checks.iter().enumerate() {
-                let at =
-                    ["sources", &name, "checks", &index.to_string(), "condition"].map(String::from);
-                if let Err(error) = Parser::new(&GenericDialect {})
-                    .try_with_sql(&check.condition)
-                    .and_then(|mut p| p.parse_expr())
+                let at = ["sources", &name, "checks", &index.to_string(), "condition"].map(String::from);
+                if let Err(error) =
+                    Parser::new(&GenericDialect {}).try_with_sql(&check.condition).and_then(|mut p| p.parse_expr())
                 {
                     let at: Vec<&str> = at.iter().map(String::as_str).collect();
                     self.error(
@@ -360,11 +316,7 @@ impl Compiler<'_> {
             let checks = spec
                 .checks
                 .into_iter()
-                .map(|check| Check {
-                    name: check.name,
-                    condition: check.condition,
-                    column: check.column,
-                })
+                .map(|check| Check { name: check.name, condition: check.condition, column: check.column })
                 .collect();
             sources.insert(
                 name.clone(),
@@ -418,20 +370,13 @@ impl Compiler<'_> {
                     );
                     continue;
                 }
-                (None, Some(query)) => (
-                    query.clone(),
-                    format!("{} (stages.{name}.query)", self.file),
-                ),
+                (None, Some(query)) => (query.clone(), format!("stages.{name}.query")),
                 (file, None) => {
                     let path = sql_dir.join(file.clone().unwrap_or_else(|| format!("{name}.sql")));
                     match std::fs::read_to_string(&path) {
                         Ok(sql) => (sql, path.display().to_string()),
                         Err(error) => {
-                            let at: &[&str] = if file.is_some() {
-                                &["stages", name, "sql"]
-                            } else {
-                                &["stages", name]
-                            };
+                            let at: &[&str] = if file.is_some() { &["stages", name, "sql"] } else { &["stages", name] };
                             self.error(
                                 at,
                                 format!("cannot read the SQL of stage `{name}` at {}: {error}", path.display()),
@@ -449,14 +394,13 @@ impl Compiler<'_> {
                         if sources.contains_key(&table) || names.contains(table.as_str()) {
                             depends_on.push(table);
                         } else {
-                            let known: Vec<&str> = sources
-                                .keys()
-                                .map(String::as_str)
-                                .chain(names.iter().copied())
-                                .collect();
+                            let known: Vec<&str> =
+                                sources.keys().map(String::as_str).chain(names.iter().copied()).collect();
                             self.error(
                                 &["stages", name],
-                                format!("stage `{name}` ({origin}) reads `{table}`, which is neither a source nor a stage"),
+                                format!(
+                                    "stage `{name}` ({origin}) reads `{table}`, which is neither a source nor a stage"
+                                ),
                                 format!("known tables: {}", known.join(", ")),
                             );
                         }
@@ -465,7 +409,9 @@ impl Compiler<'_> {
                         if !params.contains_key(&placeholder) {
                             self.error(
                                 &["stages", name],
-                                format!("stage `{name}` ({origin}) uses `${placeholder}`, which is not a declared parameter"),
+                                format!(
+                                    "stage `{name}` ({origin}) uses `${placeholder}`, which is not a declared parameter"
+                                ),
                                 format!("declare `{placeholder}` under `params`, or fix the name"),
                             );
                         }
@@ -482,9 +428,7 @@ impl Compiler<'_> {
                     file: origin,
                     location,
                     message: format!("stage `{name}`: {message}"),
-                    hint: Some(
-                        "each stage is one SELECT (CTEs welcome); parameters are `$name`".into(),
-                    ),
+                    hint: Some("each stage is one SELECT (CTEs welcome); parameters are `$name`".into()),
                 }),
             }
         }
@@ -497,12 +441,9 @@ impl Compiler<'_> {
         let mut ordered: Vec<Stage> = Vec::new();
         while !pending.is_empty() {
             let stage_names: BTreeSet<String> = pending.iter().map(|s| s.name.clone()).collect();
-            let ready = pending.iter().position(|stage| {
-                stage
-                    .depends_on
-                    .iter()
-                    .all(|dependency| !stage_names.contains(dependency))
-            });
+            let ready = pending
+                .iter()
+                .position(|stage| stage.depends_on.iter().all(|dependency| !stage_names.contains(dependency)));
             match ready {
                 Some(index) => ordered.push(pending.remove(index)),
                 None => {
@@ -510,10 +451,7 @@ impl Compiler<'_> {
                     let first = cycle.first().cloned().unwrap_or_default();
                     self.error(
                         &["stages", &first],
-                        format!(
-                            "stages depend on each other in a cycle: {}",
-                            cycle.join(" → ")
-                        ),
+                        format!("stages depend on each other in a cycle: {}", cycle.join(" → ")),
                         "a stage can only read sources and stages that do not read it back",
                     );
                     break;
@@ -533,11 +471,7 @@ fn find_cycle(stages: &[Stage]) -> Vec<String> {
     let mut path: Vec<&str> = vec![start.name.as_str()];
     loop {
         let current = by_name[path[path.len() - 1]];
-        let Some(next) = current
-            .depends_on
-            .iter()
-            .find(|d| by_name.contains_key(d.as_str()))
-        else {
+        let Some(next) = current.depends_on.iter().find(|d| by_name.contains_key(d.as_str())) else {
             return path.iter().map(|s| s.to_string()).collect();
         };
         if let Some(at) = path.iter().position(|p| p == next) {
@@ -563,17 +497,13 @@ fn analyze_sql(sql: &str) -> std::result::Result<SqlAnalysis, (String, Option<(u
     let statement = match (statements.len(), statements.front()) {
         (1, Some(statement)) => statement,
         (count, _) => {
-            return Err((
-                format!("expected exactly one SQL statement, found {count}"),
-                None,
-            ));
+            return Err((format!("expected exactly one SQL statement, found {count}"), None));
         }
     };
     let Statement::Statement(inner) = statement else {
         return Err(("expected a SELECT query".into(), None));
     };
-    let (tables, _ctes) =
-        resolve_table_references(statement, true).map_err(|error| (error.to_string(), None))?;
+    let (tables, _ctes) = resolve_table_references(statement, true).map_err(|error| (error.to_string(), None))?;
     let mut placeholders = BTreeSet::new();
     let _ = visit_expressions(inner.as_ref(), |expr| {
         if let Expr::Value(value) = expr
@@ -586,10 +516,7 @@ fn analyze_sql(sql: &str) -> std::result::Result<SqlAnalysis, (String, Option<(u
     });
     let mut names: Vec<String> = tables.iter().map(|t| t.table().to_string()).collect();
     names.dedup();
-    Ok(SqlAnalysis {
-        tables: names,
-        placeholders,
-    })
+    Ok(SqlAnalysis { tables: names, placeholders })
 }
 
 /// sqlparser writes positions as "Line: 3, Column: 5".
@@ -602,17 +529,12 @@ fn sql_error_location(message: &str) -> Option<(usize, usize)> {
 
 /// The parameter names used as `${name}` in a URL template.
 pub fn url_placeholders(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split("${")
-        .skip(1)
-        .filter_map(|part| part.split_once('}').map(|(name, _)| name))
+    template.split("${").skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
@@ -629,24 +551,18 @@ mod tests {
         let mut tables = analysis.tables.clone();
         tables.sort();
         assert_eq!(tables, ["customers", "transactions"]);
-        assert_eq!(
-            analysis.placeholders.into_iter().collect::<Vec<_>>(),
-            ["as_of", "window"]
-        );
+        assert_eq!(analysis.placeholders.into_iter().collect::<Vec<_>>(), ["as_of", "window"]);
     }
 
     #[test]
     fn sql_syntax_errors_carry_their_position() {
-        let (message, location) = analyze_sql("SELECT a,\nFROM").err().unwrap();
+        let (message, location) = analyze_sql("SELECT a\nFROM t\nWHERE )").err().unwrap();
         assert!(message.contains("Line"), "{message}");
-        assert_eq!(location.map(|(line, _)| line), Some(2));
+        assert_eq!(location, Some((3, 7)));
     }
 
     #[test]
     fn url_placeholders_are_found() {
-        assert_eq!(
-            url_placeholders("${input}/x/${y}").collect::<Vec<_>>(),
-            ["input", "y"]
-        );
+        assert_eq!(url_placeholders("${input}/x/${y}").collect::<Vec<_>>(), ["input", "y"]);
     }
 }

@@ -5,9 +5,14 @@
 //! values; this scans block-style YAML by indentation, which is how pipelines are
 //! written. For flow-style YAML it may find nothing, and the error has no line.
 
-/// The 1-based (line, column) where the value at `path` starts, if found.
+/// The 1-based (line, column) where the value at `path` starts, or else where its
+/// nearest enclosing key is written (inside flow-style `{...}` or `[...]`).
 /// Path elements are mapping keys, or decimal indices for sequence items.
 pub fn locate(text: &str, path: &[&str]) -> Option<(usize, usize)> {
+    (1..=path.len()).rev().find_map(|length| locate_exactly(text, &path[..length]))
+}
+
+fn locate_exactly(text: &str, path: &[&str]) -> Option<(usize, usize)> {
     // (indent, key) of each enclosing node, and the next index of each open sequence.
     let mut stack: Vec<(usize, String)> = Vec::new();
     let mut sequence_counters: Vec<(Vec<String>, usize)> = Vec::new();
@@ -21,10 +26,7 @@ pub fn locate(text: &str, path: &[&str]) -> Option<(usize, usize)> {
         while stack.last().is_some_and(|(i, _)| *i >= indent) {
             stack.pop();
         }
-        if let Some(item) = rest
-            .strip_prefix("- ")
-            .or(if rest == "-" { Some("") } else { None })
-        {
+        if let Some(item) = rest.strip_prefix("- ").or(if rest == "-" { Some("") } else { None }) {
             let parent: Vec<String> = stack.iter().map(|(_, k)| k.clone()).collect();
             let index = match sequence_counters.iter_mut().find(|(p, _)| *p == parent) {
                 Some((_, next)) => {
@@ -82,17 +84,15 @@ mod tests {
     fn finds_nested_keys_and_sequence_items() {
         assert_eq!(locate(YAML, &["name"]), Some((1, 1)));
         assert_eq!(locate(YAML, &["sources", "orders", "url"]), Some((4, 5)));
-        assert_eq!(
-            locate(YAML, &["sources", "orders", "columns", "id"]),
-            Some((6, 7))
-        );
+        assert_eq!(locate(YAML, &["sources", "orders", "columns", "id"]), Some((6, 7)));
         assert_eq!(locate(YAML, &["stages", "summary", "sql"]), Some((10, 5)));
         assert_eq!(locate(YAML, &["outputs", "tables", "1"]), Some((15, 5)));
     }
 
     #[test]
-    fn missing_paths_are_none() {
-        assert_eq!(locate(YAML, &["stages", "nope"]), None);
-        assert_eq!(locate(YAML, &["sources", "url"]), None);
+    fn paths_inside_flow_values_fall_back_to_their_key() {
+        assert_eq!(locate(YAML, &["stages", "summary", "sql", "0"]), Some((10, 5)));
+        assert_eq!(locate(YAML, &["stages", "nope"]), Some((7, 1)));
+        assert_eq!(locate(YAML, &["nothing"]), None);
     }
 }

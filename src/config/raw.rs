@@ -120,25 +120,14 @@ impl<'de> Deserialize<'de> for RawColumn {
         impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = RawColumn;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str(
-                    "a column type such as `string`, or a map with `type`, `required`, `from`",
-                )
+                f.write_str("a column type such as `string`, or a map with `type`, `required`, `from`")
             }
             fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<RawColumn, E> {
                 let kind = value.parse().map_err(E::custom)?;
-                Ok(RawColumn {
-                    kind,
-                    required: false,
-                    from: None,
-                    description: None,
-                })
+                Ok(RawColumn { kind, required: false, from: None, description: None })
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<RawColumn, A::Error> {
-                let full =
-                    RawColumnMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawColumn, A::Error> {
+                let full = RawColumnMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 Ok(RawColumn {
                     kind: full.kind,
                     required: full.required,

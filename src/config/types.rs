@@ -47,10 +47,9 @@ impl ParamType {
         let trimmed = text.trim();
         match self {
             ParamType::String => Ok(ParamValue::String(text.to_string())),
-            ParamType::Integer => trimmed
-                .parse()
-                .map(ParamValue::Integer)
-                .map_err(|_| format!("`{text}` is not an integer")),
+            ParamType::Integer => {
+                trimmed.parse().map(ParamValue::Integer).map_err(|_| format!("`{text}` is not an integer"))
+            }
             ParamType::Float => trimmed
                 .parse::<f64>()
                 .ok()
@@ -74,19 +73,15 @@ impl ParamType {
             (ParamType::Integer, serde_yaml::Value::Number(n)) if n.is_i64() => {
                 Ok(ParamValue::Integer(n.as_i64().unwrap_or_default()))
             }
-            (ParamType::Float, serde_yaml::Value::Number(n)) => n
-                .as_f64()
-                .map(ParamValue::Float)
-                .ok_or_else(|| format!("`{n}` is not a number")),
+            (ParamType::Float, serde_yaml::Value::Number(n)) => {
+                n.as_f64().map(ParamValue::Float).ok_or_else(|| format!("`{n}` is not a number"))
+            }
             (ParamType::Boolean, serde_yaml::Value::Bool(b)) => Ok(ParamValue::Boolean(*b)),
             (_, serde_yaml::Value::String(text)) => self.parse(text),
-            (ParamType::String, serde_yaml::Value::Number(n)) => {
-                Ok(ParamValue::String(n.to_string()))
+            (ParamType::String, serde_yaml::Value::Number(n)) => Ok(ParamValue::String(n.to_string())),
+            (_, other) => {
+                Err(format!("expected a {self}, found `{}`", serde_yaml::to_string(other).unwrap_or_default().trim()))
             }
-            (_, other) => Err(format!(
-                "expected a {self}, found `{}`",
-                serde_yaml::to_string(other).unwrap_or_default().trim()
-            )),
         }
     }
 }

@@ -9,9 +9,7 @@ use chrono_tz::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array};
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use crate::config::types::days_since_epoch;
 
@@ -22,9 +20,7 @@ pub struct LocalDate {
 
 impl LocalDate {
     pub fn new() -> Self {
-        LocalDate {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        LocalDate { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -44,13 +40,8 @@ impl ScalarUDFImpl for LocalDate {
             [
                 DataType::Timestamp(_, zone),
                 DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null,
-            ] => Ok(vec![
-                DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
-                DataType::Utf8,
-            ]),
-            _ => plan_err!(
-                "local_date(timestamp, timezone) takes a timestamp and a timezone name, got {arg_types:?}"
-            ),
+            ] => Ok(vec![DataType::Timestamp(TimeUnit::Microsecond, zone.clone()), DataType::Utf8]),
+            _ => plan_err!("local_date(timestamp, timezone) takes a timestamp and a timezone name, got {arg_types:?}"),
         }
     }
 
@@ -63,9 +54,9 @@ impl ScalarUDFImpl for LocalDate {
             return exec_err!("local_date takes two arguments");
         };
         let zone = match zone {
-            ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))) => name
-                .parse::<Tz>()
-                .or_else(|_| exec_err!("local_date: `{name}` is not an IANA timezone"))?,
+            ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))) => {
+                name.parse::<Tz>().or_else(|_| exec_err!("local_date: `{name}` is not an IANA timezone"))?
+            }
             _ => return exec_err!("local_date: the timezone must be a constant string"),
         };
         let timestamps = timestamps.to_array(args.number_rows)?;
@@ -77,11 +68,7 @@ impl ScalarUDFImpl for LocalDate {
             .iter()
             .map(|micros| {
                 let utc = DateTime::from_timestamp_micros(micros?)?;
-                let date = if zoned {
-                    utc.with_timezone(&zone).date_naive()
-                } else {
-                    utc.date_naive()
-                };
+                let date = if zoned { utc.with_timezone(&zone).date_naive() } else { utc.date_naive() };
                 Some(days_since_epoch(date))
             })
             .collect();

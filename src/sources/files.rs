@@ -34,59 +34,43 @@ pub async fn list(source: &Source, location: &Location) -> Result<Vec<InputFile>
     let glob: Option<GlobMatcher> = match &source.glob {
         Some(glob) => Some(
             globset::Glob::new(glob)
-                .map_err(|error| {
-                    Error::config(&source.name, format!("invalid glob: {error}"), "fix `glob`")
-                })?
+                .map_err(|error| Error::config(&source.name, format!("invalid glob: {error}"), "fix `glob`"))?
                 .compile_matcher(),
         ),
         None => None,
     };
-    let listing_error = |error: object_store::Error| {
-        Error::runtime(
-            format!("source `{}`: cannot list {location}", source.name),
-            error,
-        )
-    };
+    let listing_error =
+        |error: object_store::Error| Error::runtime(format!("source `{}`: cannot list {location}", source.name), error);
     // A location that is itself an object is a single-file source.
     let objects = match location.store.head(&location.path).await {
         Ok(meta) if !location.path.as_ref().is_empty() => vec![meta],
-        Ok(_) | Err(object_store::Error::NotFound { .. }) => location
-            .store
-            .list(Some(&location.path))
-            .try_collect::<Vec<_>>()
-            .await
-            .or_else(|error| match error {
+        Ok(_) | Err(object_store::Error::NotFound { .. }) => {
+            location.store.list(Some(&location.path)).try_collect::<Vec<_>>().await.or_else(|error| match error {
                 object_store::Error::NotFound { .. } => Ok(Vec::new()),
                 other => Err(listing_error(other)),
-            })?,
+            })?
+        }
         Err(error) => return Err(listing_error(error)),
     };
     let mut files = Vec::new();
     for meta in objects {
-        let relative = meta
+        let relative: Vec<String> = meta
             .location
             .prefix_match(&location.path)
-            .map(|parts| {
-                parts
-                    .map(|part| part.as_ref().to_string())
-                    .collect::<Vec<_>>()
-                    .join("/")
-            })
-            .unwrap_or_else(|| meta.location.filename().unwrap_or_default().to_string());
-        let hidden = meta.location.parts().any(|part| {
-            let part = part.as_ref();
-            part.starts_with('_') || part.starts_with('.')
-        });
-        if hidden && meta.location != location.path {
+            .map(|parts| parts.map(|part| part.as_ref().to_string()).collect())
+            .unwrap_or_default();
+        // Below the source's folder, `_SUCCESS`, `.crc` files and `_staging/` folders are not data.
+        if relative.iter().any(|part| part.starts_with('_') || part.starts_with('.')) {
             continue;
         }
+        let relative = match relative.is_empty() {
+            true => meta.location.filename().unwrap_or_default().to_string(),
+            false => relative.join("/"),
+        };
         if glob.as_ref().is_some_and(|glob| !glob.is_match(&relative)) {
             continue;
         }
-        let Some(kind) = source
-            .format
-            .or_else(|| Format::from_path(meta.location.as_ref()))
-        else {
+        let Some(kind) = source.format.or_else(|| Format::from_path(meta.location.as_ref())) else {
             continue;
         };
         files.push(InputFile {

@@ -7,7 +7,8 @@ mod files;
 mod read;
 mod typing;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono_tz::Tz;
@@ -67,10 +68,7 @@ pub fn quarantine_schema() -> SchemaRef {
 /// The typed schema of a source: its declared columns, or (undeclared) the first file's.
 pub async fn schema(source: &Source, location: &Location) -> Result<SchemaRef> {
     if let Some(columns) = &source.columns {
-        let fields: Vec<Field> = columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.kind.data_type(), true))
-            .collect();
+        let fields: Vec<Field> = columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect();
         return Ok(Arc::new(Schema::new(fields)));
     }
     let files = files::list(source, location).await?;
@@ -78,15 +76,12 @@ pub async fn schema(source: &Source, location: &Location) -> Result<SchemaRef> {
         return Err(no_files(source, location));
     };
     let raw = read::read(location, first, None).await?;
-    raw.chunks
-        .first()
-        .map(|chunk| chunk.batch.schema())
-        .ok_or_else(|| {
-            Error::Data(format!(
-                "source `{}`: {} has no rows to take a schema from; declare `columns`",
-                source.name, first.url
-            ))
-        })
+    raw.chunks.first().map(|chunk| chunk.batch.schema()).ok_or_else(|| {
+        Error::Data(format!(
+            "source `{}`: {} has no rows to take a schema from; declare `columns`",
+            source.name, first.url
+        ))
+    })
 }
 
 /// The files a source would read, without reading them (for `validate`).
@@ -99,11 +94,7 @@ pub async fn list_files(source: &Source, location: &Location) -> Result<Vec<Inpu
 }
 
 fn no_files(source: &Source, location: &Location) -> Error {
-    let glob = source
-        .glob
-        .as_deref()
-        .map(|g| format!(" matching `{g}`"))
-        .unwrap_or_default();
+    let glob = source.glob.as_deref().map(|g| format!(" matching `{g}`")).unwrap_or_default();
     Error::Data(format!(
         "source `{}`: no csv, parquet or ndjson files{glob} at {location}; check `url` and the `input` parameter, or mark the source `optional: true`",
         source.name
@@ -122,17 +113,10 @@ struct BadRow {
 }
 
 /// Loads `source` from `location`.
-pub async fn load(
-    ctx: &SessionContext,
-    source: &Source,
-    location: &Location,
-    timezone: Tz,
-) -> Result<LoadedSource> {
+pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, timezone: Tz) -> Result<LoadedSource> {
     let input_files = list_files(source, location).await?;
-    let wanted: Option<Vec<String>> = source
-        .columns
-        .as_ref()
-        .map(|columns| columns.iter().map(|c| c.file_name().to_string()).collect());
+    let wanted: Option<Vec<String>> =
+        source.columns.as_ref().map(|columns| columns.iter().map(|c| c.file_name().to_string()).collect());
     let mut bad: Vec<BadRow> = Vec::new();
     let mut rows_read = 0;
     let mut typed: Vec<RecordBatch> = Vec::new();
@@ -142,9 +126,7 @@ pub async fn load(
     let mut row_groups: Vec<Vec<u64>> = Vec::new();
     for (file_index, file) in input_files.iter().enumerate() {
         let raw = read::read(location, file, wanted.as_deref()).await?;
-        rows_read += raw
-            .rows_read
-            .max(raw.malformed.iter().filter(|m| m.row.is_none()).count() as u64);
+        rows_read += raw.rows_read.max(raw.malformed.iter().filter(|m| m.row.is_none()).count() as u64);
         row_groups.push(raw.row_group_starts);
         bad.extend(raw.malformed.into_iter().map(|m| BadRow {
             index: None,
@@ -166,8 +148,7 @@ pub async fn load(
                     })
                     .collect();
                 if !missing.is_empty() {
-                    let found: Vec<&str> =
-                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    let found: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                     return Err(Error::Data(format!(
                         "source `{}`: {} lacks required column {}; it has: {}. Map your column names with `from:` in the source's `columns`",
                         source.name,
@@ -206,9 +187,7 @@ pub async fn load(
     }
     let schema = match typed.first() {
         Some(batch) => batch.schema(),
-        None => schema(source, location)
-            .await
-            .unwrap_or_else(|_| Arc::new(Schema::empty())),
+        None => schema(source, location).await.unwrap_or_else(|_| Arc::new(Schema::empty())),
     };
 
     // Rows already bad (unparsable, missing values) are not checked again.
@@ -220,17 +199,15 @@ pub async fn load(
         }
     }
     let checked = run_checks(ctx, source, &typed, &bad_index.keys().copied().collect()).await?;
-    for (index, column, reason) in checked {
+    for Failure { index, column, mut reason, first } in checked {
         let (file, row) = origin[index];
+        if let Some(first) = first {
+            let (first_file, first_row) = origin[first];
+            let label = if input_files[first_file].kind == Format::Parquet { "row" } else { "line" };
+            reason.push_str(&format!(": the same value is in {} {label} {first_row}", input_files[first_file].url));
+        }
         bad_index.entry(index).or_insert(bad.len());
-        bad.push(BadRow {
-            index: Some(index),
-            file,
-            row: Some(row),
-            column,
-            reason,
-            record: String::new(),
-        });
+        bad.push(BadRow { index: Some(index), file, row: Some(row), column, reason, record: String::new() });
     }
 
     // Fill in the raw record of typed rows found bad, for people fixing the data.
@@ -253,51 +230,39 @@ pub async fn load(
         bad.iter().filter(|b| rows.insert((b.file, b.row))).count() as u64
     };
     if !bad.is_empty() && source.on_bad_rows == OnBadRows::Fail {
-        return Err(bad_rows_error(
-            source,
-            &input_files,
-            &row_groups,
-            &bad,
-            quarantined_rows,
-        ));
+        return Err(bad_rows_error(source, &input_files, &row_groups, &bad, quarantined_rows));
     }
 
     let batches = drop_rows(typed, &bad_index)?;
     let rows_loaded: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let quarantine = (!bad.is_empty()).then(|| quarantine_batch(&input_files, &bad));
-    let status = if input_files.is_empty() {
-        "absent"
-    } else {
-        "loaded"
-    };
+    let status = if input_files.is_empty() { "absent" } else { "loaded" };
     let rows_quarantined = rows_read - rows_loaded;
-    debug_assert_eq!(
-        rows_quarantined, quarantined_rows,
-        "every bad row is counted once"
-    );
+    debug_assert_eq!(rows_quarantined, quarantined_rows, "every bad row is counted once");
     Ok(LoadedSource {
         schema,
         batches,
         quarantine,
-        report: SourceReport {
-            url,
-            status,
-            files: input_files,
-            rows_read,
-            rows_loaded,
-            rows_quarantined,
-        },
+        report: SourceReport { url, status, files: input_files, rows_read, rows_loaded, rows_quarantined },
     })
 }
 
-/// The source's `checks` and `unique` columns over rows not already bad:
-/// (global row index, column, reason) of each failure.
+/// A row that failed a check or repeated a unique value.
+struct Failure {
+    index: usize,
+    column: Option<String>,
+    reason: String,
+    /// For duplicates: the global index of the row that had the value first.
+    first: Option<usize>,
+}
+
+/// The source's `checks` and `unique` columns over rows not already bad.
 async fn run_checks(
     ctx: &SessionContext,
     source: &Source,
     typed: &[RecordBatch],
     already_bad: &HashSet<usize>,
-) -> Result<Vec<(usize, Option<String>, String)>> {
+) -> Result<Vec<Failure>> {
     if source.checks.is_empty() && source.unique.is_empty() || typed.is_empty() {
         return Ok(Vec::new());
     }
@@ -305,108 +270,81 @@ async fn run_checks(
     let mut candidates = Vec::with_capacity(typed.len());
     let mut start = 0;
     for batch in typed {
-        let indices: UInt64Array = (start..start + batch.num_rows())
-            .map(|i| i as u64)
-            .collect();
-        let keep: BooleanArray = (start..start + batch.num_rows())
-            .map(|i| Some(!already_bad.contains(&i)))
-            .collect();
+        let indices: UInt64Array = (start..start + batch.num_rows()).map(|i| i as u64).collect();
+        let keep: BooleanArray = (start..start + batch.num_rows()).map(|i| Some(!already_bad.contains(&i))).collect();
         start += batch.num_rows();
         let mut columns = batch.columns().to_vec();
         columns.push(Arc::new(indices));
-        let mut fields: Vec<Field> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
+        let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new(ROW_INDEX, DataType::UInt64, false));
         let with_index = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
             .map_err(|e| Error::runtime("preparing checks", e))?;
-        candidates.push(
-            filter_record_batch(&with_index, &keep)
-                .map_err(|e| Error::runtime("preparing checks", e))?,
-        );
+        candidates.push(filter_record_batch(&with_index, &keep).map_err(|e| Error::runtime("preparing checks", e))?);
     }
     let mut failed: HashSet<usize> = HashSet::new();
     for check in &source.checks {
-        let frame = ctx
-            .read_batches(candidates.clone())
-            .map_err(|e| Error::runtime("preparing checks", e))?;
+        let frame = ctx.read_batches(candidates.clone()).map_err(|e| Error::runtime("preparing checks", e))?;
         let condition = frame.parse_sql_expr(&check.condition).map_err(|error| {
             Error::config(
                 &source.name,
-                format!(
-                    "check `{}`: cannot plan `{}`: {error}",
-                    check.name, check.condition
-                ),
+                format!("check `{}`: cannot plan `{}`: {error}", check.name, check.condition),
                 "the condition may use the source's declared columns and SQL functions",
             )
         })?;
         let rows = frame
             .filter(condition.is_not_true())
             .and_then(|f| f.select(vec![col(ROW_INDEX)]))
-            .map_err(|e| {
-                Error::config(
-                    &source.name,
-                    format!("check `{}`: {e}", check.name),
-                    "fix the condition",
-                )
-            })?
+            .map_err(|e| Error::config(&source.name, format!("check `{}`: {e}", check.name), "fix the condition"))?
             .collect()
             .await
-            .map_err(|e| {
-                Error::runtime(
-                    format!("source `{}`: running check `{}`", source.name, check.name),
-                    e,
-                )
-            })?;
+            .map_err(|e| Error::runtime(format!("source `{}`: running check `{}`", source.name, check.name), e))?;
         for batch in rows {
-            let indices = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .expect("row index column is UInt64");
+            let indices = batch.column(0).as_any().downcast_ref::<UInt64Array>().expect("row index column is UInt64");
             for index in indices.values().iter().map(|&i| i as usize) {
                 if failed.insert(index) {
-                    failures.push((
-                        index,
-                        check.column.clone(),
-                        format!("check `{}` failed: {}", check.name, check.condition),
-                    ));
+                    let reason = format!("check `{}` failed: {}", check.name, check.condition);
+                    failures.push(Failure { index, column: check.column.clone(), reason, first: None });
                 }
             }
         }
     }
     for column in &source.unique {
-        let mut seen = HashSet::new();
+        let mut seen = HashMap::new();
         for batch in &candidates {
-            let values = batch
-                .column_by_name(column)
-                .expect("unique columns are validated against the declared schema");
+            let values =
+                batch.column_by_name(column).expect("unique columns are validated against the declared schema");
             let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])
                 .map_err(|e| Error::runtime("checking uniqueness", e))?;
             let rows = converter
                 .convert_columns(&[Arc::clone(values)])
                 .map_err(|e| Error::runtime("checking uniqueness", e))?;
             let indices = batch.column_by_name(ROW_INDEX).expect("added above");
-            let indices = indices
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .expect("row index column is UInt64");
+            let indices = indices.as_any().downcast_ref::<UInt64Array>().expect("row index column is UInt64");
             for (position, row) in rows.iter().enumerate() {
                 let index = indices.value(position) as usize;
-                if values.is_valid(position) && !seen.insert(row.owned()) && failed.insert(index) {
-                    failures.push((
-                        index,
-                        Some(column.clone()),
-                        format!("duplicate `{column}`: an earlier row has the same value"),
-                    ));
+                if !values.is_valid(position) {
+                    continue;
+                }
+                match seen.entry(row.owned()) {
+                    Entry::Vacant(entry) => {
+                        entry.insert(index);
+                    }
+                    Entry::Occupied(entry) => {
+                        if failed.insert(index) {
+                            let reason = format!("duplicate `{column}`");
+                            failures.push(Failure {
+                                index,
+                                column: Some(column.clone()),
+                                reason,
+                                first: Some(*entry.get()),
+                            });
+                        }
+                    }
                 }
             }
         }
     }
-    failures.sort_by_key(|(index, _, _)| *index);
+    failures.sort_by_key(|failure| failure.index);
     Ok(failures)
 }
 
@@ -417,14 +355,9 @@ fn drop_rows(typed: Vec<RecordBatch>, bad: &BTreeMap<usize, usize>) -> Result<Ve
     let mut start = 0;
     let mut kept = Vec::with_capacity(typed.len());
     for batch in typed {
-        let keep: BooleanArray = (start..start + batch.num_rows())
-            .map(|i| Some(!bad.contains_key(&i)))
-            .collect();
+        let keep: BooleanArray = (start..start + batch.num_rows()).map(|i| Some(!bad.contains_key(&i))).collect();
         start += batch.num_rows();
-        kept.push(
-            filter_record_batch(&batch, &keep)
-                .map_err(|e| Error::runtime("removing bad rows", e))?,
-        );
+        kept.push(filter_record_batch(&batch, &keep).map_err(|e| Error::runtime("removing bad rows", e))?);
     }
     Ok(kept)
 }
@@ -435,9 +368,7 @@ fn record_json(batch: &RecordBatch, index: usize) -> String {
     let mut object = serde_json::Map::new();
     for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
         let value = match ArrayFormatter::try_new(array.as_ref(), &options) {
-            Ok(formatter) if array.is_valid(index) => {
-                serde_json::Value::String(formatter.value(index).to_string())
-            }
+            Ok(formatter) if array.is_valid(index) => serde_json::Value::String(formatter.value(index).to_string()),
             _ => serde_json::Value::Null,
         };
         object.insert(field.name().clone(), value);
@@ -450,11 +381,7 @@ fn where_is(files: &[InputFile], row_groups: &[Vec<u64>], bad: &BadRow) -> Strin
     let Some(row) = bad.row else {
         return file.url.clone();
     };
-    let label = if file.kind == Format::Parquet {
-        "row"
-    } else {
-        "line"
-    };
+    let label = if file.kind == Format::Parquet { "row" } else { "line" };
     let group = row_groups
         .get(bad.file)
         .filter(|starts| starts.len() > 1)
@@ -463,37 +390,17 @@ fn where_is(files: &[InputFile], row_groups: &[Vec<u64>], bad: &BadRow) -> Strin
     format!("{} {label} {row}{group}", file.url)
 }
 
-fn bad_rows_error(
-    source: &Source,
-    files: &[InputFile],
-    row_groups: &[Vec<u64>],
-    bad: &[BadRow],
-    rows: u64,
-) -> Error {
+fn bad_rows_error(source: &Source, files: &[InputFile], row_groups: &[Vec<u64>], bad: &[BadRow], rows: u64) -> Error {
     let mut sorted: Vec<&BadRow> = bad.iter().collect();
     sorted.sort_by_key(|b| (b.file, b.row));
-    let mut message = format!(
-        "source `{}`: {rows} bad row{} (on_bad_rows: fail):",
-        source.name,
-        if rows == 1 { "" } else { "s" }
-    );
+    let mut message =
+        format!("source `{}`: {rows} bad row{} (on_bad_rows: fail):", source.name, if rows == 1 { "" } else { "s" });
     for problem in sorted.iter().take(ERRORS_SHOWN) {
-        let column = problem
-            .column
-            .as_ref()
-            .map(|c| format!(", column `{c}`"))
-            .unwrap_or_default();
-        message.push_str(&format!(
-            "\n  {}{column}: {}",
-            where_is(files, row_groups, problem),
-            problem.reason
-        ));
+        let column = problem.column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default();
+        message.push_str(&format!("\n  {}{column}: {}", where_is(files, row_groups, problem), problem.reason));
     }
     if sorted.len() > ERRORS_SHOWN {
-        message.push_str(&format!(
-            "\n  … and {} more problems",
-            sorted.len() - ERRORS_SHOWN
-        ));
+        message.push_str(&format!("\n  … and {} more problems", sorted.len() - ERRORS_SHOWN));
     }
     message.push_str(&format!(
         "\nFix the data, or set `on_bad_rows: quarantine` on source `{}` to set such rows aside in `_quarantine/{}` and go on without them.",
@@ -509,9 +416,7 @@ fn quarantine_batch(files: &[InputFile], bad: &[BadRow]) -> RecordBatch {
     let mut merged: Vec<(usize, Option<u64>, Vec<String>, Vec<String>, String)> = Vec::new();
     for problem in sorted {
         match merged.last_mut() {
-            Some(last)
-                if last.0 == problem.file && last.1 == problem.row && problem.row.is_some() =>
-            {
+            Some(last) if last.0 == problem.file && last.1 == problem.row && problem.row.is_some() => {
                 last.2.extend(problem.column.clone());
                 last.3.push(problem.reason.clone());
             }
@@ -525,23 +430,11 @@ fn quarantine_batch(files: &[InputFile], bad: &[BadRow]) -> RecordBatch {
         }
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            merged.iter().map(|m| files[m.0].url.as_str()),
-        )),
+        Arc::new(StringArray::from_iter_values(merged.iter().map(|m| files[m.0].url.as_str()))),
         Arc::new(merged.iter().map(|m| m.1).collect::<UInt64Array>()),
-        Arc::new(
-            merged
-                .iter()
-                .map(|m| (!m.2.is_empty()).then(|| m.2.join(",")))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(StringArray::from_iter_values(
-            merged.iter().map(|m| m.3.join("; ")),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            merged.iter().map(|m| m.4.as_str()),
-        )),
+        Arc::new(merged.iter().map(|m| (!m.2.is_empty()).then(|| m.2.join(","))).collect::<StringArray>()),
+        Arc::new(StringArray::from_iter_values(merged.iter().map(|m| m.3.join("; ")))),
+        Arc::new(StringArray::from_iter_values(merged.iter().map(|m| m.4.as_str()))),
     ];
-    RecordBatch::try_new(quarantine_schema(), columns)
-        .expect("quarantine columns match the quarantine schema")
+    RecordBatch::try_new(quarantine_schema(), columns).expect("quarantine columns match the quarantine schema")
 }

@@ -47,23 +47,11 @@ pub struct RawFile {
 }
 
 /// Reads `file`. For NDJSON, `columns` are the keys to read (all keys seen when `None`).
-pub async fn read(
-    location: &Location,
-    file: &InputFile,
-    columns: Option<&[String]>,
-) -> Result<RawFile> {
-    let fetch_error =
-        |error: object_store::Error| Error::runtime(format!("cannot read {}", file.url), error);
+pub async fn read(location: &Location, file: &InputFile, columns: Option<&[String]>) -> Result<RawFile> {
+    let fetch_error = |error: object_store::Error| Error::runtime(format!("cannot read {}", file.url), error);
     // Whole files are read at once: input files are at most a few hundred MB, and
     // one request per file is the fastest way to read object storage.
-    let bytes = location
-        .store
-        .get(&file.path)
-        .await
-        .map_err(fetch_error)?
-        .bytes()
-        .await
-        .map_err(fetch_error)?;
+    let bytes = location.store.get(&file.path).await.map_err(fetch_error)?.bytes().await.map_err(fetch_error)?;
     if file.kind == Format::Parquet {
         return read_parquet(file, bytes);
     }
@@ -79,19 +67,16 @@ pub async fn read(
 /// Text formats never contain NUL bytes; Parquet files start with `PAR1`.
 fn binary_content(bytes: &[u8]) -> Option<String> {
     if bytes.starts_with(b"PAR1") {
-        return Some(
-            "the file is Parquet, not text; set `format: parquet` or fix its extension".into(),
-        );
+        return Some("the file is Parquet, not text; set `format: parquet` or fix its extension".into());
     }
     let head = &bytes[..bytes.len().min(8192)];
-    head.contains(&0)
-        .then(|| "the file is binary, not text (it contains NUL bytes)".into())
+    head.contains(&0).then(|| "the file is binary, not text (it contains NUL bytes)".into())
 }
 
 fn unreadable(file: &InputFile, reason: String, bytes: &[u8]) -> RawFile {
     let preview: String = String::from_utf8_lossy(&bytes[..bytes.len().min(64)])
         .chars()
-        .filter(|c| !c.is_control())
+        .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     RawFile {
         malformed: vec![Malformed {
@@ -128,12 +113,7 @@ fn read_parquet(file: &InputFile, bytes: bytes::Bytes) -> Result<RawFile> {
         next += batch.num_rows() as u64;
         chunks.push(RawChunk { batch, rows });
     }
-    Ok(RawFile {
-        chunks,
-        malformed: Vec::new(),
-        rows_read: next - 1,
-        row_group_starts,
-    })
+    Ok(RawFile { chunks, malformed: Vec::new(), rows_read: next - 1, row_group_starts })
 }
 
 /// Builds text columns batch by batch.
@@ -147,12 +127,7 @@ struct TextBatches {
 impl TextBatches {
     fn new(names: Vec<String>) -> Self {
         let builders = names.iter().map(|_| StringBuilder::new()).collect();
-        TextBatches {
-            names,
-            builders,
-            rows: Vec::new(),
-            chunks: Vec::new(),
-        }
+        TextBatches { names, builders, rows: Vec::new(), chunks: Vec::new() }
     }
 
     fn push_row<'a>(&mut self, row: u64, values: impl Iterator<Item = Option<&'a str>>) {
@@ -169,22 +144,11 @@ impl TextBatches {
         if self.rows.is_empty() {
             return;
         }
-        let fields: Vec<Field> = self
-            .names
-            .iter()
-            .map(|name| Field::new(name, DataType::Utf8, true))
-            .collect();
-        let arrays: Vec<ArrayRef> = self
-            .builders
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
+        let fields: Vec<Field> = self.names.iter().map(|name| Field::new(name, DataType::Utf8, true)).collect();
+        let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
             .expect("text columns have equal lengths by construction");
-        self.chunks.push(RawChunk {
-            batch,
-            rows: std::mem::take(&mut self.rows),
-        });
+        self.chunks.push(RawChunk { batch, rows: std::mem::take(&mut self.rows) });
     }
 
     fn finish(mut self) -> Vec<RawChunk> {
@@ -195,10 +159,7 @@ impl TextBatches {
 
 /// Reads every column of a CSV file; which ones are wanted is the typing step's concern.
 fn read_csv(bytes: &[u8]) -> RawFile {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
     let header: Vec<String> = match reader.headers() {
         Ok(header) => header.iter().map(|name| name.trim().to_string()).collect(),
         Err(error) => {
@@ -226,24 +187,13 @@ fn read_csv(bytes: &[u8]) -> RawFile {
                 if record.len() != header.len() {
                     malformed.push(Malformed {
                         row: Some(line),
-                        reason: format!(
-                            "expected {} fields (as in the header), found {}",
-                            header.len(),
-                            record.len()
-                        ),
+                        reason: format!("expected {} fields (as in the header), found {}", header.len(), record.len()),
                         record: record_text(&record),
                     });
                     continue;
                 }
-                match record
-                    .iter()
-                    .map(std::str::from_utf8)
-                    .collect::<std::result::Result<Vec<&str>, _>>()
-                {
-                    Ok(values) => out.push_row(
-                        line,
-                        values.into_iter().map(|v| (!v.is_empty()).then_some(v)),
-                    ),
+                match record.iter().map(std::str::from_utf8).collect::<std::result::Result<Vec<&str>, _>>() {
+                    Ok(values) => out.push_row(line, values.into_iter().map(|v| (!v.is_empty()).then_some(v))),
                     Err(_) => malformed.push(Malformed {
                         row: Some(line),
                         reason: "the row is not valid UTF-8 text".into(),
@@ -261,21 +211,12 @@ fn read_csv(bytes: &[u8]) -> RawFile {
             }
         }
     }
-    RawFile {
-        chunks: out.finish(),
-        malformed,
-        rows_read,
-        row_group_starts: Vec::new(),
-    }
+    RawFile { chunks: out.finish(), malformed, rows_read, row_group_starts: Vec::new() }
 }
 
 /// The fields of a CSV record joined back with commas, for the quarantine table.
 fn record_text(record: &csv::ByteRecord) -> String {
-    record
-        .iter()
-        .map(String::from_utf8_lossy)
-        .collect::<Vec<_>>()
-        .join(",")
+    record.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(",")
 }
 
 fn read_ndjson(bytes: &[u8], columns: Option<&[String]>) -> RawFile {
@@ -329,12 +270,7 @@ fn read_ndjson(bytes: &[u8], columns: Option<&[String]>) -> RawFile {
             .collect();
         out.push_row(*number, values.iter().map(Option::as_deref));
     }
-    RawFile {
-        chunks: out.finish(),
-        malformed,
-        rows_read,
-        row_group_starts: Vec::new(),
-    }
+    RawFile { chunks: out.finish(), malformed, rows_read, row_group_starts: Vec::new() }
 }
 
 #[cfg(test)]
@@ -357,15 +293,9 @@ mod tests {
     #[test]
     fn ndjson_reads_objects_and_reports_bad_lines() {
         let wanted = vec!["id".to_string(), "amount".to_string()];
-        let file = read_ndjson(
-            b"{\"id\":\"a\",\"amount\":1.5}\n[1]\n{oops\n\n{\"id\":\"b\"}\n",
-            Some(&wanted),
-        );
+        let file = read_ndjson(b"{\"id\":\"a\",\"amount\":1.5}\n[1]\n{oops\n\n{\"id\":\"b\"}\n", Some(&wanted));
         assert_eq!(file.rows_read, 4);
-        assert_eq!(
-            file.malformed.iter().map(|m| m.row).collect::<Vec<_>>(),
-            [Some(2), Some(3)]
-        );
+        assert_eq!(file.malformed.iter().map(|m| m.row).collect::<Vec<_>>(), [Some(2), Some(3)]);
         let chunk = &file.chunks[0];
         assert_eq!(chunk.rows, [1, 5]);
         assert_eq!(chunk.batch.column(1).as_string::<i32>().value(0), "1.5");

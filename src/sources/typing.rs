@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
-    Int64Builder, RecordBatch, StringArray, TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
+    RecordBatch, StringArray, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -26,11 +26,7 @@ pub struct BadValue {
 
 /// `batch` with its columns typed as `columns` declare, and the values that did not fit.
 /// Declared columns missing from the batch are null; the caller rejects missing required ones.
-pub fn type_batch(
-    batch: &RecordBatch,
-    columns: &[Column],
-    timezone: Tz,
-) -> (RecordBatch, Vec<BadValue>) {
+pub fn type_batch(batch: &RecordBatch, columns: &[Column], timezone: Tz) -> (RecordBatch, Vec<BadValue>) {
     let mut bad = Vec::new();
     let mut arrays = Vec::with_capacity(columns.len());
     let mut fields = Vec::with_capacity(columns.len());
@@ -49,37 +45,22 @@ pub fn type_batch(
             Err(_) => datafusion::arrow::array::new_null_array(&target, batch.num_rows()),
         };
         if column.required {
-            for index in (0..array.len())
-                .filter(|&i| array.is_null(i) && batch_value_missing(batch, column, i))
-            {
-                bad.push(BadValue {
-                    index,
-                    column: column.name.clone(),
-                    reason: "required value is missing".into(),
-                });
+            for index in (0..array.len()).filter(|&i| array.is_null(i) && batch_value_missing(batch, column, i)) {
+                bad.push(BadValue { index, column: column.name.clone(), reason: "required value is missing".into() });
             }
         }
         fields.push(Field::new(&column.name, target, !column.required));
         arrays.push(array);
     }
     // Required columns are declared non-null; rows with nulls there are removed before use.
-    let schema = Arc::new(Schema::new(
-        fields
-            .into_iter()
-            .map(|f| f.with_nullable(true))
-            .collect::<Vec<_>>(),
-    ));
-    let typed =
-        RecordBatch::try_new(schema, arrays).expect("typed columns have the batch's length");
+    let schema = Arc::new(Schema::new(fields.into_iter().map(|f| f.with_nullable(true)).collect::<Vec<_>>()));
+    let typed = RecordBatch::try_new(schema, arrays).expect("typed columns have the batch's length");
     (typed, bad)
 }
 
 /// True when the raw value was absent, so a null is "missing", not "unparsable" (reported once).
 fn batch_value_missing(batch: &RecordBatch, column: &Column, index: usize) -> bool {
-    batch
-        .schema()
-        .index_of(column.file_name())
-        .map_or(true, |i| batch.column(i).is_null(index))
+    batch.schema().index_of(column.file_name()).map_or(true, |i| batch.column(i).is_null(index))
 }
 
 /// Converts one column, returning the (row index, reason) of values that do not fit.
@@ -94,22 +75,15 @@ fn convert(array: &ArrayRef, kind: ColumnType, timezone: Tz) -> (ArrayRef, Vec<(
     match (array.data_type(), kind) {
         // A timestamp without zone is a wall-clock time in the pipeline's timezone.
         (DataType::Timestamp(_, None), ColumnType::Timestamp) => {
-            let micros = cast_with_options(
-                array,
-                &DataType::Timestamp(TimeUnit::Microsecond, None),
-                &CastOptions::default(),
-            );
+            let micros =
+                cast_with_options(array, &DataType::Timestamp(TimeUnit::Microsecond, None), &CastOptions::default());
             match micros {
                 Ok(micros) => {
-                    let values = micros
-                        .as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
-                    let mut builder = TimestampMicrosecondBuilder::with_capacity(values.len())
-                        .with_timezone("UTC");
+                    let values = micros.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+                    let mut builder = TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
                     let mut bad = Vec::new();
                     for (index, value) in values.iter().enumerate() {
-                        let local = value
-                            .and_then(DateTime::from_timestamp_micros)
-                            .map(|d| d.naive_utc());
+                        let local = value.and_then(DateTime::from_timestamp_micros).map(|d| d.naive_utc());
                         match local.map(|naive| local_to_utc(naive, timezone)) {
                             Some(Ok(utc)) => builder.append_value(utc.timestamp_micros()),
                             Some(Err(reason)) => {
@@ -130,26 +104,11 @@ fn convert(array: &ArrayRef, kind: ColumnType, timezone: Tz) -> (ArrayRef, Vec<(
 
 /// Casts, reporting every non-null value that became null.
 fn cast_checked(array: &ArrayRef, target: &DataType) -> (ArrayRef, Vec<(usize, String)>) {
-    match cast_with_options(
-        array,
-        target,
-        &CastOptions {
-            safe: true,
-            ..Default::default()
-        },
-    ) {
+    match cast_with_options(array, target, &CastOptions { safe: true, ..Default::default() }) {
         Ok(cast) => {
             let bad = (0..array.len())
                 .filter(|&i| array.is_valid(i) && cast.is_null(i))
-                .map(|i| {
-                    (
-                        i,
-                        format!(
-                            "cannot convert this {} value to {target}",
-                            array.data_type()
-                        ),
-                    )
-                })
+                .map(|i| (i, format!("cannot convert this {} value to {target}", array.data_type())))
                 .collect();
             (cast, bad)
         }
@@ -160,24 +119,12 @@ fn cast_checked(array: &ArrayRef, target: &DataType) -> (ArrayRef, Vec<(usize, S
 fn all_bad(array: &ArrayRef, target: &DataType, error: &str) -> (ArrayRef, Vec<(usize, String)>) {
     let bad = (0..array.len())
         .filter(|&i| array.is_valid(i))
-        .map(|i| {
-            (
-                i,
-                format!("cannot convert {} to {target}: {error}", array.data_type()),
-            )
-        })
+        .map(|i| (i, format!("cannot convert {} to {target}: {error}", array.data_type())))
         .collect();
-    (
-        datafusion::arrow::array::new_null_array(target, array.len()),
-        bad,
-    )
+    (datafusion::arrow::array::new_null_array(target, array.len()), bad)
 }
 
-fn parse_text(
-    text: &StringArray,
-    kind: ColumnType,
-    timezone: Tz,
-) -> (ArrayRef, Vec<(usize, String)>) {
+fn parse_text(text: &StringArray, kind: ColumnType, timezone: Tz) -> (ArrayRef, Vec<(usize, String)>) {
     let mut bad = Vec::new();
     macro_rules! parse_into {
         ($builder:expr, $parse:expr) => {{
@@ -216,10 +163,11 @@ fn parse_text(
                 .map(days_since_epoch)
                 .map_err(|_| "not a month (YYYY-MM)".to_string())
         }),
-        ColumnType::Timestamp => parse_into!(
-            TimestampMicrosecondBuilder::with_capacity(text.len()).with_timezone("UTC"),
-            |v: &str| parse_timestamp(v, timezone)
-        ),
+        ColumnType::Timestamp => {
+            parse_into!(TimestampMicrosecondBuilder::with_capacity(text.len()).with_timezone("UTC"), |v: &str| {
+                parse_timestamp(v, timezone)
+            })
+        }
         ColumnType::Decimal(precision, scale) => parse_into!(
             Decimal128Builder::with_capacity(text.len())
                 .with_precision_and_scale(precision, scale)
@@ -260,11 +208,7 @@ pub fn parse_decimal(value: &str, precision: u8, scale: i8) -> Result<i128, Stri
         return Err(format!("too large for decimal({precision},{scale})"));
     }
     let mut unscaled: i128 = 0;
-    for b in whole
-        .bytes()
-        .chain(fraction.bytes())
-        .chain(std::iter::repeat_n(b'0', scale - fraction.len()))
-    {
+    for b in whole.bytes().chain(fraction.bytes()).chain(std::iter::repeat_n(b'0', scale - fraction.len())) {
         unscaled = unscaled * 10 + i128::from(b - b'0');
     }
     Ok(if negative { -unscaled } else { unscaled })
@@ -273,37 +217,22 @@ pub fn parse_decimal(value: &str, precision: u8, scale: i8) -> Result<i128, Stri
 /// Parses an ISO-8601 date-time with or without offset (or a date, at midnight) into
 /// UTC microseconds; values without an offset are wall-clock times in `timezone`.
 pub fn parse_timestamp(value: &str, timezone: Tz) -> Result<i64, String> {
-    const OFFSET_FORMATS: [&str; 4] = [
-        "%Y-%m-%dT%H:%M:%S%.f%#z",
-        "%Y-%m-%d %H:%M:%S%.f%#z",
-        "%Y-%m-%dT%H:%M%#z",
-        "%Y-%m-%d %H:%M%#z",
-    ];
-    const NAIVE_FORMATS: [&str; 4] = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ];
+    const OFFSET_FORMATS: [&str; 4] =
+        ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z", "%Y-%m-%d %H:%M%#z"];
+    const NAIVE_FORMATS: [&str; 4] =
+        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"];
     const ERROR: &str = "not an ISO-8601 timestamp (e.g. 2024-05-01T10:30:00+02:00 or 2024-05-01)";
     let normalized = match value.strip_suffix(['Z', 'z']) {
         Some(rest) => format!("{rest}+00:00"),
         None => value.to_string(),
     };
-    if let Some(parsed) = OFFSET_FORMATS
-        .iter()
-        .find_map(|f| DateTime::parse_from_str(&normalized, f).ok())
-    {
+    if let Some(parsed) = OFFSET_FORMATS.iter().find_map(|f| DateTime::parse_from_str(&normalized, f).ok()) {
         return Ok(parsed.with_timezone(&Utc).timestamp_micros());
     }
     let naive = NAIVE_FORMATS
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(value, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(value, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
+        .or_else(|| NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
         .ok_or_else(|| ERROR.to_string())?;
     local_to_utc(naive, timezone).map(|utc| utc.timestamp_micros())
 }
@@ -312,17 +241,18 @@ pub fn parse_timestamp(value: &str, timezone: Tz) -> Result<i64, String> {
 /// when clocks go back) take the earlier instant; times in the gap when clocks go
 /// forward do not exist and are moved forward by the gap, as most databases do.
 fn local_to_utc(naive: NaiveDateTime, timezone: Tz) -> Result<DateTime<Utc>, String> {
-    use chrono::LocalResult;
+    use chrono::{LocalResult, Offset};
     match timezone.from_local_datetime(&naive) {
         LocalResult::Single(time) | LocalResult::Ambiguous(time, _) => Ok(time.with_timezone(&Utc)),
-        LocalResult::None => (1..=4)
-            .find_map(|hours| {
-                timezone
-                    .from_local_datetime(&(naive + chrono::Duration::minutes(30 * hours)))
-                    .earliest()
-            })
-            .map(|time| time.with_timezone(&Utc))
-            .ok_or_else(|| format!("{naive} does not exist in {timezone}")),
+        LocalResult::None => {
+            // Read the time with the offset in force before the gap (as PostgreSQL does).
+            let before = timezone
+                .from_local_datetime(&(naive - chrono::Duration::hours(3)))
+                .earliest()
+                .ok_or_else(|| format!("{naive} does not exist in {timezone}"))?;
+            let offset = chrono::Duration::seconds(i64::from(before.offset().fix().local_minus_utc()));
+            Ok(Utc.from_utc_datetime(&(naive - offset)))
+        }
     }
 }
 
@@ -331,39 +261,19 @@ mod tests {
     use super::*;
 
     fn micros(text: &str) -> i64 {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .timestamp_micros()
+        DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros()
     }
 
     #[test]
     fn timestamps_with_offsets_naive_and_dates() {
         let rome: Tz = "Europe/Rome".parse().unwrap();
-        assert_eq!(
-            parse_timestamp("2024-01-31T23:30:00Z", rome),
-            Ok(micros("2024-01-31T23:30:00Z"))
-        );
-        assert_eq!(
-            parse_timestamp("2024-01-31 23:30:00-05:00", rome),
-            Ok(micros("2024-02-01T04:30:00Z"))
-        );
-        assert_eq!(
-            parse_timestamp("2024-01-31T23:30:00.250+0100", rome),
-            Ok(micros("2024-01-31T22:30:00.250Z"))
-        );
+        assert_eq!(parse_timestamp("2024-01-31T23:30:00Z", rome), Ok(micros("2024-01-31T23:30:00Z")));
+        assert_eq!(parse_timestamp("2024-01-31 23:30:00-05:00", rome), Ok(micros("2024-02-01T04:30:00Z")));
+        assert_eq!(parse_timestamp("2024-01-31T23:30:00.250+0100", rome), Ok(micros("2024-01-31T22:30:00.250Z")));
         // Naive values are Rome wall-clock time (UTC+1 in winter, UTC+2 in summer).
-        assert_eq!(
-            parse_timestamp("2024-01-31T00:30:00", rome),
-            Ok(micros("2024-01-30T23:30:00Z"))
-        );
-        assert_eq!(
-            parse_timestamp("2024-07-01 00:30", rome),
-            Ok(micros("2024-06-30T22:30:00Z"))
-        );
-        assert_eq!(
-            parse_timestamp("2024-07-01", rome),
-            Ok(micros("2024-06-30T22:00:00Z"))
-        );
+        assert_eq!(parse_timestamp("2024-01-31T00:30:00", rome), Ok(micros("2024-01-30T23:30:00Z")));
+        assert_eq!(parse_timestamp("2024-07-01 00:30", rome), Ok(micros("2024-06-30T22:30:00Z")));
+        assert_eq!(parse_timestamp("2024-07-01", rome), Ok(micros("2024-06-30T22:00:00Z")));
         assert!(parse_timestamp("31/01/2024", rome).is_err());
     }
 
@@ -371,15 +281,9 @@ mod tests {
     fn daylight_saving_edges_are_resolved() {
         let rome: Tz = "Europe/Rome".parse().unwrap();
         // 02:30 does not exist on 2024-03-31 in Rome: moved forward to 03:30 CEST.
-        assert_eq!(
-            parse_timestamp("2024-03-31T02:30:00", rome),
-            Ok(micros("2024-03-31T01:30:00Z"))
-        );
+        assert_eq!(parse_timestamp("2024-03-31T02:30:00", rome), Ok(micros("2024-03-31T01:30:00Z")));
         // 02:30 happens twice on 2024-10-27: the earlier one (CEST) is taken.
-        assert_eq!(
-            parse_timestamp("2024-10-27T02:30:00", rome),
-            Ok(micros("2024-10-27T00:30:00Z"))
-        );
+        assert_eq!(parse_timestamp("2024-10-27T02:30:00", rome), Ok(micros("2024-10-27T00:30:00Z")));
     }
 
     #[test]
@@ -397,11 +301,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_row_and_column() {
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "Amount",
-            DataType::Utf8,
-            true,
-        )]));
+        let schema = Arc::new(Schema::new(vec![Field::new("Amount", DataType::Utf8, true)]));
         let values: ArrayRef = Arc::new(StringArray::from(vec![Some("1.5"), Some("x"), None]));
         let batch = RecordBatch::try_new(schema, vec![values]).unwrap();
         let column = Column {
@@ -414,12 +314,6 @@ mod tests {
         let (typed, bad) = type_batch(&batch, &[column], Tz::UTC);
         assert_eq!(typed.schema().field(0).name(), "amount");
         let found: Vec<(usize, &str)> = bad.iter().map(|b| (b.index, b.reason.as_str())).collect();
-        assert_eq!(
-            found,
-            [
-                (1, "not a decimal number: `x`"),
-                (2, "required value is missing")
-            ]
-        );
+        assert_eq!(found, [(1, "not a decimal number: `x`"), (2, "required value is missing")]);
     }
 }

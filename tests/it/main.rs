@@ -1,0 +1,12 @@
+//! fidelis integration tests: one binary (as ripgrep and delta-rs do), running real
+//! pipelines on small fixtures and reading back the Parquet they publish.
+
+mod bad_input;
+mod cli;
+mod config_errors;
+mod customer_summary;
+mod formats;
+mod params_and_stages;
+mod publish;
+mod s3;
+mod support;
