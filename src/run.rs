@@ -40,6 +40,8 @@ pub struct Manifest {
     pub stages: Vec<StageReport>,
     pub tables: IndexMap<String, TableReport>,
     pub quarantine: IndexMap<String, TableReport>,
+    /// Metrics that are null because an optional source they need is absent.
+    pub metrics_without_data: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -49,6 +51,9 @@ pub struct StageReport {
     pub name: String,
     pub rows: u64,
     pub duration_ms: u128,
+    /// The stage's declared `counts`: rows matching each named condition.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub counts: IndexMap<String, u64>,
 }
 
 /// A session with fidelis's functions registered.
@@ -119,6 +124,7 @@ async fn execute(
         stages: Vec::new(),
         tables: IndexMap::new(),
         quarantine: IndexMap::new(),
+        metrics_without_data: Vec::new(),
         warnings: Vec::new(),
     };
     let mut files = Vec::new();
@@ -141,10 +147,13 @@ async fn execute(
             "source loaded"
         );
         if report.status == "absent" {
-            let message = format!(
-                "optional source `{}` has no files at {}: the metrics that need it are null",
-                source.name, report.url
-            );
+            manifest.metrics_without_data.extend(source.metrics.iter().cloned());
+            let metrics = match source.metrics.is_empty() {
+                true => "the metrics that need it".to_string(),
+                false => source.metrics.join(", "),
+            };
+            let message =
+                format!("optional source `{}` has no files at {}: {metrics} have no data", source.name, report.url);
             warn!("{message}");
             manifest.warnings.push(message);
         }
@@ -174,10 +183,16 @@ async fn execute(
         let rows =
             frame.clone().count().await.map_err(|e| Error::runtime(format!("counting stage `{}`", stage.name), e))?
                 as u64;
+        let counts = stages::count(&frame, stage).await?;
         drop(step);
         let duration_ms = clock.elapsed().as_millis();
         info!(stage = %stage.name, rows, duration_ms = duration_ms as u64, "stage finished");
-        manifest.stages.push(StageReport { name: stage.name.clone(), rows, duration_ms });
+        for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
+            let message = format!("stage `{}`: {count} rows are {name}", stage.name);
+            warn!("{message}");
+            manifest.warnings.push(message);
+        }
+        manifest.stages.push(StageReport { name: stage.name.clone(), rows, duration_ms, counts });
         if plan.tables.contains(&stage.name) {
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
             let batches =

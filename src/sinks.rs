@@ -76,21 +76,7 @@ impl Sink {
     ) -> Result<(StagedFile, TableReport)> {
         let target = self.partition(table).child(PART_FILE);
         let staged = self.staging.child(&format!("{}.parquet", table.replace('/', "__")));
-        let (schema, batches) = warehouse_types(schema, batches)?;
-        let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing table `{table}` to {staged}"), e);
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
-            .build();
-        let writer = BufWriter::new(Arc::clone(&staged.store), staged.path.clone());
-        let mut writer = AsyncArrowWriter::try_new(writer, schema, Some(properties)).map_err(|e| failed(&e))?;
-        let mut rows = 0;
-        for batch in &batches {
-            rows += batch.num_rows() as u64;
-            writer.write(batch).await.map_err(|e| failed(&e))?;
-        }
-        writer.close().await.map_err(|e| failed(&e))?;
-        let bytes = staged.store.head(&staged.path).await.map_err(|e| failed(&e))?.size;
+        let (rows, bytes) = write_parquet(&staged, schema, batches).await?;
         let report =
             TableReport { url: self.partition(table).to_string(), files: vec![target.to_string()], rows, bytes };
         Ok((StagedFile { staged, target }, report))
@@ -140,6 +126,27 @@ impl Sink {
             let _ = self.staging.store.delete(&meta.location).await;
         }
     }
+}
+
+/// Writes `batches` as one Parquet file at `location` (zstd, warehouse-readable types);
+/// returns its rows and bytes. The one function in fidelis that writes Parquet.
+pub async fn write_parquet(location: &Location, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(u64, u64)> {
+    let (schema, batches) = warehouse_types(schema, batches)?;
+    let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {location}"), e);
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let writer = BufWriter::new(Arc::clone(&location.store), location.path.clone());
+    let mut writer = AsyncArrowWriter::try_new(writer, schema, Some(properties)).map_err(|e| failed(&e))?;
+    let mut rows = 0;
+    for batch in &batches {
+        rows += batch.num_rows() as u64;
+        writer.write(batch).await.map_err(|e| failed(&e))?;
+    }
+    writer.close().await.map_err(|e| failed(&e))?;
+    let bytes = location.store.head(&location.path).await.map_err(|e| failed(&e))?.size;
+    Ok((rows, bytes))
 }
 
 trait PrefixPath {

@@ -47,6 +47,24 @@ pub async fn run(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String, 
     Ok(frame)
 }
 
+/// The stage's declared `counts`: how many of its rows match each condition.
+pub async fn count(frame: &DataFrame, stage: &Stage) -> Result<IndexMap<String, u64>> {
+    let mut counts = IndexMap::new();
+    for (name, condition) in &stage.counts {
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::config(
+                &stage.origin,
+                format!("stage `{}`: count `{name}` ({condition}): {e}", stage.name),
+                "fix the condition",
+            )
+        };
+        let expr = frame.parse_sql_expr(condition).map_err(|e| failed(&e))?;
+        let matching = frame.clone().filter(expr).map_err(|e| failed(&e))?.count().await.map_err(|e| failed(&e))?;
+        counts.insert(name.clone(), matching as u64);
+    }
+    Ok(counts)
+}
+
 /// Replaces every `$name` placeholder with the typed literal of its value.
 fn bind(statement: &mut ast::Statement, params: &IndexMap<String, ParamValue>) -> std::result::Result<(), String> {
     let flow = visit_expressions_mut(statement, |expr| {

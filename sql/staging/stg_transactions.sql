@@ -1,11 +1,12 @@
--- Transactions dated up to as_of, each with its calendar day in the pipeline's timezone.
--- kind defaults to 'purchase'; net_amount is what the order adds to revenue
--- (refunds subtract on their own day).
+-- Transactions dated up to as_of, each with its calendar day (and month) in the
+-- pipeline's timezone. kind defaults to 'purchase'; net_amount is what the order adds
+-- to revenue: refunds subtract on their own day.
 SELECT
     order_id,
     customer_id,
     order_ts,
     local_date(order_ts, $timezone) AS order_date,
+    CAST(date_trunc('month', local_date(order_ts, $timezone)) AS DATE) AS order_month,
     COALESCE(kind, 'purchase') AS kind,
     amount,
     CASE WHEN kind = 'refund' THEN -amount ELSE amount END AS net_amount,

@@ -331,6 +331,7 @@ impl Compiler<'_> {
                     columns,
                     unique: spec.unique,
                     checks,
+                    metrics: spec.metrics,
                 },
             );
         }
@@ -422,6 +423,7 @@ impl Compiler<'_> {
                         sql,
                         origin,
                         depends_on,
+                        counts: spec.counts.clone(),
                     });
                 }
                 Err((message, location)) => self.diagnostics.push(Diagnostic {

@@ -66,6 +66,8 @@ pub struct Source {
     pub columns: Option<Vec<Column>>,
     pub unique: Vec<String>,
     pub checks: Vec<Check>,
+    /// Metrics that have no data when this (optional) source is absent.
+    pub metrics: Vec<String>,
 }
 
 /// A declared source column.
@@ -105,6 +107,8 @@ pub struct Stage {
     pub origin: String,
     /// Sources and stages the SQL reads.
     pub depends_on: Vec<String>,
+    /// Named conditions counted into the manifest.
+    pub counts: IndexMap<String, String>,
 }
 
 /// Where the run writes its tables.

@@ -83,6 +83,9 @@ pub struct RawSource {
     /// Row-level checks: SQL conditions every row must satisfy.
     #[serde(default)]
     pub checks: Vec<RawCheck>,
+    /// Metrics that need this source: named in the manifest when an optional source is absent.
+    #[serde(default)]
+    pub metrics: Vec<String>,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
@@ -163,6 +166,10 @@ pub struct RawStage {
     /// Inline SQL instead of a file.
     #[serde(default)]
     pub query: Option<String>,
+    /// Named SQL conditions whose matching rows are counted into the manifest (and
+    /// logged as warnings when not zero), e.g. `capped_shares: capped`.
+    #[serde(default)]
+    pub counts: IndexMap<String, String>,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,

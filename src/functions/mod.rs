@@ -1,12 +1,16 @@
 //! Rust functions exposed to the pipeline's SQL. Each is a thin Arrow wrapper
 //! around plain Rust; [`register`] is the one place that adds them to a session.
 
+mod km_median;
 mod local_date;
+mod months_between;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 /// Registers every fidelis function in `ctx`.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(local_date::LocalDate::new()));
+    ctx.register_udf(ScalarUDF::from(months_between::MonthsBetween::new()));
+    ctx.register_udaf(AggregateUDF::from(km_median::KmMedian::new()));
 }

@@ -409,32 +409,39 @@ fn bad_rows_error(source: &Source, files: &[InputFile], row_groups: &[Vec<u64>],
     Error::Data(message)
 }
 
+/// One row of a quarantine table: every problem of one input row, joined.
+struct QuarantineRow<'a> {
+    first: &'a BadRow,
+    columns: Vec<&'a str>,
+    reasons: Vec<&'a str>,
+}
+
 fn quarantine_batch(files: &[InputFile], bad: &[BadRow]) -> RecordBatch {
     let mut sorted: Vec<&BadRow> = bad.iter().collect();
     sorted.sort_by_key(|b| (b.file, b.row));
-    // One row per bad input row: several problems of one row are joined.
-    let mut merged: Vec<(usize, Option<u64>, Vec<String>, Vec<String>, String)> = Vec::new();
+    let mut merged: Vec<QuarantineRow> = Vec::new();
     for problem in sorted {
+        let same_row = |last: &QuarantineRow| {
+            last.first.file == problem.file && last.first.row == problem.row && problem.row.is_some()
+        };
         match merged.last_mut() {
-            Some(last) if last.0 == problem.file && last.1 == problem.row && problem.row.is_some() => {
-                last.2.extend(problem.column.clone());
-                last.3.push(problem.reason.clone());
+            Some(last) if same_row(last) => {
+                last.columns.extend(problem.column.as_deref());
+                last.reasons.push(&problem.reason);
             }
-            _ => merged.push((
-                problem.file,
-                problem.row,
-                problem.column.iter().cloned().collect(),
-                vec![problem.reason.clone()],
-                problem.record.clone(),
-            )),
+            _ => merged.push(QuarantineRow {
+                first: problem,
+                columns: problem.column.as_deref().into_iter().collect(),
+                reasons: vec![&problem.reason],
+            }),
         }
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(merged.iter().map(|m| files[m.0].url.as_str()))),
-        Arc::new(merged.iter().map(|m| m.1).collect::<UInt64Array>()),
-        Arc::new(merged.iter().map(|m| (!m.2.is_empty()).then(|| m.2.join(","))).collect::<StringArray>()),
-        Arc::new(StringArray::from_iter_values(merged.iter().map(|m| m.3.join("; ")))),
-        Arc::new(StringArray::from_iter_values(merged.iter().map(|m| m.4.as_str()))),
+        Arc::new(StringArray::from_iter_values(merged.iter().map(|m| files[m.first.file].url.as_str()))),
+        Arc::new(merged.iter().map(|m| m.first.row).collect::<UInt64Array>()),
+        Arc::new(merged.iter().map(|m| (!m.columns.is_empty()).then(|| m.columns.join(","))).collect::<StringArray>()),
+        Arc::new(StringArray::from_iter_values(merged.iter().map(|m| m.reasons.join("; ")))),
+        Arc::new(StringArray::from_iter_values(merged.iter().map(|m| m.first.record.as_str()))),
     ];
     RecordBatch::try_new(quarantine_schema(), columns).expect("quarantine columns match the quarantine schema")
 }

@@ -26,12 +26,12 @@ struct S3Server {
 impl S3Server {
     fn start() -> S3Server {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server must be installed for this test: pip install 'moto[server]' (the README's test command does it)");
+            .expect("python3 must be installed for this test");
         let server = S3Server { child, endpoint: format!("http://127.0.0.1:{port}") };
         for _ in 0..200 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -39,7 +39,9 @@ impl S3Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("moto_server did not start on port {port} within 20 s");
+        panic!(
+            "moto's S3 server did not start on port {port} within 20 s; install it with `pip install 'moto[server]'` (scripts/test does)"
+        );
     }
 
     /// Creates a bucket with a plain HTTP request (moto accepts unsigned requests).

@@ -1,0 +1,64 @@
+-- Activity spells: the periods in which a customer is continuously active, i.e. has a
+-- purchase day in the trailing active_window_days. A purchase day d keeps a customer
+-- active on days d .. d + window - 1, so purchase days less than a window apart chain
+-- into one spell.
+--
+-- Monthly counts only ask "active at the end of month m?" (the month's last day, or
+-- as_of in as_of's month). A spell answers yes for a contiguous range of months,
+-- [first_month_active, last_month_active]; later stages count customers by sweeping
+-- over these ranges, which stays linear in the number of spells however many
+-- customers and months there are (no customers x months join).
+WITH days AS (
+    SELECT
+        customer_id,
+        purchase_date,
+        LAG(purchase_date) OVER (PARTITION BY customer_id ORDER BY purchase_date) AS previous_date
+    FROM purchase_days
+),
+marked AS (
+    SELECT
+        d.customer_id,
+        d.purchase_date,
+        CASE
+            WHEN d.previous_date IS NULL OR d.purchase_date - d.previous_date >= p.active_window_days THEN 1
+            ELSE 0
+        END AS starts_spell
+    FROM days AS d
+    CROSS JOIN run_parameters AS p
+),
+numbered AS (
+    SELECT
+        customer_id,
+        purchase_date,
+        SUM(starts_spell) OVER (PARTITION BY customer_id ORDER BY purchase_date ROWS UNBOUNDED PRECEDING) AS spell_number
+    FROM marked
+),
+spells AS (
+    SELECT customer_id, spell_number, MIN(purchase_date) AS spell_start, MAX(purchase_date) AS last_purchase_date
+    FROM numbered
+    GROUP BY customer_id, spell_number
+),
+bounded AS (
+    SELECT
+        s.customer_id,
+        s.spell_number,
+        s.spell_start,
+        s.last_purchase_date + p.active_window_days - 1 AS active_until,
+        p.as_of,
+        p.as_of_month
+    FROM spells AS s
+    CROSS JOIN run_parameters AS p
+)
+SELECT
+    customer_id,
+    spell_number,
+    spell_start,
+    active_until,
+    CAST(date_trunc('month', spell_start) AS DATE) AS first_month_active,
+    -- The last month whose end the spell covers: as_of's month if still active at
+    -- as_of, else the month before the one in which the customer became inactive.
+    CASE
+        WHEN active_until >= as_of THEN as_of_month
+        ELSE CAST(date_trunc('month', active_until + 1) AS DATE) - INTERVAL '1 month'
+    END AS last_month_active
+FROM bounded

@@ -1,0 +1,34 @@
+-- Survey indices per month over each respondent's latest response in that month.
+-- An NPS-style index of a 0..10 score is % 9-10 minus % 0-6, in [-100, 100].
+WITH latest AS (
+    SELECT
+        *,
+        ROW_NUMBER() OVER (PARTITION BY customer_id, response_month ORDER BY response_ts DESC) AS recency_rank
+    FROM stg_survey_responses
+),
+indices AS (
+    SELECT
+        response_month AS month,
+        COUNT(nps_score) AS nps_responses,
+        100.0 * (SUM(CASE WHEN nps_score >= 9 THEN 1 ELSE 0 END) - SUM(CASE WHEN nps_score <= 6 THEN 1 ELSE 0 END))
+            / NULLIF(COUNT(nps_score), 0) AS nps,
+        100.0 * (SUM(CASE WHEN repurchase_intent >= 9 THEN 1 ELSE 0 END) - SUM(CASE WHEN repurchase_intent <= 6 THEN 1 ELSE 0 END))
+            / NULLIF(COUNT(repurchase_intent), 0) AS repurchase_index,
+        100.0 * (SUM(CASE WHEN upsell_intent >= 9 THEN 1 ELSE 0 END) - SUM(CASE WHEN upsell_intent <= 6 THEN 1 ELSE 0 END))
+            / NULLIF(COUNT(upsell_intent), 0) AS upsell_index
+    FROM latest
+    WHERE recency_rank = 1
+    GROUP BY response_month
+)
+SELECT
+    month,
+    nps,
+    nps_responses,
+    -- The mean of the indices that have responses.
+    (COALESCE(nps, 0) + COALESCE(repurchase_index, 0) + COALESCE(upsell_index, 0))
+        / NULLIF(
+            CASE WHEN nps IS NULL THEN 0 ELSE 1 END + CASE WHEN repurchase_index IS NULL THEN 0 ELSE 1 END
+                + CASE WHEN upsell_index IS NULL THEN 0 ELSE 1 END,
+            0
+        ) AS loyalty_index
+FROM indices

@@ -1,0 +1,69 @@
+-- clv_simple: the textbook CLV (shared/METRICS.md), one row per month with 12 months
+-- of history (scope 'month', key YYYY-MM) and one per RFM segment as of as_of (scope
+-- 'segment'). Over the 12 months ending with the month (or as_of):
+-- average_order_value = revenue / orders, purchase_frequency = orders / distinct
+-- buyers, customer_value = AOV x frequency; churn_rate is the annual churn
+-- 1 - (active at the end of m-12 and at the end of m) / (active at the end of m-12).
+-- Segment rows use the base's annual churn at as_of: a segment's own churn would be
+-- circular, since segments are defined by recency.
+WITH base AS (
+    SELECT
+        m.month,
+        m.months_of_data,
+        s.revenue_12m,
+        s.orders_12m,
+        s.buyers_12m,
+        1.0 - CAST(c.retained_12m AS DOUBLE) / NULLIF(c.active_12m_before, 0) AS churn_rate
+    FROM months AS m
+    JOIN monthly_sales AS s ON s.month = m.month
+    JOIN active_counts AS c ON c.month = m.month AND c.population = 'all'
+),
+by_month AS (
+    SELECT
+        'month' AS scope,
+        to_char(month, '%Y-%m') AS key,
+        CAST(revenue_12m AS DOUBLE) / NULLIF(orders_12m, 0) AS average_order_value,
+        CAST(orders_12m AS DOUBLE) / NULLIF(buyers_12m, 0) AS purchase_frequency,
+        churn_rate
+    FROM base
+    WHERE months_of_data >= 11
+),
+segment_window AS (
+    SELECT r.segment, t.customer_id, t.kind, t.net_amount
+    FROM stg_transactions AS t
+    JOIN rfm AS r ON r.customer_id = t.customer_id
+    CROSS JOIN run_parameters AS p
+    WHERE t.order_month > p.as_of_month - INTERVAL '12 months'
+),
+by_segment AS (
+    SELECT
+        'segment' AS scope,
+        w.segment AS key,
+        CAST(SUM(w.net_amount) AS DOUBLE) / NULLIF(SUM(CASE WHEN w.kind = 'purchase' THEN 1 ELSE 0 END), 0)
+            AS average_order_value,
+        CAST(SUM(CASE WHEN w.kind = 'purchase' THEN 1 ELSE 0 END) AS DOUBLE)
+            / NULLIF(COUNT(DISTINCT CASE WHEN w.kind = 'purchase' THEN w.customer_id END), 0) AS purchase_frequency,
+        b.churn_rate
+    FROM segment_window AS w
+    CROSS JOIN run_parameters AS p
+    JOIN base AS b ON b.month = p.as_of_month
+    WHERE w.segment IS NOT NULL
+    GROUP BY w.segment, b.churn_rate
+),
+both_scopes AS (
+    SELECT * FROM by_month
+    UNION ALL
+    SELECT * FROM by_segment
+)
+SELECT
+    x.scope,
+    x.key,
+    x.average_order_value,
+    x.purchase_frequency,
+    x.average_order_value * x.purchase_frequency AS customer_value,
+    x.churn_rate,
+    1.0 / NULLIF(x.churn_rate, 0) AS customer_lifespan_years,
+    x.average_order_value * x.purchase_frequency / NULLIF(x.churn_rate, 0) * p.margin AS simple_clv
+FROM both_scopes AS x
+CROSS JOIN run_parameters AS p
+ORDER BY x.scope, x.key

@@ -1,0 +1,87 @@
+-- loyalty_types: the kind of loyalty of each repeat customer (frequency >= 1), first
+-- match wins (shared/METRICS.md); thresholds are pipeline parameters:
+--   truly_loyal     latest NPS >= loyal_nps_min, or >= loyal_categories_min distinct
+--                   categories with f_score >= loyal_f_score_min
+--   price_driven    discounts >= price_discount_share of gross spend (amount + discount)
+--   program_driven  a member with a redeem in the last program_redeem_days days (365:
+--                   the contract's 12 months)
+--   convenience     >= convenience_channel_share of purchase orders in one channel
+--   satisfied       every other repeat customer
+-- reason names the rule that matched and the customer's figure.
+WITH repeaters AS (
+    SELECT customer_id, distinct_categories FROM customer_summary WHERE frequency >= 1
+),
+latest_nps AS (
+    SELECT customer_id, nps_score
+    FROM (
+        SELECT customer_id, nps_score, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY response_ts DESC) AS recency_rank
+        FROM stg_survey_responses
+        WHERE nps_score IS NOT NULL
+    ) AS ranked
+    WHERE recency_rank = 1
+),
+spend AS (
+    SELECT
+        customer_id,
+        CAST(SUM(COALESCE(discount_amount, 0)) AS DOUBLE) / NULLIF(CAST(SUM(amount + COALESCE(discount_amount, 0)) AS DOUBLE), 0)
+            AS discount_share
+    FROM stg_transactions
+    WHERE kind = 'purchase'
+    GROUP BY customer_id
+),
+channels AS (
+    SELECT customer_id, MAX(orders) AS top_channel_orders, SUM(orders) AS orders
+    FROM (
+        SELECT customer_id, channel, COUNT(*) AS orders
+        FROM stg_transactions
+        WHERE kind = 'purchase'
+        GROUP BY customer_id, channel
+    ) AS per_channel
+    GROUP BY customer_id
+),
+redeemers AS (
+    SELECT DISTINCT e.customer_id
+    FROM stg_loyalty_events AS e
+    JOIN customer_populations AS m ON m.customer_id = e.customer_id AND m.population = 'member'
+    CROSS JOIN run_parameters AS p
+    WHERE e.event_type = 'redeem' AND e.event_date > p.as_of - $program_redeem_days
+),
+facts AS (
+    SELECT
+        r.customer_id,
+        n.nps_score,
+        r.distinct_categories,
+        f.f_score,
+        s.discount_share,
+        x.customer_id IS NOT NULL AS redeemed,
+        CAST(c.top_channel_orders AS DOUBLE) / NULLIF(c.orders, 0) AS top_channel_share
+    FROM repeaters AS r
+    LEFT JOIN latest_nps AS n ON n.customer_id = r.customer_id
+    LEFT JOIN rfm AS f ON f.customer_id = r.customer_id
+    LEFT JOIN spend AS s ON s.customer_id = r.customer_id
+    LEFT JOIN channels AS c ON c.customer_id = r.customer_id
+    LEFT JOIN redeemers AS x ON x.customer_id = r.customer_id
+)
+SELECT
+    customer_id,
+    CASE
+        WHEN nps_score >= $loyal_nps_min THEN 'truly_loyal'
+        WHEN distinct_categories >= $loyal_categories_min AND f_score >= $loyal_f_score_min THEN 'truly_loyal'
+        WHEN discount_share >= $price_discount_share THEN 'price_driven'
+        WHEN redeemed THEN 'program_driven'
+        WHEN top_channel_share >= $convenience_channel_share THEN 'convenience'
+        ELSE 'satisfied'
+    END AS loyalty_type,
+    CASE
+        WHEN nps_score >= $loyal_nps_min THEN concat('latest NPS ', CAST(nps_score AS VARCHAR))
+        WHEN distinct_categories >= $loyal_categories_min AND f_score >= $loyal_f_score_min
+            THEN concat(CAST(distinct_categories AS VARCHAR), ' categories with f_score ', CAST(f_score AS VARCHAR))
+        WHEN discount_share >= $price_discount_share
+            THEN concat('discounts are ', CAST(CAST(round(discount_share * 100) AS BIGINT) AS VARCHAR), '% of gross spend')
+        WHEN redeemed THEN 'member who redeemed points recently'
+        WHEN top_channel_share >= $convenience_channel_share
+            THEN concat(CAST(CAST(round(top_channel_share * 100) AS BIGINT) AS VARCHAR), '% of orders in one channel')
+        ELSE 'repeat customer matching no other rule'
+    END AS reason
+FROM facts
+ORDER BY customer_id

@@ -1,0 +1,68 @@
+-- rfm: one row per customer with a purchase day in the lookback (shared/METRICS.md).
+-- Scores are exact integers and tie-safe: with n scored customers and k the number
+-- whose value is no better than this customer's (ties included), score = ceil(5k / n).
+-- Equal values get equal scores; the most recent, frequent, highest spenders score 5.
+-- The segment is the first row of the rfm_segment_map seed (by priority) whose r and f
+-- ranges hold the customer's scores.
+WITH lookback AS (
+    SELECT t.*
+    FROM stg_transactions AS t
+    CROSS JOIN run_parameters AS p
+    WHERE p.rfm_window_start IS NULL OR t.order_date > p.rfm_window_start
+),
+per_customer AS (
+    SELECT
+        customer_id,
+        MAX(CASE WHEN kind = 'purchase' THEN order_date END) AS last_purchase_date,
+        COUNT(DISTINCT CASE WHEN kind = 'purchase' THEN order_date END) AS frequency,
+        SUM(net_amount) AS monetary
+    FROM lookback
+    GROUP BY customer_id
+),
+ranked AS (
+    SELECT
+        c.customer_id,
+        p.as_of - c.last_purchase_date AS recency_days,
+        c.frequency,
+        c.monetary,
+        COUNT(*) OVER () AS n,
+        COUNT(*) OVER (ORDER BY p.as_of - c.last_purchase_date DESC RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS k_r,
+        COUNT(*) OVER (ORDER BY c.frequency RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS k_f,
+        COUNT(*) OVER (ORDER BY c.monetary RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS k_m
+    FROM per_customer AS c
+    CROSS JOIN run_parameters AS p
+    WHERE c.frequency > 0
+),
+scored AS (
+    SELECT
+        customer_id,
+        recency_days,
+        frequency,
+        monetary,
+        CAST((5 * k_r + n - 1) / n AS INT) AS r_score,
+        CAST((5 * k_f + n - 1) / n AS INT) AS f_score,
+        CAST((5 * k_m + n - 1) / n AS INT) AS m_score
+    FROM ranked
+),
+segmented AS (
+    SELECT
+        s.customer_id,
+        m.segment,
+        ROW_NUMBER() OVER (PARTITION BY s.customer_id ORDER BY m.priority) AS match_rank
+    FROM scored AS s
+    JOIN rfm_segment_map AS m
+        ON s.r_score BETWEEN m.r_min AND m.r_max AND s.f_score BETWEEN m.f_min AND m.f_max
+)
+SELECT
+    s.customer_id,
+    s.recency_days,
+    s.frequency,
+    CAST(s.monetary AS DECIMAL(18, 2)) AS monetary,
+    s.r_score,
+    s.f_score,
+    s.m_score,
+    concat(CAST(s.r_score AS VARCHAR), CAST(s.f_score AS VARCHAR), CAST(s.m_score AS VARCHAR)) AS rfm_cell,
+    g.segment
+FROM scored AS s
+LEFT JOIN segmented AS g ON g.customer_id = s.customer_id AND g.match_rank = 1
+ORDER BY s.customer_id

@@ -1,0 +1,61 @@
+-- share_of_wallet: one row per customer and month with a wallet estimate
+-- (shared/METRICS.md). our_spend is the customer's net revenue in the month.
+-- Estimates, first available wins: the wallet input, then the latest survey
+-- category_spend of the month (both source 'wallet'), then the Wallet Allocation Rule
+-- from the latest survey brand_rank and brands_used (source 'war'):
+-- share = (1 - rank / (n + 1)) * (2 / n). Shares above 1 are capped and flagged: the
+-- estimate is inconsistent with what the customer spent with us. A WAR row has no
+-- category_spend; a negative our_spend (net refunds) gives a share of 0.
+WITH our_spend AS (
+    SELECT customer_id, order_month AS period, SUM(net_amount) AS our_spend
+    FROM stg_transactions
+    GROUP BY customer_id, order_month
+),
+latest_survey AS (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_id, response_month ORDER BY response_ts DESC) AS recency_rank
+    FROM stg_survey_responses
+    WHERE category_spend IS NOT NULL OR (brand_rank IS NOT NULL AND brands_used > 0)
+),
+estimates AS (
+    SELECT customer_id, period, category_spend, CAST(NULL AS DOUBLE) AS war_share, 1 AS preference
+    FROM stg_wallet
+    UNION ALL
+    SELECT customer_id, response_month, category_spend, NULL, 2
+    FROM latest_survey
+    WHERE recency_rank = 1 AND category_spend IS NOT NULL
+    UNION ALL
+    SELECT customer_id, response_month, NULL,
+           (1.0 - CAST(brand_rank AS DOUBLE) / (brands_used + 1)) * (2.0 / brands_used), 3
+    FROM latest_survey
+    WHERE recency_rank = 1 AND category_spend IS NULL AND brand_rank IS NOT NULL AND brands_used > 0
+),
+chosen AS (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_id, period ORDER BY preference) AS choice
+    FROM estimates
+),
+raw_shares AS (
+    SELECT
+        c.customer_id,
+        c.period,
+        COALESCE(o.our_spend, 0) AS our_spend,
+        c.category_spend,
+        CASE
+            WHEN c.war_share IS NOT NULL THEN c.war_share
+            WHEN c.category_spend > 0 THEN CAST(COALESCE(o.our_spend, 0) AS DOUBLE) / CAST(c.category_spend AS DOUBLE)
+            WHEN COALESCE(o.our_spend, 0) > 0 THEN 2.0 -- spend with us against an estimate of 0: inconsistent
+        END AS share,
+        CASE WHEN c.war_share IS NOT NULL THEN 'war' ELSE 'wallet' END AS source
+    FROM chosen AS c
+    LEFT JOIN our_spend AS o ON o.customer_id = c.customer_id AND o.period = c.period
+    WHERE c.choice = 1
+)
+SELECT
+    customer_id,
+    period,
+    CAST(our_spend AS DECIMAL(18, 2)) AS our_spend,
+    CAST(category_spend AS DECIMAL(18, 2)) AS category_spend,
+    GREATEST(LEAST(share, 1.0), 0.0) AS share_of_wallet,
+    COALESCE(share > 1.0, false) AS capped,
+    source
+FROM raw_shares
+ORDER BY customer_id, period

@@ -1,0 +1,14 @@
+-- Survey responses dated up to as_of, with their calendar day and month.
+SELECT
+    customer_id,
+    local_date(response_ts, $timezone) AS response_date,
+    CAST(date_trunc('month', local_date(response_ts, $timezone)) AS DATE) AS response_month,
+    response_ts,
+    nps_score,
+    repurchase_intent,
+    upsell_intent,
+    category_spend,
+    brand_rank,
+    brands_used
+FROM survey_responses
+WHERE local_date(response_ts, $timezone) <= $as_of

@@ -1,0 +1,285 @@
+//! A small deterministic quasi-Newton minimiser (BFGS; Nocedal & Wright
+//! 2006, "Numerical Optimization", Algorithm 6.1, eq. 6.17 inverse-Hessian
+//! update) for the 3–4 log-scale parameters of the models in this module.
+//!
+//! Stopping rules, checked in this order after every accepted step:
+//! * converged: the largest gradient component is at most `tolerance`
+//!   (objectives here are mean negative log-likelihoods per customer, so the
+//!   tolerance does not scale with the number of customers);
+//! * not converged: `max_iterations` accepted steps were taken, a parameter
+//!   left the range |θ| ≤ [`MAX_LOG_PARAMETER`] (the likelihood keeps
+//!   improving as that parameter runs off to 0 or ∞), or the line search
+//!   could not decrease the objective any further.
+//!
+//! There is no randomness and no dependence on thread count: the same inputs
+//! give bit-identical results.
+
+/// Log-parameters beyond ±25 (parameters below 1.4e-11 or above 7.2e10) mean
+/// the maximum likelihood estimate sits on the boundary of the parameter
+/// space, i.e. the model does not fit the data.
+pub(crate) const MAX_LOG_PARAMETER: f64 = 25.0;
+
+/// Longest first trial step in any coordinate (log space: a factor e² ≈ 7.4),
+/// so one poor curvature estimate cannot throw parameters into overflow.
+const MAX_STEP: f64 = 2.0;
+
+/// Armijo sufficient-decrease constant (Nocedal & Wright eq. 3.4).
+const ARMIJO: f64 = 1e-4;
+
+/// Step halvings before the line search gives up.
+const MAX_BACKTRACKS: usize = 60;
+
+/// A function to minimise over log-parameters.
+pub(crate) trait Objective {
+    /// Whether gradients come at about the cost of a value. If so the line
+    /// search asks for them at every trial point; if not (finite differences)
+    /// only at accepted points.
+    const CHEAP_GRADIENT: bool;
+
+    /// Objective value at `theta`; fills `gradient` when one is passed.
+    /// Returns a non-finite value where the objective is undefined.
+    fn evaluate(&self, theta: &[f64], gradient: Option<&mut [f64]>) -> f64;
+}
+
+/// Why the minimiser stopped without meeting the gradient tolerance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stall {
+    IterationLimit,
+    /// Index of the parameter that ran off towards 0 or ∞.
+    Diverged(usize),
+    LineSearch,
+}
+
+/// Result of [`minimize`].
+#[derive(Clone, Debug)]
+pub(crate) struct Minimum {
+    pub theta: Vec<f64>,
+    pub value: f64,
+    pub iterations: usize,
+    /// `None` when the gradient tolerance was met.
+    pub stall: Option<Stall>,
+}
+
+/// Minimises `objective` from `start` with BFGS and a backtracking Armijo line
+/// search. Returns `None` if the objective is not finite at `start`.
+pub(crate) fn minimize<O: Objective>(
+    objective: &O,
+    start: &[f64],
+    max_iterations: usize,
+    tolerance: f64,
+) -> Option<Minimum> {
+    let n = start.len();
+    let mut theta = start.to_vec();
+    let mut gradient = vec![0.0; n];
+    let mut value = objective.evaluate(&theta, Some(&mut gradient));
+    if !value.is_finite() || gradient.iter().any(|g| !g.is_finite()) {
+        return None;
+    }
+    let mut inverse_hessian = identity(n);
+    let mut first_update = true;
+    let mut iterations = 0;
+    let mut trial = vec![0.0; n];
+    let mut trial_gradient = vec![0.0; n];
+    let stall = loop {
+        if max_abs(&gradient) <= tolerance {
+            break None;
+        }
+        if iterations >= max_iterations {
+            break Some(Stall::IterationLimit);
+        }
+        if let Some(i) = theta.iter().position(|t| t.abs() > MAX_LOG_PARAMETER) {
+            break Some(Stall::Diverged(i));
+        }
+        let mut direction = mat_vec(&inverse_hessian, &gradient);
+        direction.iter_mut().for_each(|d| *d = -*d);
+        let mut slope = dot(&gradient, &direction);
+        if slope >= 0.0 {
+            // The curvature estimate went bad: restart from steepest descent.
+            inverse_hessian = identity(n);
+            first_update = true;
+            direction = gradient.iter().map(|g| -g).collect();
+            slope = dot(&gradient, &direction);
+        }
+        let longest = max_abs(&direction);
+        let mut step = if longest > MAX_STEP { MAX_STEP / longest } else { 1.0 };
+        let mut accepted = None;
+        for _ in 0..MAX_BACKTRACKS {
+            for i in 0..n {
+                trial[i] = theta[i] + step * direction[i];
+            }
+            let trial_value = if O::CHEAP_GRADIENT {
+                objective.evaluate(&trial, Some(&mut trial_gradient))
+            } else {
+                objective.evaluate(&trial, None)
+            };
+            if trial_value.is_finite() && trial_value <= value + ARMIJO * step * slope {
+                accepted = Some(trial_value);
+                break;
+            }
+            step *= 0.5;
+        }
+        let Some(new_value) = accepted else {
+            break Some(Stall::LineSearch);
+        };
+        if !O::CHEAP_GRADIENT {
+            objective.evaluate(&trial, Some(&mut trial_gradient));
+        }
+        if trial_gradient.iter().any(|g| !g.is_finite()) {
+            break Some(Stall::LineSearch);
+        }
+        let s: Vec<f64> = (0..n).map(|i| trial[i] - theta[i]).collect();
+        let y: Vec<f64> = (0..n).map(|i| trial_gradient[i] - gradient[i]).collect();
+        let sy = dot(&s, &y);
+        // Skip updates that would break positive definiteness (Nocedal &
+        // Wright Section 6.1 discusses the curvature condition s·y > 0).
+        if sy > 1e-12 * norm(&s) * norm(&y) {
+            if first_update {
+                // Scale the initial guess so its size matches the observed
+                // curvature (Nocedal & Wright eq. 6.20).
+                let scale = sy / dot(&y, &y);
+                inverse_hessian = identity(n);
+                inverse_hessian.iter_mut().for_each(|row| row.iter_mut().for_each(|h| *h *= scale));
+                first_update = false;
+            }
+            bfgs_update(&mut inverse_hessian, &s, &y, sy);
+        }
+        theta.copy_from_slice(&trial);
+        gradient.copy_from_slice(&trial_gradient);
+        value = new_value;
+        iterations += 1;
+    };
+    Some(Minimum {
+        theta,
+        value,
+        iterations,
+        stall,
+    })
+}
+
+/// Central-difference gradient, for objectives without analytic derivatives.
+/// The step 1e-5 in log space balances truncation (∝ h²) against rounding
+/// (∝ ε/h) for objectives of order one.
+pub(crate) fn central_difference<F: Fn(&[f64]) -> f64>(f: F, theta: &[f64], gradient: &mut [f64]) {
+    const H: f64 = 1e-5;
+    let mut shifted = theta.to_vec();
+    for i in 0..theta.len() {
+        shifted[i] = theta[i] + H;
+        let up = f(&shifted);
+        shifted[i] = theta[i] - H;
+        let down = f(&shifted);
+        shifted[i] = theta[i];
+        gradient[i] = (up - down) / (2.0 * H);
+    }
+}
+
+/// H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ with ρ = 1/(yᵀs) (Nocedal & Wright eq. 6.17).
+fn bfgs_update(h: &mut [Vec<f64>], s: &[f64], y: &[f64], sy: f64) {
+    let n = s.len();
+    let rho = 1.0 / sy;
+    let hy = mat_vec(h, y);
+    let yhy = dot(y, &hy);
+    for i in 0..n {
+        for j in 0..n {
+            h[i][j] += -rho * (s[i] * hy[j] + hy[i] * s[j]) + (rho * rho * yhy + rho) * s[i] * s[j];
+        }
+    }
+}
+
+fn identity(n: usize) -> Vec<Vec<f64>> {
+    (0..n).map(|i| (0..n).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect()
+}
+
+fn mat_vec(m: &[Vec<f64>], v: &[f64]) -> Vec<f64> {
+    m.iter().map(|row| dot(row, v)).collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn norm(a: &[f64]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+fn max_abs(a: &[f64]) -> f64 {
+    a.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rosenbrock's banana function, the classic hard case for line searches.
+    struct Rosenbrock;
+
+    impl Objective for Rosenbrock {
+        const CHEAP_GRADIENT: bool = true;
+        fn evaluate(&self, t: &[f64], gradient: Option<&mut [f64]>) -> f64 {
+            let (x, y) = (t[0], t[1]);
+            if let Some(g) = gradient {
+                g[0] = -2.0 * (1.0 - x) - 400.0 * x * (y - x * x);
+                g[1] = 200.0 * (y - x * x);
+            }
+            (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2)
+        }
+    }
+
+    /// A quadratic whose gradient is only available by finite differences.
+    struct Quadratic;
+
+    impl Objective for Quadratic {
+        const CHEAP_GRADIENT: bool = false;
+        fn evaluate(&self, t: &[f64], gradient: Option<&mut [f64]>) -> f64 {
+            let f = |t: &[f64]| 3.0 * (t[0] - 1.0).powi(2) + (t[1] + 2.0).powi(2) + t[0] * t[1];
+            if let Some(g) = gradient {
+                central_difference(f, t, g);
+            }
+            f(t)
+        }
+    }
+
+    /// Decreases forever as its only parameter grows.
+    struct Runaway;
+
+    impl Objective for Runaway {
+        const CHEAP_GRADIENT: bool = true;
+        fn evaluate(&self, t: &[f64], gradient: Option<&mut [f64]>) -> f64 {
+            if let Some(g) = gradient {
+                g[0] = -(-t[0]).exp();
+            }
+            (-t[0]).exp()
+        }
+    }
+
+    #[test]
+    fn minimizes_rosenbrock() {
+        let m = minimize(&Rosenbrock, &[-1.2, 1.0], 500, 1e-9).unwrap();
+        assert_eq!(m.stall, None);
+        assert!((m.theta[0] - 1.0).abs() < 1e-6 && (m.theta[1] - 1.0).abs() < 1e-6, "{m:?}");
+    }
+
+    #[test]
+    fn minimizes_with_finite_difference_gradients() {
+        let m = minimize(&Quadratic, &[0.0, 0.0], 200, 1e-8).unwrap();
+        assert_eq!(m.stall, None);
+        // Stationary point of 3(x−1)² + (y+2)² + xy: 6x − 6 + y = 0, 2y + 4 + x = 0.
+        let (x, y) = (16.0 / 11.0, -30.0 / 11.0);
+        assert!((m.theta[0] - x).abs() < 1e-7 && (m.theta[1] - y).abs() < 1e-7, "{m:?}");
+    }
+
+    #[test]
+    fn reports_iteration_limit_and_divergence() {
+        let m = minimize(&Rosenbrock, &[-1.2, 1.0], 3, 1e-9).unwrap();
+        assert_eq!((m.stall, m.iterations), (Some(Stall::IterationLimit), 3));
+        let m = minimize(&Runaway, &[0.0], 10_000, 1e-30).unwrap();
+        assert!(matches!(m.stall, Some(Stall::Diverged(0)) | Some(Stall::LineSearch)), "{m:?}");
+    }
+
+    #[test]
+    fn is_deterministic() {
+        let a = minimize(&Rosenbrock, &[-1.2, 1.0], 500, 1e-9).unwrap();
+        let b = minimize(&Rosenbrock, &[-1.2, 1.0], 500, 1e-9).unwrap();
+        assert_eq!(a.theta, b.theta);
+        assert_eq!(a.iterations, b.iterations);
+    }
+}

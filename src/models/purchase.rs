@@ -1,0 +1,454 @@
+//! The common API of the purchase (transaction-count) models, input
+//! validation, and compression of customers into unique (x, t_x, T) cells.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::error::FitError;
+use super::optimize::{self, Stall};
+use super::{bg_nbd, mbg_nbd, pareto_nbd};
+
+/// Which purchase model to fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PurchaseModelKind {
+    /// BG/NBD: Fader, Hardie & Lee (2005), "Counting Your Customers the Easy
+    /// Way: An Alternative to the Pareto/NBD Model", Marketing Science 24(2).
+    BgNbd,
+    /// Pareto/NBD: Schmittlein, Morrison & Colombo (1987), "Counting Your
+    /// Customers: Who Are They and What Will They Do Next?", Management
+    /// Science 33(1), as derived in Fader & Hardie (2005), "A Note on
+    /// Deriving the Pareto/NBD Model and Related Expressions".
+    ParetoNbd,
+    /// MBG/NBD: Batislam, Denizel & Filiztekin (2007), "Empirical validation
+    /// and comparison of models for customer base analysis", International
+    /// Journal of Research in Marketing 24(3).
+    MbgNbd,
+}
+
+impl PurchaseModelKind {
+    /// The model's name in configuration and reports: `"bg_nbd"`,
+    /// `"pareto_nbd"` or `"mbg_nbd"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PurchaseModelKind::BgNbd => "bg_nbd",
+            PurchaseModelKind::ParetoNbd => "pareto_nbd",
+            PurchaseModelKind::MbgNbd => "mbg_nbd",
+        }
+    }
+
+    /// Parameter names in the order of [`PurchaseFit::parameters`] and
+    /// [`PurchaseFit::from_parameters`]: r, alpha, a, b (BG/NBD, MBG/NBD) or
+    /// r, alpha, s, beta (Pareto/NBD).
+    pub fn parameter_names(self) -> [&'static str; 4] {
+        match self {
+            PurchaseModelKind::BgNbd | PurchaseModelKind::MbgNbd => ["r", "alpha", "a", "b"],
+            PurchaseModelKind::ParetoNbd => ["r", "alpha", "s", "beta"],
+        }
+    }
+}
+
+/// One customer's purchase summary over the calibration period, in the
+/// pipeline's time unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observation {
+    /// x: number of repeat purchases (purchase days after the first); a
+    /// whole number.
+    pub frequency: f64,
+    /// t_x: time of the last purchase since the first (0 when x = 0).
+    pub recency: f64,
+    /// T: time from the first purchase to the end of the calibration period.
+    pub age: f64,
+}
+
+/// Settings for maximum likelihood estimation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FitOptions {
+    /// Maximum optimiser iterations (accepted BFGS steps).
+    pub max_iterations: usize,
+    /// Convergence threshold on the largest gradient component of the mean
+    /// negative log-likelihood per customer with respect to the
+    /// log-parameters.
+    pub tolerance: f64,
+    /// Threads for likelihood sums; results are identical for any value.
+    pub threads: usize,
+    /// Return a fit whose optimiser hit `max_iterations` or stalled (with
+    /// [`PurchaseFit::converged`] false) instead of
+    /// [`FitError::NotConverged`]. Fits whose parameters run off to 0 or ∞
+    /// are errors regardless.
+    pub allow_unconverged: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            max_iterations: 500,
+            tolerance: 1e-7,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            allow_unconverged: false,
+        }
+    }
+}
+
+/// A fitted (or given) purchase model: parameters plus fit diagnostics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PurchaseFit {
+    kind: PurchaseModelKind,
+    params: [f64; 4],
+    log_likelihood: f64,
+    iterations: usize,
+    converged: bool,
+    customers: usize,
+}
+
+/// Fewest repeat buyers with which the purchase models are fitted at all:
+/// below this the purchase-rate and dropout parameters are not identified.
+pub const MIN_REPEAT_BUYERS: usize = 10;
+
+/// Fits `kind` by maximum likelihood (BFGS on log-parameters; see
+/// [`FitOptions`]) to `observations`.
+///
+/// Customers with identical (x, t_x, T) are merged into weighted cells first,
+/// so cost grows with the number of distinct triples, not customers.
+///
+/// Errors: [`FitError::InvalidInput`] for negative, non-finite or
+/// fractional frequencies, recency > age, or recency > 0 with frequency 0;
+/// [`FitError::InsufficientData`] with fewer than [`MIN_REPEAT_BUYERS`]
+/// repeat buyers; [`FitError::NotConverged`].
+pub fn fit_purchase_model(
+    kind: PurchaseModelKind,
+    observations: &[Observation],
+    options: &FitOptions,
+) -> Result<PurchaseFit, FitError> {
+    let model = kind.name();
+    let data = Compressed::new(model, observations)?;
+    if data.repeat_buyers < MIN_REPEAT_BUYERS {
+        return Err(FitError::InsufficientData {
+            model,
+            customers: data.customers,
+            usable: data.repeat_buyers,
+            required: MIN_REPEAT_BUYERS,
+            usable_means: "repeat buyers (frequency > 0)",
+        });
+    }
+    let threads = options.threads.max(1);
+    let minimum = match kind {
+        PurchaseModelKind::BgNbd => minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Bg, threads), &data, options),
+        PurchaseModelKind::MbgNbd => minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Mbg, threads), &data, options),
+        PurchaseModelKind::ParetoNbd => minimize(&pareto_nbd::Objective::new(&data, threads), &data, options),
+    };
+    let Some(minimum) = minimum else {
+        return Err(FitError::NotConverged {
+            model,
+            iterations: 0,
+            log_likelihood: f64::NAN,
+            diverging: None,
+        });
+    };
+    let log_likelihood = -minimum.value * data.customers as f64;
+    let params = exp4(&minimum.theta);
+    match minimum.stall {
+        Some(Stall::Diverged(i)) => Err(FitError::NotConverged {
+            model,
+            iterations: minimum.iterations,
+            log_likelihood,
+            diverging: Some(kind.parameter_names()[i]),
+        }),
+        Some(_) if !options.allow_unconverged => Err(FitError::NotConverged {
+            model,
+            iterations: minimum.iterations,
+            log_likelihood,
+            diverging: None,
+        }),
+        stall => Ok(PurchaseFit {
+            kind,
+            params,
+            log_likelihood,
+            iterations: minimum.iterations,
+            converged: stall.is_none(),
+            customers: data.customers,
+        }),
+    }
+}
+
+/// Starting point shared by all three models: r = 1 with α matching the
+/// observed repeat-purchase rate (the gamma mean r/α), and dropout
+/// parameters at 1 (a = b = 1 is a uniform prior on p; s = 1 with β = α is a
+/// mean lifetime as long as the mean inter-purchase time).
+fn start(data: &Compressed) -> [f64; 4] {
+    let total_x: f64 = data.cells.iter().map(|c| c.weight * data.frequencies[c.x as usize]).sum();
+    let total_age: f64 = data.cells.iter().map(|c| c.weight * data.times[c.age as usize]).sum();
+    let alpha = if total_x > 0.0 && total_age > 0.0 { (total_age / total_x).clamp(1e-3, 1e6) } else { 1.0 };
+    [0.0, alpha.ln(), 0.0, 0.0]
+}
+
+fn minimize<O: optimize::Objective>(objective: &O, data: &Compressed, options: &FitOptions) -> Option<optimize::Minimum> {
+    optimize::minimize(objective, &start(data), options.max_iterations, options.tolerance)
+}
+
+fn exp4(theta: &[f64]) -> [f64; 4] {
+    [theta[0].exp(), theta[1].exp(), theta[2].exp(), theta[3].exp()]
+}
+
+impl PurchaseFit {
+    /// A model with known parameters, e.g. stored from an earlier run or
+    /// taken from a paper, in [`PurchaseModelKind::parameter_names`] order.
+    /// Its [`log_likelihood`](Self::log_likelihood) is NaN, `iterations` and
+    /// `customers` are 0, and `converged` is true.
+    pub fn from_parameters(kind: PurchaseModelKind, params: [f64; 4]) -> Result<PurchaseFit, FitError> {
+        let names = kind.parameter_names();
+        if let Some(i) = params.iter().position(|p| !(p.is_finite() && *p > 0.0)) {
+            return Err(FitError::InvalidInput {
+                model: kind.name(),
+                reason: format!(
+                    "parameter `{}` is {}; all parameters must be finite and positive",
+                    names[i], params[i]
+                ),
+            });
+        }
+        Ok(PurchaseFit {
+            kind,
+            params,
+            log_likelihood: f64::NAN,
+            iterations: 0,
+            converged: true,
+            customers: 0,
+        })
+    }
+
+    /// Which model this is.
+    pub fn kind(&self) -> PurchaseModelKind {
+        self.kind
+    }
+
+    /// Named parameters: r, alpha, a, b (BG/NBD, MBG/NBD) or r, alpha, s,
+    /// beta (Pareto/NBD).
+    pub fn parameters(&self) -> Vec<(&'static str, f64)> {
+        self.kind.parameter_names().into_iter().zip(self.params).collect()
+    }
+
+    /// Maximised log-likelihood summed over customers (natural log; NaN for
+    /// [`from_parameters`](Self::from_parameters)).
+    pub fn log_likelihood(&self) -> f64 {
+        self.log_likelihood
+    }
+
+    /// Optimiser iterations used.
+    pub fn iterations(&self) -> usize {
+        self.iterations
+    }
+
+    /// Whether the optimiser met the tolerance (false only with
+    /// [`FitOptions::allow_unconverged`]).
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+
+    /// Customers the model was fitted to.
+    pub fn customers(&self) -> usize {
+        self.customers
+    }
+
+    /// Log-likelihood of `observations` under this model's parameters, summed
+    /// over customers: BG/NBD eq. (6), the MBG/NBD likelihood of Batislam et
+    /// al. (2007), or Pareto/NBD (Fader & Hardie 2005 note, Section 3).
+    pub fn log_likelihood_of(&self, observations: &[Observation]) -> Result<f64, FitError> {
+        let data = Compressed::new(self.kind.name(), observations)?;
+        let theta = self.params.map(f64::ln);
+        let mean = match self.kind {
+            PurchaseModelKind::BgNbd => optimize::Objective::evaluate(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Bg, 1), &theta, None),
+            PurchaseModelKind::MbgNbd => optimize::Objective::evaluate(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Mbg, 1), &theta, None),
+            PurchaseModelKind::ParetoNbd => optimize::Objective::evaluate(&pareto_nbd::Objective::new(&data, 1), &theta, None),
+        };
+        Ok(-mean * data.customers as f64)
+    }
+
+    /// Probability that a customer with history (x, t_x, T) is still alive
+    /// at T. BG/NBD: Fader, Hardie & Lee's note "Computing P(alive) Using
+    /// the BG/NBD Model", which is 1 for x = 0 by construction (a BG/NBD
+    /// customer can only drop out right after a repeat purchase). MBG/NBD:
+    /// Batislam et al. (2007), below 1 for x = 0 (dropout can also happen
+    /// right after the first purchase). Pareto/NBD: Fader & Hardie (2005 note), Section 5.
+    pub fn p_alive(&self, x: f64, t_x: f64, age: f64) -> f64 {
+        match self.kind {
+            PurchaseModelKind::BgNbd => bg_nbd::p_alive(&self.params, bg_nbd::Variant::Bg, x, t_x, age),
+            PurchaseModelKind::MbgNbd => mbg_nbd::p_alive(&self.params, x, t_x, age),
+            PurchaseModelKind::ParetoNbd => pareto_nbd::p_alive(&self.params, x, t_x, age),
+        }
+    }
+
+    /// Unconditional E[X(t)]: expected repeat purchases in (0, t] for a
+    /// customer whose first purchase was at 0. BG/NBD: eq. (7); MBG/NBD:
+    /// Batislam et al. (2007); Pareto/NBD: Fader & Hardie (2005
+    /// note), Section 4.
+    pub fn expected_purchases(&self, t: f64) -> f64 {
+        match self.kind {
+            PurchaseModelKind::BgNbd => bg_nbd::expected_purchases(&self.params, bg_nbd::Variant::Bg, t),
+            PurchaseModelKind::MbgNbd => mbg_nbd::expected_purchases(&self.params, t),
+            PurchaseModelKind::ParetoNbd => pareto_nbd::expected_purchases(&self.params, t),
+        }
+    }
+
+    /// E[Y(t) | x, t_x, T]: expected purchases in (T, T + t] given the
+    /// customer's history. BG/NBD: eq. (10); MBG/NBD: Batislam et al.
+    /// (2007); Pareto/NBD: Fader & Hardie (2005 note), Section 6.
+    pub fn conditional_expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> f64 {
+        self.p_alive(x, t_x, age) * self.alive_expected_purchases(t, x, age)
+    }
+
+    /// E[Y(t) | x, T, alive at T]: the conditional expectation without its
+    /// P(alive) factor. It does not depend on t_x, which lets CLV reuse it
+    /// across customers and horizons.
+    pub(crate) fn alive_expected_purchases(&self, t: f64, x: f64, age: f64) -> f64 {
+        match self.kind {
+            PurchaseModelKind::BgNbd => bg_nbd::alive_expected_purchases(&self.params, bg_nbd::Variant::Bg, t, x, age),
+            PurchaseModelKind::MbgNbd => mbg_nbd::alive_expected_purchases(&self.params, t, x, age),
+            PurchaseModelKind::ParetoNbd => pareto_nbd::alive_expected_purchases(&self.params, t, x, age),
+        }
+    }
+}
+
+/// Customers with identical (x, t_x, T), merged.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cell {
+    /// Index into [`Compressed::frequencies`].
+    pub x: u32,
+    /// Index of t_x into [`Compressed::times`].
+    pub recency: u32,
+    /// Index of T into [`Compressed::times`].
+    pub age: u32,
+    /// Number of customers in the cell.
+    pub weight: f64,
+}
+
+/// Validated observations as weighted unique cells over tables of unique
+/// frequencies and times. Likelihood terms that depend only on x or only on
+/// a time are computed once per table entry per evaluation.
+#[derive(Clone, Debug)]
+pub(crate) struct Compressed {
+    pub frequencies: Vec<f64>,
+    /// Customers per unique frequency.
+    pub frequency_weights: Vec<f64>,
+    /// Unique values of t_x and T together.
+    pub times: Vec<f64>,
+    /// Cells in order of first appearance, which keeps sums deterministic.
+    pub cells: Vec<Cell>,
+    pub customers: usize,
+    pub repeat_buyers: usize,
+}
+
+impl Compressed {
+    pub(crate) fn new(model: &'static str, observations: &[Observation]) -> Result<Compressed, FitError> {
+        let mut cell_index: FastMap<(u64, u64, u64), u32> = FastMap::default();
+        let mut frequency_index: FastMap<u64, u32> = FastMap::default();
+        let mut time_index: FastMap<u64, u32> = FastMap::default();
+        let mut data = Compressed {
+            frequencies: Vec::new(),
+            frequency_weights: Vec::new(),
+            times: Vec::new(),
+            cells: Vec::new(),
+            customers: observations.len(),
+            repeat_buyers: 0,
+        };
+        for (row, obs) in observations.iter().enumerate() {
+            validate(model, row, obs)?;
+            // Adding 0.0 turns −0.0 into +0.0 so both land in one cell.
+            let (x, t_x, age) = (obs.frequency + 0.0, obs.recency + 0.0, obs.age + 0.0);
+            if x > 0.0 {
+                data.repeat_buyers += 1;
+            }
+            let next = data.cells.len() as u32;
+            let slot = *cell_index.entry((x.to_bits(), t_x.to_bits(), age.to_bits())).or_insert(next);
+            if slot != next {
+                data.cells[slot as usize].weight += 1.0;
+                continue;
+            }
+            let mut intern = |table: &mut Vec<f64>, index: &mut FastMap<u64, u32>, v: f64| {
+                let next = table.len() as u32;
+                let i = *index.entry(v.to_bits()).or_insert(next);
+                if i == next {
+                    table.push(v);
+                }
+                i
+            };
+            let xi = intern(&mut data.frequencies, &mut frequency_index, x);
+            let recency = intern(&mut data.times, &mut time_index, t_x);
+            let age = intern(&mut data.times, &mut time_index, age);
+            data.cells.push(Cell {
+                x: xi,
+                recency,
+                age,
+                weight: 1.0,
+            });
+        }
+        data.frequency_weights = vec![0.0; data.frequencies.len()];
+        for cell in &data.cells {
+            data.frequency_weights[cell.x as usize] += cell.weight;
+        }
+        Ok(data)
+    }
+}
+
+/// Largest accepted frequency; beyond it the data are surely not repeat
+/// purchase days (and cell indices stay within u32).
+const MAX_FREQUENCY: f64 = 1e9;
+
+fn validate(model: &'static str, row: usize, obs: &Observation) -> Result<(), FitError> {
+    let invalid = |reason: String| Err(FitError::InvalidInput { model, reason: format!("row {row}: {reason}") });
+    let Observation { frequency, recency, age } = *obs;
+    for (name, value) in [("frequency", frequency), ("recency", recency), ("age", age)] {
+        if !value.is_finite() || value < 0.0 {
+            return invalid(format!(
+                "{name} is {value}; frequency, recency and age must be finite and non-negative"
+            ));
+        }
+    }
+    if frequency.fract() != 0.0 || frequency > MAX_FREQUENCY {
+        return invalid(format!("frequency {frequency} is not a whole number of repeat purchases"));
+    }
+    if recency > age {
+        return invalid(format!(
+            "recency {recency} is greater than age {age}; both must be measured from the \
+             customer's first purchase, in the same time unit"
+        ));
+    }
+    if frequency == 0.0 && recency != 0.0 {
+        return invalid(format!(
+            "recency is {recency} with frequency 0; recency is the time of the last repeat \
+             purchase, so it must be 0 for customers without one"
+        ));
+    }
+    Ok(())
+}
+
+/// `HashMap` with [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A fixed-seed multiplicative hasher for `u64` keys, several times faster
+/// than SipHash when merging a million customers. Keys come from our own
+/// validated data, so hash flooding is not a concern; determinism is kept by
+/// never iterating the maps.
+#[derive(Default)]
+pub(crate) struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        // splitmix64's finaliser: f64 bit patterns of round numbers have all
+        // their entropy in the high bits, which the table index ignores.
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
