@@ -47,25 +47,14 @@ impl fmt::Display for FitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FitError::InvalidInput { model, reason } => write!(f, "{model}: invalid input: {reason}"),
-            FitError::InsufficientData {
-                model,
-                customers,
-                usable,
-                required,
-                usable_means,
-            } => write!(
+            FitError::InsufficientData { model, customers, usable, required, usable_means } => write!(
                 f,
                 "{model}: only {usable} of {customers} customers are {usable_means}; the model needs \
                  at least {required} to estimate its parameters. Try a longer history window, \
                  `time_unit: day` so purchases are not merged into coarser periods, or a larger \
                  customer segment"
             ),
-            FitError::NotConverged {
-                model,
-                iterations,
-                log_likelihood,
-                diverging,
-            } => {
+            FitError::NotConverged { model, iterations, log_likelihood, diverging } => {
                 write!(
                     f,
                     "{model}: maximum likelihood did not converge after {iterations} iterations \

@@ -82,7 +82,8 @@ mod tests {
         };
         let fit = PurchaseFit::from_parameters(PurchaseModelKind::MbgNbd, PARAMS).unwrap();
         let t = 12.0;
-        let unconditional = b / (a - 1.0) * (1.0 - (alpha / (alpha + t)).powf(r) * hyp(r, b + 1.0, a + b, t / (alpha + t)));
+        let unconditional =
+            b / (a - 1.0) * (1.0 - (alpha / (alpha + t)).powf(r) * hyp(r, b + 1.0, a + b, t / (alpha + t)));
         assert!((fit.expected_purchases(t) - unconditional).abs() < 1e-12);
         let (x, t_x, age) = (2.0, 10.0, 25.0);
         let z = t / (alpha + age + t);

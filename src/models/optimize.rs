@@ -3,21 +3,24 @@
 //! update) for the 3–4 log-scale parameters of the models in this module.
 //!
 //! Stopping rules, checked in this order after every accepted step:
+//! * diverged: a log-parameter moved more than [`MAX_LOG_DISTANCE`] from its
+//!   start (a factor of ~9e6). The likelihood then flattens out as that
+//!   parameter runs off to 0 or ∞, so the gradient can look converged while
+//!   the estimate sits on the boundary of the parameter space; this is
+//!   checked first so such fits are never reported as converged;
 //! * converged: the largest gradient component is at most `tolerance`
 //!   (objectives here are mean negative log-likelihoods per customer, so the
 //!   tolerance does not scale with the number of customers);
-//! * not converged: `max_iterations` accepted steps were taken, a parameter
-//!   left the range |θ| ≤ [`MAX_LOG_PARAMETER`] (the likelihood keeps
-//!   improving as that parameter runs off to 0 or ∞), or the line search
-//!   could not decrease the objective any further.
+//! * not converged: `max_iterations` accepted steps were taken, or the line
+//!   search could not decrease the objective any further.
 //!
 //! There is no randomness and no dependence on thread count: the same inputs
 //! give bit-identical results.
 
-/// Log-parameters beyond ±25 (parameters below 1.4e-11 or above 7.2e10) mean
-/// the maximum likelihood estimate sits on the boundary of the parameter
-/// space, i.e. the model does not fit the data.
-pub(crate) const MAX_LOG_PARAMETER: f64 = 25.0;
+/// How far (in log space) a parameter may move from its data-derived start:
+/// e^16 ≈ 8.9e6. Starts are scaled to the data (time and money units), so
+/// legitimate estimates stay orders of magnitude inside this.
+pub(crate) const MAX_LOG_DISTANCE: f64 = 16.0;
 
 /// Longest first trial step in any coordinate (log space: a factor e² ≈ 7.4),
 /// so one poor curvature estimate cannot throw parameters into overflow.
@@ -81,14 +84,14 @@ pub(crate) fn minimize<O: Objective>(
     let mut trial = vec![0.0; n];
     let mut trial_gradient = vec![0.0; n];
     let stall = loop {
+        if let Some(i) = (0..n).position(|i| (theta[i] - start[i]).abs() > MAX_LOG_DISTANCE) {
+            break Some(Stall::Diverged(i));
+        }
         if max_abs(&gradient) <= tolerance {
             break None;
         }
         if iterations >= max_iterations {
             break Some(Stall::IterationLimit);
-        }
-        if let Some(i) = theta.iter().position(|t| t.abs() > MAX_LOG_PARAMETER) {
-            break Some(Stall::Diverged(i));
         }
         let mut direction = mat_vec(&inverse_hessian, &gradient);
         direction.iter_mut().for_each(|d| *d = -*d);
@@ -148,12 +151,7 @@ pub(crate) fn minimize<O: Objective>(
         value = new_value;
         iterations += 1;
     };
-    Some(Minimum {
-        theta,
-        value,
-        iterations,
-        stall,
-    })
+    Some(Minimum { theta, value, iterations, stall })
 }
 
 /// Central-difference gradient, for objectives without analytic derivatives.

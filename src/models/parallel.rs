@@ -20,9 +20,7 @@ where
     T: Send,
     F: Fn(Range<usize>) -> T + Sync,
 {
-    let chunks: Vec<Range<usize>> = (0..len.div_ceil(CHUNK))
-        .map(|i| i * CHUNK..((i + 1) * CHUNK).min(len))
-        .collect();
+    let chunks: Vec<Range<usize>> = (0..len.div_ceil(CHUNK)).map(|i| i * CHUNK..((i + 1) * CHUNK).min(len)).collect();
     if threads <= 1 || len < MIN_PARALLEL {
         return chunks.into_iter().map(&f).collect();
     }
@@ -31,9 +29,8 @@ where
     std::thread::scope(|scope| {
         let mut groups = chunks.chunks(per_thread);
         let mine = groups.next().unwrap_or(&[]);
-        let handles: Vec<_> = groups
-            .map(|group| scope.spawn(move || group.iter().cloned().map(f).collect::<Vec<T>>()))
-            .collect();
+        let handles: Vec<_> =
+            groups.map(|group| scope.spawn(move || group.iter().cloned().map(f).collect::<Vec<T>>())).collect();
         let mut results: Vec<T> = mine.iter().cloned().map(f).collect();
         for handle in handles {
             match handle.join() {

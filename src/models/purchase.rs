@@ -6,6 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::error::FitError;
 use super::optimize::{self, Stall};
+use super::parallel::map_chunks;
 use super::{bg_nbd, mbg_nbd, pareto_nbd};
 
 /// Which purchase model to fit.
@@ -131,18 +132,18 @@ pub fn fit_purchase_model(
         });
     }
     let threads = options.threads.max(1);
+    let start = start(kind, &data);
     let minimum = match kind {
-        PurchaseModelKind::BgNbd => minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Bg, threads), &data, options),
-        PurchaseModelKind::MbgNbd => minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Mbg, threads), &data, options),
-        PurchaseModelKind::ParetoNbd => minimize(&pareto_nbd::Objective::new(&data, threads), &data, options),
+        PurchaseModelKind::BgNbd => {
+            minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Bg, threads), &start, options)
+        }
+        PurchaseModelKind::MbgNbd => {
+            minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Mbg, threads), &start, options)
+        }
+        PurchaseModelKind::ParetoNbd => minimize(&pareto_nbd::Objective::new(&data, threads), &start, options),
     };
     let Some(minimum) = minimum else {
-        return Err(FitError::NotConverged {
-            model,
-            iterations: 0,
-            log_likelihood: f64::NAN,
-            diverging: None,
-        });
+        return Err(FitError::NotConverged { model, iterations: 0, log_likelihood: f64::NAN, diverging: None });
     };
     let log_likelihood = -minimum.value * data.customers as f64;
     let params = exp4(&minimum.theta);
@@ -153,12 +154,9 @@ pub fn fit_purchase_model(
             log_likelihood,
             diverging: Some(kind.parameter_names()[i]),
         }),
-        Some(_) if !options.allow_unconverged => Err(FitError::NotConverged {
-            model,
-            iterations: minimum.iterations,
-            log_likelihood,
-            diverging: None,
-        }),
+        Some(_) if !options.allow_unconverged => {
+            Err(FitError::NotConverged { model, iterations: minimum.iterations, log_likelihood, diverging: None })
+        }
         stall => Ok(PurchaseFit {
             kind,
             params,
@@ -170,19 +168,24 @@ pub fn fit_purchase_model(
     }
 }
 
-/// Starting point shared by all three models: r = 1 with α matching the
-/// observed repeat-purchase rate (the gamma mean r/α), and dropout
-/// parameters at 1 (a = b = 1 is a uniform prior on p; s = 1 with β = α is a
-/// mean lifetime as long as the mean inter-purchase time).
-fn start(data: &Compressed) -> [f64; 4] {
+/// Log-parameter starting point, scaled to the data's time unit: r = 1 with
+/// α matching the observed repeat-purchase rate (the gamma mean r/α); a = b
+/// = 1 (a uniform prior on the dropout probability) or s = 1 with β = α (a
+/// mean lifetime as long as the mean time between purchases).
+fn start(kind: PurchaseModelKind, data: &Compressed) -> [f64; 4] {
     let total_x: f64 = data.cells.iter().map(|c| c.weight * data.frequencies[c.x as usize]).sum();
     let total_age: f64 = data.cells.iter().map(|c| c.weight * data.times[c.age as usize]).sum();
-    let alpha = if total_x > 0.0 && total_age > 0.0 { (total_age / total_x).clamp(1e-3, 1e6) } else { 1.0 };
-    [0.0, alpha.ln(), 0.0, 0.0]
+    let alpha = if total_x > 0.0 && total_age > 0.0 { (total_age / total_x).clamp(1e-6, 1e9) } else { 1.0 };
+    let dropout_scale = if kind == PurchaseModelKind::ParetoNbd { alpha.ln() } else { 0.0 };
+    [0.0, alpha.ln(), 0.0, dropout_scale]
 }
 
-fn minimize<O: optimize::Objective>(objective: &O, data: &Compressed, options: &FitOptions) -> Option<optimize::Minimum> {
-    optimize::minimize(objective, &start(data), options.max_iterations, options.tolerance)
+fn minimize<O: optimize::Objective>(
+    objective: &O,
+    start: &[f64; 4],
+    options: &FitOptions,
+) -> Option<optimize::Minimum> {
+    optimize::minimize(objective, start, options.max_iterations, options.tolerance)
 }
 
 fn exp4(theta: &[f64]) -> [f64; 4] {
@@ -205,14 +208,7 @@ impl PurchaseFit {
                 ),
             });
         }
-        Ok(PurchaseFit {
-            kind,
-            params,
-            log_likelihood: f64::NAN,
-            iterations: 0,
-            converged: true,
-            customers: 0,
-        })
+        Ok(PurchaseFit { kind, params, log_likelihood: f64::NAN, iterations: 0, converged: true, customers: 0 })
     }
 
     /// Which model this is.
@@ -255,9 +251,15 @@ impl PurchaseFit {
         let data = Compressed::new(self.kind.name(), observations)?;
         let theta = self.params.map(f64::ln);
         let mean = match self.kind {
-            PurchaseModelKind::BgNbd => optimize::Objective::evaluate(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Bg, 1), &theta, None),
-            PurchaseModelKind::MbgNbd => optimize::Objective::evaluate(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Mbg, 1), &theta, None),
-            PurchaseModelKind::ParetoNbd => optimize::Objective::evaluate(&pareto_nbd::Objective::new(&data, 1), &theta, None),
+            PurchaseModelKind::BgNbd => {
+                optimize::Objective::evaluate(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Bg, 1), &theta, None)
+            }
+            PurchaseModelKind::MbgNbd => {
+                optimize::Objective::evaluate(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Mbg, 1), &theta, None)
+            }
+            PurchaseModelKind::ParetoNbd => {
+                optimize::Objective::evaluate(&pareto_nbd::Objective::new(&data, 1), &theta, None)
+            }
         };
         Ok(-mean * data.customers as f64)
     }
@@ -293,6 +295,51 @@ impl PurchaseFit {
     /// (2007); Pareto/NBD: Fader & Hardie (2005 note), Section 6.
     pub fn conditional_expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> f64 {
         self.p_alive(x, t_x, age) * self.alive_expected_purchases(t, x, age)
+    }
+
+    /// [`conditional_expected_purchases`](Self::conditional_expected_purchases)
+    /// for many customers: the same values, but the expensive part (a 2F1
+    /// series for BG/NBD and MBG/NBD) is computed once per distinct
+    /// (x, T) and spread over the available cores, which is what makes a
+    /// million customers with day-granular histories cheap.
+    pub fn conditional_expected_purchases_many(&self, t: f64, customers: &[Observation]) -> Vec<f64> {
+        self.p_alive_times(customers, |x, age| self.alive_expected_purchases(t, x, age))
+    }
+
+    /// P(alive) of each customer times `per_frequency_and_age(x, T)`, the
+    /// latter evaluated once per distinct (x, T).
+    pub(crate) fn p_alive_times<F>(&self, customers: &[Observation], per_frequency_and_age: F) -> Vec<f64>
+    where
+        F: Fn(f64, f64) -> f64 + Sync,
+    {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut index: FastMap<(u64, u64), u32> = FastMap::default();
+        let mut keys = Vec::new();
+        let slots: Vec<u32> = customers
+            .iter()
+            .map(|o| {
+                let (x, age) = (o.frequency + 0.0, o.age + 0.0);
+                let next = keys.len() as u32;
+                let slot = *index.entry((x.to_bits(), age.to_bits())).or_insert(next);
+                if slot == next {
+                    keys.push((x, age));
+                }
+                slot
+            })
+            .collect();
+        let values = map_chunks(keys.len(), threads, |range| {
+            keys[range].iter().map(|&(x, age)| per_frequency_and_age(x, age)).collect::<Vec<f64>>()
+        })
+        .concat();
+        map_chunks(customers.len(), threads, |range| {
+            range
+                .map(|i| {
+                    let o = &customers[i];
+                    self.p_alive(o.frequency, o.recency, o.age) * values[slots[i] as usize]
+                })
+                .collect::<Vec<f64>>()
+        })
+        .concat()
     }
 
     /// E[Y(t) | x, T, alive at T]: the conditional expectation without its
@@ -362,7 +409,7 @@ impl Compressed {
                 data.cells[slot as usize].weight += 1.0;
                 continue;
             }
-            let mut intern = |table: &mut Vec<f64>, index: &mut FastMap<u64, u32>, v: f64| {
+            let intern = |table: &mut Vec<f64>, index: &mut FastMap<u64, u32>, v: f64| {
                 let next = table.len() as u32;
                 let i = *index.entry(v.to_bits()).or_insert(next);
                 if i == next {
@@ -373,12 +420,7 @@ impl Compressed {
             let xi = intern(&mut data.frequencies, &mut frequency_index, x);
             let recency = intern(&mut data.times, &mut time_index, t_x);
             let age = intern(&mut data.times, &mut time_index, age);
-            data.cells.push(Cell {
-                x: xi,
-                recency,
-                age,
-                weight: 1.0,
-            });
+            data.cells.push(Cell { x: xi, recency, age, weight: 1.0 });
         }
         data.frequency_weights = vec![0.0; data.frequencies.len()];
         for cell in &data.cells {
@@ -397,9 +439,7 @@ fn validate(model: &'static str, row: usize, obs: &Observation) -> Result<(), Fi
     let Observation { frequency, recency, age } = *obs;
     for (name, value) in [("frequency", frequency), ("recency", recency), ("age", age)] {
         if !value.is_finite() || value < 0.0 {
-            return invalid(format!(
-                "{name} is {value}; frequency, recency and age must be finite and non-negative"
-            ));
+            return invalid(format!("{name} is {value}; frequency, recency and age must be finite and non-negative"));
         }
     }
     if frequency.fract() != 0.0 || frequency > MAX_FREQUENCY {
@@ -450,5 +490,122 @@ impl Hasher for FastHasher {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(frequency: f64, recency: f64, age: f64) -> Observation {
+        Observation { frequency, recency, age }
+    }
+
+    fn cdnow() -> Vec<Observation> {
+        crate::models::bg_nbd::tests::cdnow().into_iter().map(|(o, _)| o).collect()
+    }
+
+    #[test]
+    fn rejects_invalid_input_with_row_and_reason() {
+        let cases = [
+            (obs(-1.0, 0.0, 5.0), "frequency is -1"),
+            (obs(1.0, f64::NAN, 5.0), "recency is NaN"),
+            (obs(1.0, 2.0, f64::INFINITY), "age is inf"),
+            (obs(1.5, 2.0, 5.0), "not a whole number"),
+            (obs(2.0, 6.0, 5.0), "greater than age"),
+            (obs(0.0, 1.0, 5.0), "must be 0"),
+        ];
+        for kind in [PurchaseModelKind::BgNbd, PurchaseModelKind::ParetoNbd, PurchaseModelKind::MbgNbd] {
+            for (bad, expected) in &cases {
+                let data = vec![obs(1.0, 1.0, 5.0), *bad];
+                let err = fit_purchase_model(kind, &data, &FitOptions::default()).unwrap_err();
+                let FitError::InvalidInput { model, reason } = &err else { panic!("{err:?}") };
+                assert_eq!(*model, kind.name());
+                assert!(reason.starts_with("row 1:") && reason.contains(expected), "{reason}");
+                assert!(err.to_string().starts_with(kind.name()));
+            }
+        }
+    }
+
+    #[test]
+    fn all_one_time_buyers_are_insufficient_data() {
+        let data = vec![obs(0.0, 0.0, 30.0); 1000];
+        for kind in [PurchaseModelKind::BgNbd, PurchaseModelKind::ParetoNbd, PurchaseModelKind::MbgNbd] {
+            let err = fit_purchase_model(kind, &data, &FitOptions::default()).unwrap_err();
+            assert_eq!(
+                err,
+                FitError::InsufficientData {
+                    model: kind.name(),
+                    customers: 1000,
+                    usable: 0,
+                    required: MIN_REPEAT_BUYERS,
+                    usable_means: "repeat buyers (frequency > 0)",
+                }
+            );
+            let message = err.to_string();
+            assert!(message.contains("only 0 of 1000") && message.contains("time_unit: day"), "{message}");
+        }
+        assert!(fit_purchase_model(PurchaseModelKind::BgNbd, &[], &FitOptions::default()).is_err());
+    }
+
+    #[test]
+    fn iteration_limit_is_not_converged_unless_allowed() {
+        let data = cdnow();
+        let options = FitOptions { max_iterations: 2, ..FitOptions::default() };
+        let err = fit_purchase_model(PurchaseModelKind::BgNbd, &data, &options).unwrap_err();
+        let FitError::NotConverged { model, iterations, log_likelihood, diverging } = err.clone() else {
+            panic!("{err:?}")
+        };
+        assert_eq!((model, iterations, diverging), ("bg_nbd", 2, None));
+        assert!(log_likelihood.is_finite() && log_likelihood < -9582.4);
+        assert!(err.to_string().contains("after 2 iterations") && err.to_string().contains("another model"));
+        let fit =
+            fit_purchase_model(PurchaseModelKind::BgNbd, &data, &FitOptions { allow_unconverged: true, ..options })
+                .unwrap();
+        assert!(!fit.converged());
+        assert_eq!(fit.iterations(), 2);
+    }
+
+    #[test]
+    fn runaway_parameters_are_reported() {
+        // Everyone buys weekly right up to the end: no sign of dropout, so the
+        // dropout probability is driven to 0 (b → ∞).
+        let data: Vec<Observation> = (0..200).map(|i| obs(20.0 + (i % 5) as f64, 30.0, 30.0)).collect();
+        let err = fit_purchase_model(PurchaseModelKind::BgNbd, &data, &FitOptions::default()).unwrap_err();
+        let FitError::NotConverged { diverging, .. } = &err else { panic!("{err:?}") };
+        assert!(diverging.is_some(), "{err}");
+        assert!(err.to_string().contains("runs off"), "{err}");
+    }
+
+    #[test]
+    fn fits_are_deterministic_and_thread_independent() {
+        let data = cdnow();
+        let one =
+            fit_purchase_model(PurchaseModelKind::MbgNbd, &data, &FitOptions { threads: 1, ..FitOptions::default() })
+                .unwrap();
+        let two =
+            fit_purchase_model(PurchaseModelKind::MbgNbd, &data, &FitOptions { threads: 2, ..FitOptions::default() })
+                .unwrap();
+        assert_eq!(one, two);
+    }
+
+    #[test]
+    fn compression_merges_identical_customers() {
+        let data = [obs(1.0, 2.0, 5.0), obs(0.0, 0.0, 5.0), obs(1.0, 2.0, 5.0), obs(0.0, -0.0, 5.0)];
+        let c = Compressed::new("test", &data).unwrap();
+        assert_eq!(c.cells.len(), 2);
+        assert_eq!(c.cells.iter().map(|c| c.weight).collect::<Vec<_>>(), vec![2.0, 2.0]);
+        assert_eq!(c.times, vec![2.0, 5.0, 0.0]);
+        assert_eq!((c.customers, c.repeat_buyers), (4, 2));
+    }
+
+    #[test]
+    fn from_parameters_validates_and_names_parameters() {
+        let fit = PurchaseFit::from_parameters(PurchaseModelKind::ParetoNbd, [0.55, 10.58, 0.61, 11.67]).unwrap();
+        assert_eq!(fit.parameters()[2], ("s", 0.61));
+        assert!(fit.log_likelihood().is_nan());
+        let err = PurchaseFit::from_parameters(PurchaseModelKind::BgNbd, [0.2, -1.0, 1.0, 1.0]).unwrap_err();
+        assert!(err.to_string().contains("`alpha`"), "{err}");
+        assert_eq!(PurchaseModelKind::MbgNbd.name(), "mbg_nbd");
     }
 }

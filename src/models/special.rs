@@ -35,7 +35,7 @@ pub(crate) fn ln_beta(a: f64, b: f64) -> f64 {
 
 /// Digamma ψ(x) = d ln Γ(x) / dx for x > 0: the recurrence ψ(x) = ψ(x + 1) −
 /// 1/x (A&S 6.3.5) lifts x to ≥ 10, where the asymptotic series (A&S 6.3.18)
-/// truncated after the x^−10 term is accurate to ~1e-14.
+/// truncated after the x^−14 term is accurate to ~1e-16.
 pub(crate) fn digamma(x: f64) -> f64 {
     let mut x = x;
     let mut shift = 0.0;
@@ -47,7 +47,11 @@ pub(crate) fn digamma(x: f64) -> f64 {
     let inv2 = inv * inv;
     let tail = inv2
         * (1.0 / 12.0
-            - inv2 * (1.0 / 120.0 - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 / 132.0))));
+            - inv2
+                * (1.0 / 120.0
+                    - inv2
+                        * (1.0 / 252.0
+                            - inv2 * (1.0 / 240.0 - inv2 * (1.0 / 132.0 - inv2 * (691.0 / 32760.0 - inv2 / 12.0))))));
     shift + x.ln() - 0.5 * inv - tail
 }
 
@@ -119,11 +123,7 @@ pub(crate) fn one_minus_hyp2f1_over_b(a: f64, b: f64, c: f64, w: f64) -> f64 {
     }
     let z = -w / (1.0 - w);
     let ln_one_minus_z = -(-w).ln_1p();
-    let head = if b == 0.0 {
-        -ln_one_minus_z
-    } else {
-        -(b * ln_one_minus_z).exp_m1() / b
-    };
+    let head = if b == 0.0 { -ln_one_minus_z } else { -(b * ln_one_minus_z).exp_m1() / b };
     let top = c - a;
     let mut term = 1.0;
     let mut sum = 0.0;
@@ -136,9 +136,7 @@ pub(crate) fn one_minus_hyp2f1_over_b(a: f64, b: f64, c: f64, w: f64) -> f64 {
         term *= ratio;
         sum += term;
         let bound = ratio.abs().max(z);
-        if bound < 1.0
-            && term.abs() * bound <= SERIES_EPSILON * (sum.abs() + head.abs()) * (1.0 - bound)
-        {
+        if bound < 1.0 && term.abs() * bound <= SERIES_EPSILON * (sum.abs() + head.abs()) * (1.0 - bound) {
             break;
         }
     }
@@ -194,20 +192,17 @@ mod tests {
     #[test]
     fn ln_hyp2f1_matches_closed_forms_and_direct_series() {
         // 2F1(1, 1; 2; z) = −ln(1 − z)/z (A&S 15.1.3).
-        for z in [1e-6, 0.3, 0.9, 0.999] {
-            let expected = -(-z as f64).ln_1p() / z;
+        for z in [1e-6f64, 0.3, 0.9, 0.999] {
+            let expected = -(-z).ln_1p() / z;
             assert!(close(ln_hyp2f1(1.0, 1.0, 2.0, z), expected.ln(), 1e-13), "z = {z}");
         }
         // 2F1(a, b; b; z) = (1 − z)^(−a) (A&S 15.1.8), via the Euler branch.
         let z: f64 = 0.97;
         assert!(close(ln_hyp2f1(2.5, 4.0, 4.0, z), -2.5 * (1.0 - z).ln(), 1e-13));
         // Direct series at moderate z, both branches.
-        for &(a, b, c, z) in &[
-            (3.1, 1.6, 4.1, 0.4),
-            (0.7, 0.3, 1.7, 0.8),
-            (12.0, 11.5, 13.0, 0.5),
-            (2.0, 0.5, 6.0, 0.6),
-        ] {
+        for &(a, b, c, z) in
+            &[(3.1, 1.6, 4.1, 0.4), (0.7, 0.3, 1.7, 0.8), (12.0, 11.5, 13.0, 0.5), (2.0, 0.5, 6.0, 0.6)]
+        {
             let expected = naive_hyp2f1(a, b, c, z).ln();
             assert!(close(ln_hyp2f1(a, b, c, z), expected, 1e-13), "{a} {b} {c} {z}");
         }
@@ -228,12 +223,9 @@ mod tests {
 
     #[test]
     fn one_minus_hyp2f1_over_b_matches_direct_difference() {
-        for &(a, b, c, w) in &[
-            (0.243, -0.207, 2.219, -0.2),
-            (2.243, -0.207, 4.219, -0.7),
-            (1.5, 0.8, 3.2, -0.5),
-            (5.0, 2.0, 3.0, -0.3),
-        ] {
+        for &(a, b, c, w) in
+            &[(0.243, -0.207, 2.219, -0.2), (2.243, -0.207, 4.219, -0.7), (1.5, 0.8, 3.2, -0.5), (5.0, 2.0, 3.0, -0.3)]
+        {
             let expected = (1.0 - naive_hyp2f1(a, b, c, w)) / b;
             assert!(close(one_minus_hyp2f1_over_b(a, b, c, w), expected, 1e-12));
         }
