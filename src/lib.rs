@@ -10,10 +10,7 @@ pub mod config;
 pub mod error;
 pub mod functions;
 pub mod logging;
-pub mod models {
-    //! Statistical models as plain `f64` math.
-    pub mod kaplan_meier;
-}
+pub mod models;
 pub mod plan;
 pub mod run;
 pub mod sinks;

@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::Pipeline;
+use crate::config::{OnError, Pipeline};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
@@ -176,10 +176,28 @@ async fn execute(
         manifest.sources.insert(source.name.clone(), loaded.report);
     }
 
+    let mut skipped: Vec<&str> = Vec::new();
     for stage in &plan.stages {
+        if let Some(missing) = stage.depends_on.iter().find(|d| skipped.contains(&d.as_str())) {
+            let message = format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name);
+            warn!("{message}");
+            manifest.warnings.push(message);
+            skipped.push(&stage.name);
+            continue;
+        }
         let clock = Instant::now();
         let step = Step::start(format!("running stage {}", stage.name));
-        let frame = stages::run(&ctx, stage, &plan.params).await?;
+        let frame = match stages::run(&ctx, stage, &plan.params).await {
+            Ok(frame) => frame,
+            Err(Error::Data(reason)) if stage.on_error == OnError::Warn => {
+                let message = format!("stage `{}` skipped (on_error: warn): {reason}", stage.name);
+                warn!("{message}");
+                manifest.warnings.push(message);
+                skipped.push(&stage.name);
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let rows =
             frame.clone().count().await.map_err(|e| Error::runtime(format!("counting stage `{}`", stage.name), e))?
                 as u64;
@@ -202,6 +220,8 @@ async fn execute(
             manifest.tables.insert(stage.name.clone(), table);
         }
     }
+    // A skipped table's partition from an earlier run would claim to be this run's.
+    stale.extend(skipped.iter().filter(|s| plan.tables.iter().any(|t| t == *s)).map(|s| sink.partition(s)));
     Ok((files, stale, manifest))
 }
 

@@ -7,6 +7,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
@@ -15,6 +16,7 @@ use indexmap::IndexMap;
 
 use crate::config::{ParamValue, Stage};
 use crate::error::{Diagnostic, Error, Result};
+use crate::models::FitError;
 
 /// Plans `stage` against the tables registered in `ctx`, parameters bound.
 pub async fn plan(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String, ParamValue>) -> Result<LogicalPlan> {
@@ -38,13 +40,24 @@ pub async fn plan(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String,
 /// later stages reading it share the materialised result.
 pub async fn run(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String, ParamValue>) -> Result<DataFrame> {
     let plan = plan(ctx, stage, params).await?;
-    let frame = DataFrame::new(ctx.state(), plan)
-        .cache()
-        .await
-        .map_err(|e| Error::runtime(format!("stage `{}` ({}) failed", stage.name, stage.origin), e))?;
+    let frame = DataFrame::new(ctx.state(), plan).cache().await.map_err(|error| {
+        // A model that cannot be fitted to the data is a data problem, not a crash.
+        match model_error(&error) {
+            Some(reason) => Error::Data(format!("stage `{}` ({}): {reason}", stage.name, stage.origin)),
+            None => Error::runtime(format!("stage `{}` ({}) failed", stage.name, stage.origin), error),
+        }
+    })?;
     ctx.register_table(stage.name.as_str(), frame.clone().into_view())
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     Ok(frame)
+}
+
+/// The model-fitting error behind a DataFusion error, if that is what it is.
+fn model_error(error: &DataFusionError) -> Option<String> {
+    match error.find_root() {
+        DataFusionError::External(inner) => inner.downcast_ref::<FitError>().map(ToString::to_string),
+        _ => None,
+    }
 }
 
 /// The stage's declared `counts`: how many of its rows match each condition.

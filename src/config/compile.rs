@@ -132,7 +132,7 @@ impl Compiler<'_> {
     }
 
     fn folder(&mut self, dir: &Path, configured: Option<&str>, key: &str) -> PathBuf {
-        let folder = configured.map_or_else(|| dir.to_path_buf(), |relative| dir.join(relative));
+        let folder = configured.map_or_else(|| dir.to_path_buf(), |relative| lexically_normal(&dir.join(relative)));
         if !folder.is_dir() {
             self.error(
                 &[key],
@@ -424,6 +424,7 @@ impl Compiler<'_> {
                         origin,
                         depends_on,
                         counts: spec.counts.clone(),
+                        on_error: spec.on_error,
                     });
                 }
                 Err((message, location)) => self.diagnostics.push(Diagnostic {
@@ -532,6 +533,21 @@ fn sql_error_location(message: &str) -> Option<(usize, usize)> {
 /// The parameter names used as `${name}` in a URL template.
 pub fn url_placeholders(template: &str) -> impl Iterator<Item = &str> {
     template.split("${").skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
+}
+
+/// `a/b/../c` as `a/c`, so messages show the paths people wrote them as.
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir if normal.file_name().is_some() => {
+                normal.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 fn is_identifier(name: &str) -> bool {

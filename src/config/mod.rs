@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 pub use compile::load;
-pub use types::{ColumnType, Format, OnBadRows, ParamType, ParamValue};
+pub use types::{ColumnType, Format, OnBadRows, OnError, ParamType, ParamValue};
 
 /// The parameter every run has: the date the run computes everything as of.
 pub const AS_OF: &str = "as_of";
@@ -109,6 +109,8 @@ pub struct Stage {
     pub depends_on: Vec<String>,
     /// Named conditions counted into the manifest.
     pub counts: IndexMap<String, String>,
+    /// What a data error in this stage does.
+    pub on_error: OnError,
 }
 
 /// Where the run writes its tables.

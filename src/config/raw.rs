@@ -5,7 +5,7 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::types::{ColumnType, Format, OnBadRows, ParamType};
+use super::types::{ColumnType, Format, OnBadRows, OnError, ParamType};
 
 /// A pipeline file.
 #[derive(Debug, Deserialize)]
@@ -170,6 +170,11 @@ pub struct RawStage {
     /// logged as warnings when not zero), e.g. `capped_shares: capped`.
     #[serde(default)]
     pub counts: IndexMap<String, String>,
+    /// `fail` (default): a data error in this stage fails the run. `warn`: it is logged
+    /// and recorded in the manifest, and the stage, the stages reading it and their
+    /// tables are skipped (a model that cannot be fitted, for example).
+    #[serde(default)]
+    pub on_error: OnError,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,

@@ -161,6 +161,17 @@ pub enum OnBadRows {
     Quarantine,
 }
 
+/// What a data error in a stage does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Stop the run; nothing is published.
+    #[default]
+    Fail,
+    /// Warn, skip the stage and what depends on it, publish the rest.
+    Warn,
+}
+
 /// The declared type of a source column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]

@@ -1,6 +1,7 @@
 //! Rust functions exposed to the pipeline's SQL. Each is a thin Arrow wrapper
 //! around plain Rust; [`register`] is the one place that adds them to a session.
 
+mod clv;
 mod km_median;
 mod local_date;
 mod months_between;
@@ -13,4 +14,10 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(local_date::LocalDate::new()));
     ctx.register_udf(ScalarUDF::from(months_between::MonthsBetween::new()));
     ctx.register_udaf(AggregateUDF::from(km_median::KmMedian::new()));
+    ctx.register_udaf(AggregateUDF::from(clv::ClvFit::purchases()));
+    ctx.register_udaf(AggregateUDF::from(clv::ClvFit::spend()));
+    ctx.register_udf(ScalarUDF::from(clv::ClvPredict::p_alive()));
+    ctx.register_udf(ScalarUDF::from(clv::ClvPredict::expected_purchases()));
+    ctx.register_udf(ScalarUDF::from(clv::ClvPredict::expected_spend()));
+    ctx.register_udf(ScalarUDF::from(clv::ClvPredict::predicted_value()));
 }

@@ -72,7 +72,17 @@ fn json_logs_have_one_object_per_line_with_stage_rows_and_duration() {
     let input = repo().join("tests/fixtures/summary").display().to_string();
     let (code, _, stderr) = output(
         fidelis()
-            .args(["--log-format", "json", "run", "pipelines/loyalty.yaml", "--as-of", "2024-03-31", "--set"])
+            .args([
+                "--log-format",
+                "json",
+                "run",
+                "pipelines/loyalty.yaml",
+                "--as-of",
+                "2024-03-31",
+                "--only",
+                "kpi_monthly",
+            ])
+            .arg("--set")
             .arg(format!("input={input}"))
             .arg("--set")
             .arg(format!("output={}", ws.path("out").display())),
@@ -82,5 +92,7 @@ fn json_logs_have_one_object_per_line_with_stage_rows_and_duration() {
         stderr.lines().map(|line| serde_json::from_str(line).expect("every line is JSON")).collect();
     let stage = events.iter().find(|e| e["stage"] == "customer_summary").expect("a stage event");
     assert_eq!(stage["rows"], 4);
+    assert!(events.iter().any(|e| e["stage"] == "kpi_monthly"), "kpi_monthly ran");
+    assert!(!events.iter().any(|e| e["stage"] == "clv_fit"), "--only skips what kpi_monthly does not read");
     assert!(stage["duration_ms"].is_u64());
 }

@@ -11,17 +11,18 @@
 //! - C4: a refund dated after as_of does not count; no category → 0 categories.
 //! - C5 has only a refund and C6 only buys after as_of: neither is a customer yet.
 
-use crate::support::{Workspace, repo, run, table};
+use crate::support::{Workspace, repo, run_only, table};
 
 #[tokio::test]
 async fn customer_summary_matches_hand_computed_values() {
     let out = Workspace::new();
     let output = out.path("out").display().to_string();
     let input = repo().join("tests/fixtures/summary").display().to_string();
-    let manifest = run(
+    let manifest = run_only(
         &repo().join("pipelines/loyalty.yaml"),
         "2024-03-31",
         &[("input", &input), ("output", &output), ("timezone", "Europe/Rome")],
+        &["customer_summary"],
     )
     .await
     .expect("the run succeeds");
@@ -44,10 +45,11 @@ async fn time_unit_day_measures_recency_and_t_in_days() {
     let out = Workspace::new();
     let output = out.path("out").display().to_string();
     let input = repo().join("tests/fixtures/summary").display().to_string();
-    run(
+    run_only(
         &repo().join("pipelines/loyalty.yaml"),
         "2024-03-31",
         &[("input", &input), ("output", &output), ("timezone", "Europe/Rome"), ("time_unit", "day")],
+        &["customer_summary"],
     )
     .await
     .expect("the run succeeds");

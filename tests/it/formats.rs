@@ -6,17 +6,18 @@ use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray,
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::parquet::arrow::ArrowWriter;
 
-use crate::support::{Workspace, repo, run, table};
+use crate::support::{Workspace, repo, run_only, table};
 
 const FIXTURE: &str = "tests/fixtures/summary/transactions/transactions.csv";
 
 async fn summary_from(input: &Workspace) -> String {
     let output = input.path("out").display().to_string();
     let root = input.path("input").display().to_string();
-    run(
+    run_only(
         &repo().join("pipelines/loyalty.yaml"),
         "2024-03-31",
         &[("input", &root), ("output", &output), ("timezone", "Europe/Rome")],
+        &["customer_summary"],
     )
     .await
     .expect("the run succeeds");

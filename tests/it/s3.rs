@@ -108,6 +108,8 @@ async fn pipeline_reads_from_and_publishes_to_s3() {
         "2024-03-31",
         "--set",
         "timezone=Europe/Rome",
+        "--only",
+        "customer_summary",
     ]);
     command
         .env("FIDELIS_INPUT", format!("s3://{BUCKET}/raw"))
@@ -131,10 +133,11 @@ async fn pipeline_reads_from_and_publishes_to_s3() {
     let local = Workspace::new();
     let input = repo().join("tests/fixtures/summary").display().to_string();
     let output = local.path("out").display().to_string();
-    crate::support::run(
+    crate::support::run_only(
         &repo().join("pipelines/loyalty.yaml"),
         "2024-03-31",
         &[("input", &input), ("output", &output), ("timezone", "Europe/Rome")],
+        &["customer_summary"],
     )
     .await
     .expect("local run");

@@ -56,8 +56,15 @@ pub fn overrides(as_of: &str, set: &[(&str, &str)]) -> Overrides {
 
 /// Loads and runs the pipeline at `path`.
 pub async fn run(path: &Path, as_of: &str, set: &[(&str, &str)]) -> fidelis::Result<Manifest> {
+    run_only(path, as_of, set, &[]).await
+}
+
+/// Loads and runs the pipeline at `path`, only the `only` stages (and what they read).
+pub async fn run_only(path: &Path, as_of: &str, set: &[(&str, &str)], only: &[&str]) -> fidelis::Result<Manifest> {
     let pipeline = fidelis::config::load(path)?;
-    fidelis::run::run(&pipeline, &overrides(as_of, set)).await
+    let mut bound = overrides(as_of, set);
+    bound.only = only.iter().map(|s| s.to_string()).collect();
+    fidelis::run::run(&pipeline, &bound).await
 }
 
 /// The batches of a published Parquet file.
