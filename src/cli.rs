@@ -3,14 +3,17 @@
 
 use std::path::PathBuf;
 
-use chrono::NaiveDate;
+use chrono::{Duration, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
+use tracing::info;
 
-use crate::config;
-use crate::error::Result;
-use crate::logging::{self, LogFormat};
+use crate::config::{self, Format};
+use crate::error::{Error, Result};
+use crate::logging::{self, LogFormat, Step};
 use crate::plan::Overrides;
 use crate::run;
+use crate::sample_data::{self, SampleSpec};
+use crate::storage::Storage;
 
 const EXIT_CODES: &str = "Exit codes:
   0  success
@@ -43,6 +46,42 @@ pub enum Command {
     /// Check a pipeline without running it: parameters, sources reachable, every stage planned.
     #[command(after_help = EXIT_CODES)]
     Validate(BindArgs),
+    /// Write deterministic synthetic inputs that follow the data contract.
+    ///
+    /// Writes `{out}/transactions/`, `customers/`, `loyalty_events/`, `survey_responses/` and
+    /// `wallet/`. Purchases follow a buy-till-you-die process (BG/NBD with Gamma-Gamma spend),
+    /// with refunds, same-day orders, channels, categories, discounts and loyalty programme
+    /// activity, so every metric and model has something real to work on. The same seed and
+    /// arguments always give the same files.
+    #[command(after_help = EXIT_CODES)]
+    SampleData(SampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// How many customers (registered non-buyers included).
+    #[arg(long)]
+    pub customers: usize,
+
+    /// Output root: a path or object-store URL.
+    #[arg(long, value_name = "URI")]
+    pub out: String,
+
+    /// Seed of the random generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// File format to write.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: Format,
+
+    /// Last day of the data (default: yesterday, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub end_date: Option<NaiveDate>,
+
+    /// Years of history before the end date.
+    #[arg(long, default_value_t = 3)]
+    pub years: u32,
 }
 
 /// Arguments that bind a pipeline for one as_of.
@@ -96,6 +135,22 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Run(args) => {
             let pipeline = config::load(&args.bind.pipeline)?;
             run::run(&pipeline, &args.bind.overrides(args.only)).await?;
+        }
+        Command::SampleData(args) => {
+            if args.customers == 0 || args.years == 0 {
+                return Err(Error::Usage("--customers and --years must be at least 1".into()));
+            }
+            let end_date = args.end_date.unwrap_or_else(|| Utc::now().date_naive() - Duration::days(1));
+            let spec = SampleSpec { customers: args.customers, seed: args.seed, end_date, years: args.years };
+            let out = Storage::new().resolve(&args.out)?;
+            let step = Step::start(format!("generating {} customers", args.customers));
+            let data = sample_data::generate::generate(&spec);
+            let written = sample_data::write(&data, &out, args.format).await?;
+            drop(step);
+            for (table, rows) in written {
+                info!(table, rows, "sample table written");
+                println!("{table}: {rows} rows → {}", out.child(table));
+            }
         }
         Command::Validate(args) => {
             let pipeline = config::load(&args.pipeline)?;

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod models;
 pub mod plan;
 pub mod run;
+pub mod sample_data;
 pub mod sinks;
 pub mod sources;
 pub mod stages;

@@ -118,7 +118,7 @@ pub fn days_since_epoch(date: NaiveDate) -> i32 {
 }
 
 /// The file format of a source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Csv,

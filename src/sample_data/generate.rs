@@ -132,7 +132,8 @@ const REDEEM_STEP_POINTS: i64 = 50;
 const REWARD_CENTS_PER_POINT: i64 = 1;
 /// Engagement actions a member takes after a purchase: (event_type, probability, latest delay in
 /// days).
-const ENGAGEMENT_ACTIONS: [(&str, f64, f64); 3] = [("review", 0.06, 10.0), ("social_share", 0.03, 0.25), ("referral", 0.02, 30.0)];
+const ENGAGEMENT_ACTIONS: [(&str, f64, f64); 3] =
+    [("review", 0.06, 10.0), ("social_share", 0.03, 0.25), ("referral", 0.02, 30.0)];
 
 /// Share of buyers who answer surveys, and the share of those answering twice.
 const SURVEY_SHARE: f64 = 0.22;
@@ -568,7 +569,14 @@ impl Model {
 
     /// Purchase rows with Gamma-Gamma amounts, channel, category, discount and cost, plus
     /// refund rows; fills in `orders[..].amount`.
-    fn transactions(&self, c: &Traits, nu: f64, rng: &mut ChaCha8Rng, orders: &mut [Order], rows: &mut Vec<Transaction>) {
+    fn transactions(
+        &self,
+        c: &Traits,
+        nu: f64,
+        rng: &mut ChaCha8Rng,
+        orders: &mut [Order],
+        rows: &mut Vec<Transaction>,
+    ) {
         if orders.is_empty() {
             return;
         }
@@ -743,7 +751,13 @@ impl Model {
 
 /// A monthly category-spend estimate for every month from the customer's first to last
 /// purchase month: our spend plus spend with other brands, times a measurement error.
-fn wallet(id: u64, other_spend: f64, months: &[((i32, u32), i64)], rng: &mut ChaCha8Rng, rows: &mut Vec<WalletEstimate>) {
+fn wallet(
+    id: u64,
+    other_spend: f64,
+    months: &[((i32, u32), i64)],
+    rng: &mut ChaCha8Rng,
+    rows: &mut Vec<WalletEstimate>,
+) {
     let (Some(&(first, _)), Some(&(last, _))) = (months.first(), months.last()) else { return };
     let mut spend = months.iter().peekable();
     let mut period = first;
@@ -845,7 +859,8 @@ mod tests {
     fn everything_is_dated_inside_the_window() {
         let data = sample();
         let first = NaiveDate::from_ymd_opt(2022, 6, 30).expect("valid date").and_time(NaiveTime::MIN);
-        let last = NaiveDate::from_ymd_opt(2025, 6, 30).expect("valid date").and_hms_opt(23, 59, 59).expect("valid time");
+        let last =
+            NaiveDate::from_ymd_opt(2025, 6, 30).expect("valid date").and_hms_opt(23, 59, 59).expect("valid time");
         let inside = |ts: NaiveDateTime| (first..=last).contains(&ts);
         assert!(data.transactions.iter().all(|t| inside(t.order_ts)));
         assert!(data.customers.iter().filter_map(|c| c.signup_ts).all(inside));
@@ -958,7 +973,8 @@ mod tests {
         let repeat: Vec<_> = gross.values().filter(|(_, _, n)| *n >= 3).collect();
         let price_driven = repeat.iter().filter(|(d, g, _)| 2 * d >= *g).count() as f64 / repeat.len() as f64;
         assert!((0.06..0.14).contains(&price_driven), "price-driven repeat buyers {price_driven}");
-        let discounted = purchases(data).filter(|t| t.discount_cents > 0).count() as f64 / purchases(data).count() as f64;
+        let discounted =
+            purchases(data).filter(|t| t.discount_cents > 0).count() as f64 / purchases(data).count() as f64;
         assert!((0.15..0.35).contains(&discounted), "discounted orders {discounted}");
     }
 

@@ -67,7 +67,8 @@ fn text(batch: &RecordBatch, format: Format) -> std::result::Result<Vec<u8>, dat
 type Built = std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError>;
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> Built {
-    let fields: Vec<Field> = columns.iter().map(|(name, array)| Field::new(*name, array.data_type().clone(), true)).collect();
+    let fields: Vec<Field> =
+        columns.iter().map(|(name, array)| Field::new(*name, array.data_type().clone(), true)).collect();
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, array)| array).collect())
 }
 
@@ -80,7 +81,9 @@ fn utc(values: impl Iterator<Item = Option<NaiveDateTime>>) -> ArrayRef {
     Arc::new(micros.with_timezone("UTC"))
 }
 
-fn money(values: impl Iterator<Item = Option<i64>>) -> std::result::Result<ArrayRef, datafusion::arrow::error::ArrowError> {
+fn money(
+    values: impl Iterator<Item = Option<i64>>,
+) -> std::result::Result<ArrayRef, datafusion::arrow::error::ArrowError> {
     let cents: Decimal128Array = values.map(|v| v.map(i128::from)).collect();
     Ok(Arc::new(cents.with_precision_and_scale(18, 2)?))
 }
