@@ -35,6 +35,8 @@ pub struct Manifest {
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u128,
+    /// Peak resident memory of the process, when the platform reports it (Linux).
+    pub peak_memory_bytes: Option<u64>,
     pub parameters: IndexMap<String, serde_json::Value>,
     pub sources: IndexMap<String, SourceReport>,
     pub stages: Vec<StageReport>,
@@ -54,6 +56,14 @@ pub struct StageReport {
     /// The stage's declared `counts`: rows matching each named condition.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub counts: IndexMap<String, u64>,
+}
+
+/// The process's peak resident set size so far (`VmHWM` in `/proc/self/status`).
+fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// A session with fidelis's functions registered.
@@ -84,13 +94,20 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         Ok((files, stale, mut manifest)) => {
             manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
             manifest.duration_ms = clock.elapsed().as_millis();
+            manifest.peak_memory_bytes = peak_memory_bytes();
             let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
             let published = sink.publish(files, &stale, &json).await;
             if published.is_err() {
                 sink.abort().await;
             }
             published?;
-            info!(tables = manifest.tables.len(), duration_ms = manifest.duration_ms as u64, output = %root, "run published");
+            info!(
+                tables = manifest.tables.len(),
+                duration_ms = manifest.duration_ms as u64,
+                peak_memory_mb = manifest.peak_memory_bytes.map(|b| b / (1 << 20)),
+                output = %root,
+                "run published"
+            );
             Ok(manifest)
         }
         Err(error) => {
@@ -119,6 +136,7 @@ async fn execute(
         started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
         finished_at: String::new(),
         duration_ms: 0,
+        peak_memory_bytes: None,
         parameters: plan.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
         sources: IndexMap::new(),
         stages: Vec::new(),

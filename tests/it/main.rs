@@ -3,9 +3,11 @@
 
 mod bad_input;
 mod cli;
+mod clv;
 mod config_errors;
 mod customer_summary;
 mod formats;
+mod invariants;
 mod params_and_stages;
 mod publish;
 mod s3;

@@ -146,3 +146,15 @@ outputs:
 "#
     )
 }
+
+/// Runs `query` over the published `tables` of the run under `root` as of `as_of`.
+pub async fn query(root: &Path, as_of: &str, tables: &[&str], query: &str) -> Vec<RecordBatch> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    for table in tables {
+        let file = partition_file(root, table, as_of).display().to_string();
+        ctx.register_parquet(*table, &file, datafusion::prelude::ParquetReadOptions::default())
+            .await
+            .expect("register");
+    }
+    ctx.sql(query).await.expect(query).collect().await.expect(query)
+}
