@@ -12,6 +12,7 @@ pub mod functions;
 pub mod logging;
 pub mod models;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod sample_data;
 pub mod sinks;

@@ -2,6 +2,7 @@
 //! session, stage the output tables, publish them atomically with the manifest.
 //! Also `validate`, which goes as far as planning without reading or writing data.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::{OnError, Pipeline};
+use crate::config::{OnError, Pipeline, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
@@ -195,8 +196,10 @@ async fn execute(
     }
 
     let mut skipped: Vec<&str> = Vec::new();
+    let mut readers = Readers::new(&plan.stages);
     for stage in &plan.stages {
         if let Some(missing) = stage.depends_on.iter().find(|d| skipped.contains(&d.as_str())) {
+            readers.done(&ctx, &stage.depends_on);
             let message = format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name);
             warn!("{message}");
             manifest.warnings.push(message);
@@ -212,6 +215,7 @@ async fn execute(
                 warn!("{message}");
                 manifest.warnings.push(message);
                 skipped.push(&stage.name);
+                readers.done(&ctx, &stage.depends_on);
                 continue;
             }
             Err(error) => return Err(error),
@@ -237,10 +241,45 @@ async fn execute(
             files.push(file);
             manifest.tables.insert(stage.name.clone(), table);
         }
+        readers.done(&ctx, &stage.depends_on);
+        if !readers.is_read(&stage.name) {
+            let _ = ctx.deregister_table(stage.name.as_str());
+        }
     }
     // A skipped table's partition from an earlier run would claim to be this run's.
     stale.extend(skipped.iter().filter(|s| plan.tables.iter().any(|t| t == *s)).map(|s| sink.partition(s)));
     Ok((files, stale, manifest))
+}
+
+/// How many stages still have to read each table. At zero the table is released, so a
+/// run holds only what later stages need, not every intermediate result.
+struct Readers<'p>(HashMap<&'p str, usize>);
+
+impl<'p> Readers<'p> {
+    fn new(stages: &[&'p Stage]) -> Self {
+        let mut readers = HashMap::new();
+        for dependency in stages.iter().flat_map(|s| &s.depends_on) {
+            *readers.entry(dependency.as_str()).or_default() += 1;
+        }
+        Readers(readers)
+    }
+
+    /// A stage that read `tables` is done (run or skipped).
+    fn done(&mut self, ctx: &SessionContext, tables: &[String]) {
+        for table in tables {
+            if let Some(count) = self.0.get_mut(table.as_str()) {
+                *count -= 1;
+                if *count == 0 {
+                    let _ = ctx.deregister_table(table.as_str());
+                }
+            }
+        }
+    }
+
+    /// Whether any stage reads `table`.
+    fn is_read(&self, table: &str) -> bool {
+        self.0.contains_key(table)
+    }
 }
 
 fn register(

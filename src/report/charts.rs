@@ -60,31 +60,11 @@ enum Marker {
 }
 
 const STYLES: [SeriesStyle; 5] = [
-    SeriesStyle {
-        color: "#1f4e79",
-        dash: None,
-        marker: Marker::Circle,
-    },
-    SeriesStyle {
-        color: "#d9711c",
-        dash: Some("7 4"),
-        marker: Marker::Square,
-    },
-    SeriesStyle {
-        color: "#2a9d8f",
-        dash: Some("2 3"),
-        marker: Marker::Triangle,
-    },
-    SeriesStyle {
-        color: "#7a5195",
-        dash: Some("9 3 2 3"),
-        marker: Marker::Diamond,
-    },
-    SeriesStyle {
-        color: "#7f7f7f",
-        dash: Some("12 4"),
-        marker: Marker::Circle,
-    },
+    SeriesStyle { color: "#1f4e79", dash: None, marker: Marker::Circle },
+    SeriesStyle { color: "#d9711c", dash: Some("7 4"), marker: Marker::Square },
+    SeriesStyle { color: "#2a9d8f", dash: Some("2 3"), marker: Marker::Triangle },
+    SeriesStyle { color: "#7a5195", dash: Some("9 3 2 3"), marker: Marker::Diamond },
+    SeriesStyle { color: "#7f7f7f", dash: Some("12 4"), marker: Marker::Circle },
 ];
 
 fn style(index: usize) -> &'static SeriesStyle {
@@ -357,29 +337,19 @@ pub fn nice_ticks(min: f64, max: f64, target: usize) -> Vec<f64> {
         return vec![lo, hi];
     }
     let (first, last) = (first as i64, last as i64);
-    (first..=last)
-        .map(|i| decimal(i * mantissa, exponent))
-        .collect()
+    (first..=last).map(|i| decimal(i * mantissa, exponent)).collect()
 }
 
 /// `units` × 10^`exponent`, dividing for negative exponents so that the result is
 /// the double closest to the decimal.
 fn decimal(units: i64, exponent: i32) -> f64 {
-    if exponent >= 0 {
-        units as f64 * 10f64.powi(exponent)
-    } else {
-        units as f64 / 10f64.powi(-exponent)
-    }
+    if exponent >= 0 { units as f64 * 10f64.powi(exponent) } else { units as f64 / 10f64.powi(-exponent) }
 }
 
 /// Rounds `x` with `round` unless it is an integer up to floating-point noise.
 fn snap(x: f64, round: fn(f64) -> f64) -> f64 {
     let nearest = x.round();
-    if (x - nearest).abs() < 1e-9 {
-        nearest
-    } else {
-        round(x)
-    }
+    if (x - nearest).abs() < 1e-9 { nearest } else { round(x) }
 }
 
 /// Cuts `values` into `bins` equal-width bins over `range` (or min..max). Values
@@ -387,10 +357,8 @@ fn snap(x: f64, round: fn(f64) -> f64) -> f64 {
 /// non-finite values are skipped. Returns no bins when there is no finite value.
 pub fn bin_values(values: &[f64], bins: usize, range: Option<(f64, f64)>) -> Vec<Bin> {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let Some((mut lo, mut hi)) = range
-        .filter(|(a, b)| a.is_finite() && b.is_finite())
-        .map(|(a, b)| (a.min(b), a.max(b)))
-        .or_else(|| {
+    let Some((mut lo, mut hi)) =
+        range.filter(|(a, b)| a.is_finite() && b.is_finite()).map(|(a, b)| (a.min(b), a.max(b))).or_else(|| {
             let min = finite.iter().copied().reduce(f64::min)?;
             let max = finite.iter().copied().reduce(f64::max)?;
             Some((min, max))
@@ -420,11 +388,7 @@ pub fn bin_values(values: &[f64], bins: usize, range: Option<(f64, f64)>) -> Vec
         .enumerate()
         .map(|(i, count)| Bin {
             start: lo + width * i as f64,
-            end: if i + 1 == bins {
-                hi
-            } else {
-                lo + width * (i + 1) as f64
-            },
+            end: if i + 1 == bins { hi } else { lo + width * (i + 1) as f64 },
             count,
         })
         .collect()
@@ -457,11 +421,7 @@ fn escape(s: &str) -> String {
 fn num(v: f64) -> String {
     let s = format!("{v:.1}");
     let s = s.strip_suffix(".0").unwrap_or(&s);
-    if s == "-0" {
-        "0".to_string()
-    } else {
-        s.to_string()
-    }
+    if s == "-0" { "0".to_string() } else { s.to_string() }
 }
 
 /// Estimated rendered width of `s`: system fonts average about 0.58 em per
@@ -506,9 +466,7 @@ struct Canvas {
 
 impl Canvas {
     fn new() -> Self {
-        Self {
-            body: String::new(),
-        }
+        Self { body: String::new() }
     }
 
     /// A text whose vertical centre is at `y`. `attrs` holds only fixed attributes
@@ -566,9 +524,7 @@ impl Canvas {
     /// Ends an element opened without its closing `>`, with an optional tooltip.
     fn close(&mut self, tip: Option<&str>, tag: &str) {
         match tip {
-            Some(t) => self
-                .body
-                .push_str(&format!("><title>{}</title></{tag}>", escape(t))),
+            Some(t) => self.body.push_str(&format!("><title>{}</title></{tag}>", escape(t))),
             None => self.body.push_str("/>"),
         }
     }
@@ -577,18 +533,10 @@ impl Canvas {
         // A white outline keeps markers apart where lines cross.
         let paint = format!(r##" fill="{color}" stroke="#fff" stroke-width="1""##);
         let (tag, open) = match marker {
-            Marker::Circle => (
-                "circle",
-                format!(r#"<circle cx="{}" cy="{}" r="3.8"{paint}"#, num(x), num(y)),
-            ),
-            Marker::Square => (
-                "rect",
-                format!(
-                    r#"<rect x="{}" y="{}" width="7" height="7"{paint}"#,
-                    num(x - 3.5),
-                    num(y - 3.5)
-                ),
-            ),
+            Marker::Circle => ("circle", format!(r#"<circle cx="{}" cy="{}" r="3.8"{paint}"#, num(x), num(y))),
+            Marker::Square => {
+                ("rect", format!(r#"<rect x="{}" y="{}" width="7" height="7"{paint}"#, num(x - 3.5), num(y - 3.5)))
+            }
             Marker::Triangle => (
                 "path",
                 format!(
@@ -623,13 +571,7 @@ impl Canvas {
     /// Draws the title; returns the y below it.
     fn title(&mut self, title: &str) -> f64 {
         let shown = truncate(title, WIDTH - 2.0 * PAD, 15.0);
-        self.text(
-            PAD,
-            20.0,
-            Anchor::Start,
-            r#" font-size="15" font-weight="600""#,
-            &shown,
-        );
+        self.text(PAD, 20.0, Anchor::Start, r#" font-size="15" font-weight="600""#, &shown);
         36.0
     }
 
@@ -709,26 +651,13 @@ fn legend(c: &mut Canvas, entries: &[(Key, &str)], y: f64) -> f64 {
                 c.marker(s.marker, (mid, row_y), s.color, None);
             }
             Key::Stroke(i) => c.line((x0, row_y), (x1, row_y), &stroke_attrs(style(*i), 2.5)),
-            Key::Swatch(color) => c.rect(
-                (x0 + 5.0, row_y - 6.0),
-                (14.0, 12.0),
-                &format!(r#" fill="{color}""#),
-                None,
-            ),
+            Key::Swatch(color) => c.rect((x0 + 5.0, row_y - 6.0), (14.0, 12.0), &format!(r#" fill="{color}""#), None),
             Key::Box => c.rect((x0 + 2.0, row_y - 6.0), (KEY - 4.0, 12.0), BOX_ATTRS, None),
             Key::Median => c.line((mid, row_y - 7.0), (mid, row_y + 7.0), MEDIAN_ATTRS),
             Key::Whisker => {
                 c.line((x0 + 2.0, row_y), (x1 - 2.0, row_y), WHISKER_ATTRS);
-                c.line(
-                    (x0 + 2.0, row_y - 4.0),
-                    (x0 + 2.0, row_y + 4.0),
-                    WHISKER_ATTRS,
-                );
-                c.line(
-                    (x1 - 2.0, row_y - 4.0),
-                    (x1 - 2.0, row_y + 4.0),
-                    WHISKER_ATTRS,
-                );
+                c.line((x0 + 2.0, row_y - 4.0), (x0 + 2.0, row_y + 4.0), WHISKER_ATTRS);
+                c.line((x1 - 2.0, row_y - 4.0), (x1 - 2.0, row_y + 4.0), WHISKER_ATTRS);
             }
         }
         c.text(x1 + 6.0, row_y, Anchor::Start, "", &label);
@@ -738,15 +667,8 @@ fn legend(c: &mut Canvas, entries: &[(Key, &str)], y: f64) -> f64 {
 }
 
 fn stroke_attrs(s: &SeriesStyle, width: f64) -> String {
-    let dash = s
-        .dash
-        .map(|d| format!(r#" stroke-dasharray="{d}""#))
-        .unwrap_or_default();
-    format!(
-        r#" stroke="{}" stroke-width="{}" fill="none" stroke-linejoin="round"{dash}"#,
-        s.color,
-        num(width)
-    )
+    let dash = s.dash.map(|d| format!(r#" stroke-dasharray="{d}""#)).unwrap_or_default();
+    format!(r#" stroke="{}" stroke-width="{}" fill="none" stroke-linejoin="round"{dash}"#, s.color, num(width))
 }
 
 /// A linear map from data values to SVG coordinates.
@@ -797,24 +719,14 @@ fn tick_decimals(ticks: &[f64]) -> usize {
     match ticks {
         [a, b, ..] if b > a => {
             let exponent = (b - a).log10().floor();
-            if exponent < 0.0 {
-                (-exponent) as usize
-            } else {
-                0
-            }
+            if exponent < 0.0 { (-exponent) as usize } else { 0 }
         }
         _ => 0,
     }
 }
 
 /// Horizontal grid lines with value labels left of `left` (vertical value axis).
-fn value_axis_y(
-    c: &mut Canvas,
-    ticks: &[f64],
-    scale: Scale,
-    (left, right): (f64, f64),
-    format: Format,
-) {
+fn value_axis_y(c: &mut Canvas, ticks: &[f64], scale: Scale, (left, right): (f64, f64), format: Format) {
     for &t in ticks {
         let y = scale.at(t);
         let attrs = if t == 0.0 {
@@ -823,29 +735,14 @@ fn value_axis_y(
             format!(r#" stroke="{GRID}" stroke-width="1""#)
         };
         c.line((left, y), (right, y), &attrs);
-        c.text(
-            left - 6.0,
-            y,
-            Anchor::End,
-            &format!(r#" fill="{MUTED}""#),
-            &format(t),
-        );
+        c.text(left - 6.0, y, Anchor::End, &format!(r#" fill="{MUTED}""#), &format(t));
     }
 }
 
 /// Vertical grid lines with value labels below `bottom` (horizontal value axis).
-fn value_axis_x(
-    c: &mut Canvas,
-    ticks: &[f64],
-    scale: Scale,
-    (top, bottom): (f64, f64),
-    format: Format,
-) {
+fn value_axis_x(c: &mut Canvas, ticks: &[f64], scale: Scale, (top, bottom): (f64, f64), format: Format) {
     let labels: Vec<String> = ticks.iter().map(|&t| format(t)).collect();
-    let widest = labels
-        .iter()
-        .map(|l| text_width(l, FONT_SIZE))
-        .fold(0.0, f64::max);
+    let widest = labels.iter().map(|l| text_width(l, FONT_SIZE)).fold(0.0, f64::max);
     let spacing = match ticks {
         [a, b, ..] => (scale.at(*b) - scale.at(*a)).abs(),
         _ => f64::INFINITY,
@@ -860,13 +757,7 @@ fn value_axis_x(
         };
         c.line((x, top), (x, bottom), &attrs);
         if i.is_multiple_of(every) {
-            c.text(
-                x,
-                bottom + 12.0,
-                Anchor::Middle,
-                &format!(r#" fill="{MUTED}""#),
-                label,
-            );
+            c.text(x, bottom + 12.0, Anchor::Middle, &format!(r#" fill="{MUTED}""#), label);
         }
     }
 }
@@ -881,10 +772,7 @@ fn label_every(spacing: f64, width: f64) -> usize {
 
 /// Widest of `labels` at the base font size.
 fn widest(labels: impl IntoIterator<Item = String>) -> f64 {
-    labels
-        .into_iter()
-        .map(|l| text_width(&l, FONT_SIZE))
-        .fold(0.0, f64::max)
+    labels.into_iter().map(|l| text_width(&l, FONT_SIZE)).fold(0.0, f64::max)
 }
 
 fn finite(v: Option<f64>) -> Option<f64> {
@@ -893,13 +781,10 @@ fn finite(v: Option<f64>) -> Option<f64> {
 
 /// Min and max of the finite values, if any.
 fn extent(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
-    values
-        .into_iter()
-        .filter(|v| v.is_finite())
-        .fold(None, |acc, v| match acc {
-            None => Some((v, v)),
-            Some((lo, hi)) => Some((f64::min(lo, v), f64::max(hi, v))),
-        })
+    values.into_iter().filter(|v| v.is_finite()).fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((f64::min(lo, v), f64::max(hi, v))),
+    })
 }
 
 /// The axis label drawn above a vertical value axis, left-aligned with the chart.
@@ -951,11 +836,7 @@ const RAMP: [(u8, u8, u8); 8] = [
 
 /// The ramp colour at `t` in 0..1 (clamped) and whether text on it should be white.
 fn ramp(t: f64) -> (String, bool) {
-    let t = if t.is_finite() {
-        t.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
     let pos = t * (RAMP.len() - 1) as f64;
     let i = (pos.floor() as usize).min(RAMP.len() - 2);
     let f = pos - i as f64;
@@ -973,10 +854,7 @@ fn ramp(t: f64) -> (String, bool) {
 /// cells when they fit; every cell has a tooltip. Missing cells stay blank.
 pub fn cohort_heatmap(chart: &CohortHeatmap) -> String {
     let columns = chart.rows.iter().map(|r| r.values.len()).max().unwrap_or(0);
-    let any = chart
-        .rows
-        .iter()
-        .any(|r| r.values.iter().any(|v| finite(*v).is_some()));
+    let any = chart.rows.iter().any(|r| r.values.iter().any(|v| finite(*v).is_some()));
     if !any {
         return no_data(&chart.title, chart.locale);
     }
@@ -984,9 +862,8 @@ pub fn cohort_heatmap(chart: &CohortHeatmap) -> String {
     let mut c = Canvas::new();
     let mut y = c.title(&chart.title);
 
-    let label_width = widest(chart.rows.iter().map(|r| r.label.clone()))
-        .max(text_width(&chart.y_label, FONT_SIZE))
-        .min(180.0);
+    let label_width =
+        widest(chart.rows.iter().map(|r| r.label.clone())).max(text_width(&chart.y_label, FONT_SIZE)).min(180.0);
     let left = PAD + label_width + 10.0;
     let cell_w = ((WIDTH - PAD - left) / columns as f64).min(56.0);
     let cell_h = 22.0;
@@ -1029,13 +906,7 @@ pub fn cohort_heatmap(chart: &CohortHeatmap) -> String {
     y += 12.0;
 
     for row in &chart.rows {
-        c.label(
-            left - 8.0,
-            y + cell_h / 2.0,
-            Anchor::End,
-            label_width,
-            &row.label,
-        );
+        c.label(left - 8.0, y + cell_h / 2.0, Anchor::End, label_width, &row.label);
         for (k, value) in row.values.iter().enumerate() {
             let Some(v) = finite(*value) else { continue };
             let (fill, dark) = ramp(v);
@@ -1068,12 +939,7 @@ pub fn cohort_heatmap(chart: &CohortHeatmap) -> String {
     let swatch = 26.0;
     for i in 0..steps {
         let (fill, _) = ramp((i as f64 + 0.5) / steps as f64);
-        c.rect(
-            (left + i as f64 * swatch, y),
-            (swatch, 10.0),
-            &format!(r#" fill="{fill}""#),
-            None,
-        );
+        c.rect((left + i as f64 * swatch, y), (swatch, 10.0), &format!(r#" fill="{fill}""#), None);
     }
     for (i, t) in [0.0, 0.5, 1.0].into_iter().enumerate() {
         c.text(
@@ -1096,12 +962,8 @@ pub fn cohort_heatmap(chart: &CohortHeatmap) -> String {
 pub fn line_chart(chart: &LineChart) -> String {
     let n = chart.x_labels.len();
     let value = |s: &Series, i: usize| finite(s.values.get(i).copied().flatten());
-    let Some((mut lo, mut hi)) = extent(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| (0..n).filter_map(move |i| value(s, i))),
-    ) else {
+    let Some((mut lo, mut hi)) = extent(chart.series.iter().flat_map(|s| (0..n).filter_map(move |i| value(s, i))))
+    else {
         return no_data(&chart.title, chart.locale);
     };
     if chart.include_zero {
@@ -1114,12 +976,8 @@ pub fn line_chart(chart: &LineChart) -> String {
     let mut c = Canvas::new();
     let mut y = c.title(&chart.title);
     if chart.series.len() > 1 {
-        let entries: Vec<(Key, &str)> = chart
-            .series
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (Key::Line(i), s.name.as_str()))
-            .collect();
+        let entries: Vec<(Key, &str)> =
+            chart.series.iter().enumerate().map(|(i, s)| (Key::Line(i), s.name.as_str())).collect();
         y = legend(&mut c, &entries, y);
     }
     y = axis_title(&mut c, y, &chart.y_label);
@@ -1132,9 +990,8 @@ pub fn line_chart(chart: &LineChart) -> String {
 
     // The last label is centred on the last point: keep it inside the chart.
     let inset = 14.0;
-    let inset_right = chart.x_labels.last().map_or(inset, |l| {
-        (text_width(l, FONT_SIZE).min(120.0) / 2.0 + 2.0).max(inset)
-    });
+    let inset_right =
+        chart.x_labels.last().map_or(inset, |l| (text_width(l, FONT_SIZE).min(120.0) / 2.0 + 2.0).max(inset));
     let x_at = |i: usize| {
         if n <= 1 {
             (left + right) / 2.0
@@ -1142,11 +999,7 @@ pub fn line_chart(chart: &LineChart) -> String {
             left + inset + (right - left - inset - inset_right) * i as f64 / (n - 1) as f64
         }
     };
-    let spacing = if n > 1 {
-        x_at(1) - x_at(0)
-    } else {
-        right - left
-    };
+    let spacing = if n > 1 { x_at(1) - x_at(0) } else { right - left };
     let every = label_every(spacing, widest(chart.x_labels.iter().cloned()).min(120.0));
     for (i, label) in chart.x_labels.iter().enumerate() {
         // Count from the right so that the latest period is always labelled.
@@ -1154,11 +1007,7 @@ pub fn line_chart(chart: &LineChart) -> String {
             c.label(x_at(i), bottom + 14.0, Anchor::Middle, 120.0, label);
         }
     }
-    c.line(
-        (left, bottom),
-        (right, bottom),
-        &format!(r#" stroke="{AXIS}""#),
-    );
+    c.line((left, bottom), (right, bottom), &format!(r#" stroke="{AXIS}""#));
 
     for (si, series) in chart.series.iter().enumerate() {
         let s = style(si);
@@ -1178,8 +1027,7 @@ pub fn line_chart(chart: &LineChart) -> String {
                 None => pen_down = false,
             }
         }
-        c.body
-            .push_str(&format!(r#"<path d="{path}"{}/>"#, stroke_attrs(s, 2.5)));
+        c.body.push_str(&format!(r#"<path d="{path}"{}/>"#, stroke_attrs(s, 2.5)));
         for i in 0..n {
             if let Some(v) = value(series, i) {
                 let tip = format!("{} · {}: {}", series.name, chart.x_labels[i], format(v));
@@ -1200,12 +1048,7 @@ pub fn line_chart(chart: &LineChart) -> String {
 pub fn bar_chart(chart: &BarChart) -> String {
     let n = chart.categories.len();
     let value = |s: &Series, i: usize| finite(s.values.get(i).copied().flatten());
-    let Some((lo, hi)) = extent(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| (0..n).filter_map(move |i| value(s, i))),
-    ) else {
+    let Some((lo, hi)) = extent(chart.series.iter().flat_map(|s| (0..n).filter_map(move |i| value(s, i)))) else {
         return no_data(&chart.title, chart.locale);
     };
     let format = chart.format;
@@ -1215,12 +1058,8 @@ pub fn bar_chart(chart: &BarChart) -> String {
     let mut y = c.title(&chart.title);
     let groups = chart.series.len();
     if groups > 1 {
-        let entries: Vec<(Key, &str)> = chart
-            .series
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (Key::Swatch(style(i).color), s.name.as_str()))
-            .collect();
+        let entries: Vec<(Key, &str)> =
+            chart.series.iter().enumerate().map(|(i, s)| (Key::Swatch(style(i).color), s.name.as_str())).collect();
         y = legend(&mut c, &entries, y);
     }
 
@@ -1246,13 +1085,7 @@ pub fn bar_chart(chart: &BarChart) -> String {
     let zero = scale.at(0.0);
     for (ci, category) in chart.categories.iter().enumerate() {
         let gy = top + gap / 2.0 + ci as f64 * (group_h + gap);
-        c.label(
-            left - 8.0,
-            gy + group_h / 2.0,
-            Anchor::End,
-            label_width,
-            category,
-        );
+        c.label(left - 8.0, gy + group_h / 2.0, Anchor::End, label_width, category);
         for (si, series) in chart.series.iter().enumerate() {
             let by = gy + si as f64 * (bar_h + 2.0);
             let mid = by + bar_h / 2.0;
@@ -1271,11 +1104,7 @@ pub fn bar_chart(chart: &BarChart) -> String {
                         &format!(r#" fill="{}""#, style(si).color),
                         Some(&tip),
                     );
-                    let (x, anchor) = if v < 0.0 {
-                        (end - 4.0, Anchor::End)
-                    } else {
-                        (end + 4.0, Anchor::Start)
-                    };
+                    let (x, anchor) = if v < 0.0 { (end - 4.0, Anchor::End) } else { (end + 4.0, Anchor::Start) };
                     c.text(x, mid, anchor, r#" font-size="11""#, &text);
                 }
                 None => c.text(
@@ -1309,16 +1138,10 @@ fn count_ticks(max: u64) -> Vec<f64> {
 /// value axis, counts on the vertical axis.
 pub fn histogram(chart: &Histogram) -> String {
     let mut bins: Vec<Bin> = match &chart.data {
-        HistogramData::Bins(bins) => bins
-            .iter()
-            .copied()
-            .filter(|b| b.start.is_finite() && b.end.is_finite() && b.end > b.start)
-            .collect(),
-        HistogramData::Values {
-            values,
-            bins,
-            range,
-        } => bin_values(values, *bins, *range),
+        HistogramData::Bins(bins) => {
+            bins.iter().copied().filter(|b| b.start.is_finite() && b.end.is_finite() && b.end > b.start).collect()
+        }
+        HistogramData::Values { values, bins, range } => bin_values(values, *bins, *range),
     };
     bins.sort_by(|a, b| a.start.total_cmp(&b.start));
     let max_count = bins.iter().map(|b| b.count).max().unwrap_or(0);
@@ -1328,10 +1151,7 @@ pub fn histogram(chart: &Histogram) -> String {
     if max_count == 0 {
         return no_data(&chart.title, chart.locale);
     }
-    let (x0, x1) = (
-        first.start,
-        bins.iter().map(|b| b.end).fold(last.end, f64::max),
-    );
+    let (x0, x1) = (first.start, bins.iter().map(|b| b.end).fold(last.end, f64::max));
     let format = chart.format;
     let locale = chart.locale;
     let y_ticks = count_ticks(max_count);
@@ -1346,20 +1166,10 @@ pub fn histogram(chart: &Histogram) -> String {
     let ys = Scale::over(&y_ticks, bottom, top);
     value_axis_y(&mut c, &y_ticks, ys, (left, right), &count_label);
 
-    let xs = Scale {
-        d0: x0,
-        d1: x1,
-        r0: left,
-        r1: right,
-    };
+    let xs = Scale { d0: x0, d1: x1, r0: left, r1: right };
     for b in bins.iter().filter(|b| b.count > 0) {
         let (a, e) = (xs.at(b.start), xs.at(b.end));
-        let tip = format!(
-            "{} – {}: {}",
-            format(b.start),
-            format(b.end),
-            locale.integer(i64::try_from(b.count).ok())
-        );
+        let tip = format!("{} – {}: {}", format(b.start), format(b.end), locale.integer(i64::try_from(b.count).ok()));
         c.rect(
             (a + 0.5, ys.at(b.count as f64)),
             ((e - a - 1.0).max(0.5), bottom - ys.at(b.count as f64)),
@@ -1367,11 +1177,7 @@ pub fn histogram(chart: &Histogram) -> String {
             Some(&tip),
         );
     }
-    c.line(
-        (left, bottom),
-        (right, bottom),
-        &format!(r#" stroke="{AXIS}""#),
-    );
+    c.line((left, bottom), (right, bottom), &format!(r#" stroke="{AXIS}""#));
     // Value ticks at nice numbers inside the binned range, not at every bin edge.
     let span = x1 - x0;
     let x_ticks: Vec<f64> = axis_ticks(x0, x1, 6, format)
@@ -1386,19 +1192,9 @@ pub fn histogram(chart: &Histogram) -> String {
     let every = label_every(spacing, widest_tick);
     for (i, &t) in x_ticks.iter().enumerate() {
         let x = xs.at(t);
-        c.line(
-            (x, bottom),
-            (x, bottom + 4.0),
-            &format!(r#" stroke="{AXIS}""#),
-        );
+        c.line((x, bottom), (x, bottom + 4.0), &format!(r#" stroke="{AXIS}""#));
         if i.is_multiple_of(every) {
-            c.text(
-                x,
-                bottom + 14.0,
-                Anchor::Middle,
-                &format!(r#" fill="{MUTED}""#),
-                &format(t),
-            );
+            c.text(x, bottom + 14.0, Anchor::Middle, &format!(r#" fill="{MUTED}""#), &format(t));
         }
     }
     let y = axis_caption(&mut c, (left, right), bottom + 26.0, &chart.x_label);
@@ -1420,12 +1216,8 @@ const RANGE_ATTRS: &str = r##" stroke="#9ecae1" stroke-width="6" stroke-linecap=
 /// group without quartiles is drawn as a `low`..`high` range; a group without any
 /// statistic says "no data".
 pub fn box_or_range_by_group(chart: &BoxChart) -> String {
-    let stats = |g: &GroupStats| {
-        [g.low, g.q1, g.median, g.q3, g.high]
-            .into_iter()
-            .filter_map(finite)
-            .collect::<Vec<f64>>()
-    };
+    let stats =
+        |g: &GroupStats| [g.low, g.q1, g.median, g.q3, g.high].into_iter().filter_map(finite).collect::<Vec<f64>>();
     let Some((lo, hi)) = extent(chart.groups.iter().flat_map(stats)) else {
         return no_data(&chart.title, chart.locale);
     };
@@ -1446,10 +1238,7 @@ pub fn box_or_range_by_group(chart: &BoxChart) -> String {
     let label_width = widest(chart.groups.iter().map(|g| g.group.clone())).min(200.0);
     let left = PAD + label_width + 10.0;
     let median_width = widest(
-        chart
-            .groups
-            .iter()
-            .map(|g| finite(g.median).map_or_else(|| chart.locale.no_data().to_string(), format)),
+        chart.groups.iter().map(|g| finite(g.median).map_or_else(|| chart.locale.no_data().to_string(), format)),
     );
     let right = WIDTH - PAD - median_width - 10.0;
     let row_h = 32.0;
@@ -1461,13 +1250,7 @@ pub fn box_or_range_by_group(chart: &BoxChart) -> String {
     for (gi, g) in chart.groups.iter().enumerate() {
         let mid = top + (gi as f64 + 0.5) * row_h;
         c.label(left - 8.0, mid, Anchor::End, label_width, &g.group);
-        let (low, q1, median, q3, high) = (
-            finite(g.low),
-            finite(g.q1),
-            finite(g.median),
-            finite(g.q3),
-            finite(g.high),
-        );
+        let (low, q1, median, q3, high) = (finite(g.low), finite(g.q1), finite(g.median), finite(g.q3), finite(g.high));
         let values = stats(g);
         let Some(rightmost) = values.iter().copied().reduce(f64::max) else {
             c.text(
@@ -1519,8 +1302,7 @@ pub fn box_or_range_by_group(chart: &BoxChart) -> String {
 
 /// The tooltip of one group: every statistic, named as in the legend.
 fn box_tip(chart: &BoxChart, g: &GroupStats) -> String {
-    let f =
-        |v: Option<f64>| finite(v).map_or_else(|| chart.locale.no_data().to_string(), chart.format);
+    let f = |v: Option<f64>| finite(v).map_or_else(|| chart.locale.no_data().to_string(), chart.format);
     let l = &chart.legend;
     format!(
         "{}: {} {} – {}; {} {} – {}; {} {}",
@@ -1548,12 +1330,8 @@ pub fn step_curve(chart: &StepChart) -> String {
         .series
         .iter()
         .map(|s| {
-            let mut points: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .copied()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .collect();
+            let mut points: Vec<(f64, f64)> =
+                s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             points
         })
@@ -1566,13 +1344,7 @@ pub fn step_curve(chart: &StepChart) -> String {
         .iter()
         .filter_map(|s| finite(s.end))
         .chain(curves.iter().flatten().map(|p| p.0))
-        .chain(
-            chart
-                .references
-                .iter()
-                .map(|r| r.at)
-                .filter(|x| x.is_finite()),
-        )
+        .chain(chart.references.iter().map(|r| r.at).filter(|x| x.is_finite()))
         .fold(0.0, f64::max);
     let x_min = curves.iter().flatten().map(|p| p.0).fold(0.0, f64::min);
     let format = chart.format;
@@ -1585,12 +1357,8 @@ pub fn step_curve(chart: &StepChart) -> String {
     let mut c = Canvas::new();
     let mut y = c.title(&chart.title);
     if chart.series.len() > 1 {
-        let entries: Vec<(Key, &str)> = chart
-            .series
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (Key::Stroke(i), s.name.as_str()))
-            .collect();
+        let entries: Vec<(Key, &str)> =
+            chart.series.iter().enumerate().map(|(i, s)| (Key::Stroke(i), s.name.as_str())).collect();
         y = legend(&mut c, &entries, y);
     }
     y = axis_title(&mut c, y, &chart.y_label);
@@ -1602,33 +1370,13 @@ pub fn step_curve(chart: &StepChart) -> String {
     value_axis_y(&mut c, &y_ticks, ys, (left, right), format);
     for &t in &x_ticks {
         let x = xs.at(t);
-        c.line(
-            (x, bottom),
-            (x, bottom + 4.0),
-            &format!(r#" stroke="{AXIS}""#),
-        );
-        c.text(
-            x,
-            bottom + 14.0,
-            Anchor::Middle,
-            &format!(r#" fill="{MUTED}""#),
-            &x_format(t),
-        );
+        c.line((x, bottom), (x, bottom + 4.0), &format!(r#" stroke="{AXIS}""#));
+        c.text(x, bottom + 14.0, Anchor::Middle, &format!(r#" fill="{MUTED}""#), &x_format(t));
     }
     for r in chart.references.iter().filter(|r| r.at.is_finite()) {
         let x = xs.at(r.at);
-        c.line(
-            (x, top),
-            (x, bottom),
-            &format!(r#" stroke="{AXIS}" stroke-dasharray="3 3""#),
-        );
-        c.text(
-            x + 4.0,
-            top + 6.0,
-            Anchor::Start,
-            &format!(r#" fill="{MUTED}" font-size="11""#),
-            &r.label,
-        );
+        c.line((x, top), (x, bottom), &format!(r#" stroke="{AXIS}" stroke-dasharray="3 3""#));
+        c.text(x + 4.0, top + 6.0, Anchor::Start, &format!(r#" fill="{MUTED}" font-size="11""#), &r.label);
     }
 
     for (si, (series, points)) in chart.series.iter().zip(&curves).enumerate() {
@@ -1653,11 +1401,7 @@ pub fn step_curve(chart: &StepChart) -> String {
             escape(&tip)
         ));
     }
-    c.line(
-        (left, bottom),
-        (right, bottom),
-        &format!(r#" stroke="{AXIS}""#),
-    );
+    c.line((left, bottom), (right, bottom), &format!(r#" stroke="{AXIS}""#));
     let y = axis_caption(&mut c, (left, right), bottom + 26.0, &chart.x_label);
     c.finish(&chart.title, y + PAD)
 }
@@ -1671,10 +1415,7 @@ mod tests {
     /// A small XML well-formedness check: balanced tags, quoted attributes without
     /// raw `<`, and only known entities in text and attribute values.
     fn assert_well_formed(svg: &str) {
-        assert!(
-            svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" "),
-            "{svg}"
-        );
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" "), "{svg}");
         assert!(svg.ends_with("</svg>"));
         let mut stack: Vec<&str> = Vec::new();
         let mut rest = svg;
@@ -1689,16 +1430,12 @@ mod tests {
                 let self_closing = tag.ends_with('/');
                 let tag = tag.trim_end_matches('/');
                 let (name, mut attrs) = tag.split_once(' ').unwrap_or((tag, ""));
-                assert!(
-                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()),
-                    "bad tag name {name:?}"
-                );
+                assert!(!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()), "bad tag name {name:?}");
                 attrs = attrs.trim();
                 while !attrs.is_empty() {
                     let (key, value) = attrs.split_once("=\"").expect("attribute without =\"");
                     assert!(
-                        key.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':'),
+                        key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':'),
                         "bad attribute name {key:?} in <{name}>"
                     );
                     let end = value.find('"').expect("unterminated attribute");
@@ -1723,9 +1460,7 @@ mod tests {
         let mut rest = text;
         while let Some(amp) = rest.find('&') {
             let entity = &rest[amp..];
-            let ok = ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"]
-                .iter()
-                .any(|e| entity.starts_with(e));
+            let ok = ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"].iter().any(|e| entity.starts_with(e));
             assert!(ok, "bad entity at {entity:?}");
             rest = &rest[amp + 1..];
         }
@@ -1803,10 +1538,7 @@ mod tests {
             x_label: "Days since acquisition".into(),
             y_label: "Share with a second purchase".into(),
             format: &pct,
-            references: vec![Reference {
-                at: 30.0,
-                label: "30 days".into(),
-            }],
+            references: vec![Reference { at: 30.0, label: "30 days".into() }],
             locale: Locale::DeDe,
         })
     }
@@ -1816,14 +1548,7 @@ mod tests {
     }
 
     fn group(name: &str, v: [Option<f64>; 5]) -> GroupStats {
-        GroupStats {
-            group: name.into(),
-            low: v[0],
-            q1: v[1],
-            median: v[2],
-            q3: v[3],
-            high: v[4],
-        }
+        GroupStats { group: name.into(), low: v[0], q1: v[1], median: v[2], q3: v[3], high: v[4] }
     }
 
     /// One of every chart, with `label` as every caller-supplied text that is
@@ -1832,39 +1557,21 @@ mod tests {
         let l = || label.to_string();
         vec![
             heatmap(vec![
-                CohortRow {
-                    label: l(),
-                    values: vec![Some(1.0), Some(0.31), None, Some(0.12)],
-                },
-                CohortRow {
-                    label: "2025-02".into(),
-                    values: vec![Some(1.0), Some(f64::NAN)],
-                },
+                CohortRow { label: l(), values: vec![Some(1.0), Some(0.31), None, Some(0.12)] },
+                CohortRow { label: "2025-02".into(), values: vec![Some(1.0), Some(f64::NAN)] },
             ]),
             lines(
                 vec![
-                    Series {
-                        name: l(),
-                        values: vec![Some(0.8), None, Some(0.7), Some(0.75)],
-                    },
-                    Series {
-                        name: "Members".into(),
-                        values: vec![Some(0.9); 13],
-                    },
+                    Series { name: l(), values: vec![Some(0.8), None, Some(0.7), Some(0.75)] },
+                    Series { name: "Members".into(), values: vec![Some(0.9); 13] },
                 ],
                 vec![l(); 13],
             ),
             bars(
                 vec![l(), "At Risk".into(), "Hibernating".into()],
                 vec![
-                    Series {
-                        name: l(),
-                        values: vec![Some(0.2), Some(-0.05), None],
-                    },
-                    Series {
-                        name: "Revenue".into(),
-                        values: vec![Some(0.5), Some(0.1)],
-                    },
+                    Series { name: l(), values: vec![Some(0.2), Some(-0.05), None] },
+                    Series { name: "Revenue".into(), values: vec![Some(0.5), Some(0.1)] },
                 ],
             ),
             hist(
@@ -1876,24 +1583,13 @@ mod tests {
                 label,
             ),
             boxes(vec![
-                group(
-                    label,
-                    [Some(5.0), Some(40.0), Some(80.0), Some(150.0), Some(400.0)],
-                ),
+                group(label, [Some(5.0), Some(40.0), Some(80.0), Some(150.0), Some(400.0)]),
                 group("Range only", [Some(1.0), None, Some(3.0), None, Some(9.0)]),
                 group("Nothing", [None; 5]),
             ]),
             steps(vec![
-                StepSeries {
-                    name: l(),
-                    points: vec![(0.0, 0.0), (10.0, 0.1), (45.0, 0.3)],
-                    end: Some(120.0),
-                },
-                StepSeries {
-                    name: "2025-02".into(),
-                    points: vec![(0.0, 0.0), (20.0, 0.05)],
-                    end: None,
-                },
+                StepSeries { name: l(), points: vec![(0.0, 0.0), (10.0, 0.1), (45.0, 0.3)], end: Some(120.0) },
+                StepSeries { name: "2025-02".into(), points: vec![(0.0, 0.0), (20.0, 0.05)], end: None },
             ]),
         ]
     }
@@ -1901,23 +1597,11 @@ mod tests {
     #[test]
     fn nice_ticks_use_1_2_5_steps_and_cover_the_range() {
         assert_eq!(nice_ticks(0.0, 0.87, 5), [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
-        assert_eq!(
-            nice_ticks(0.0, 1234.0, 5),
-            [0.0, 200.0, 400.0, 600.0, 800.0, 1000.0, 1200.0, 1400.0]
-        );
-        assert_eq!(
-            nice_ticks(0.12, 0.37, 5),
-            [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4]
-        );
-        assert_eq!(
-            nice_ticks(-3.0, 7.0, 5),
-            [-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0]
-        );
+        assert_eq!(nice_ticks(0.0, 1234.0, 5), [0.0, 200.0, 400.0, 600.0, 800.0, 1000.0, 1200.0, 1400.0]);
+        assert_eq!(nice_ticks(0.12, 0.37, 5), [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4]);
+        assert_eq!(nice_ticks(-3.0, 7.0, 5), [-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0]);
         assert_eq!(nice_ticks(0.0, 0.3, 3), [0.0, 0.1, 0.2, 0.3]);
-        assert_eq!(
-            nice_ticks(50.0, 0.0, 5),
-            [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
-        );
+        assert_eq!(nice_ticks(50.0, 0.0, 5), [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]);
         // Flat ranges still get an axis that includes zero.
         assert_eq!(nice_ticks(0.0, 0.0, 5), [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
         assert_eq!(nice_ticks(4.0, 4.0, 4), [0.0, 1.0, 2.0, 3.0, 4.0]);
@@ -1933,26 +1617,8 @@ mod tests {
 
     #[test]
     fn bins_clamp_outliers_into_the_edge_bins() {
-        let bins = bin_values(
-            &[-1.0, 0.0, 0.49, 0.5, 1.0, 7.0, f64::NAN],
-            2,
-            Some((0.0, 1.0)),
-        );
-        assert_eq!(
-            bins,
-            [
-                Bin {
-                    start: 0.0,
-                    end: 0.5,
-                    count: 3
-                },
-                Bin {
-                    start: 0.5,
-                    end: 1.0,
-                    count: 3
-                }
-            ]
-        );
+        let bins = bin_values(&[-1.0, 0.0, 0.49, 0.5, 1.0, 7.0, f64::NAN], 2, Some((0.0, 1.0)));
+        assert_eq!(bins, [Bin { start: 0.0, end: 0.5, count: 3 }, Bin { start: 0.5, end: 1.0, count: 3 }]);
         let all_same = bin_values(&[2.0, 2.0], 4, None);
         assert_eq!(all_same.iter().map(|b| b.count).sum::<u64>(), 2);
         assert!(bin_values(&[f64::NAN], 4, None).is_empty());
@@ -1985,43 +1651,14 @@ mod tests {
     fn empty_input_says_no_data_in_the_locale() {
         let empty = [
             heatmap(vec![]),
-            heatmap(vec![CohortRow {
-                label: "2025-01".into(),
-                values: vec![None],
-            }]),
+            heatmap(vec![CohortRow { label: "2025-01".into(), values: vec![None] }]),
             lines(vec![], months(13)),
-            lines(
-                vec![Series {
-                    name: "a".into(),
-                    values: vec![None; 13],
-                }],
-                months(13),
-            ),
-            lines(
-                vec![Series {
-                    name: "a".into(),
-                    values: vec![Some(1.0)],
-                }],
-                vec![],
-            ),
+            lines(vec![Series { name: "a".into(), values: vec![None; 13] }], months(13)),
+            lines(vec![Series { name: "a".into(), values: vec![Some(1.0)] }], vec![]),
             bars(vec![], vec![]),
             hist(HistogramData::Bins(vec![]), "x"),
-            hist(
-                HistogramData::Bins(vec![Bin {
-                    start: 0.0,
-                    end: 1.0,
-                    count: 0,
-                }]),
-                "x",
-            ),
-            hist(
-                HistogramData::Values {
-                    values: vec![],
-                    bins: 10,
-                    range: None,
-                },
-                "x",
-            ),
+            hist(HistogramData::Bins(vec![Bin { start: 0.0, end: 1.0, count: 0 }]), "x"),
+            hist(HistogramData::Values { values: vec![], bins: 10, range: None }, "x"),
             boxes(vec![group("x", [None; 5])]),
             steps(vec![]),
         ];
@@ -2044,23 +1681,11 @@ mod tests {
         let svg = lines(
             vec![Series {
                 name: "CRR".into(),
-                values: vec![
-                    Some(0.5),
-                    Some(0.6),
-                    None,
-                    Some(0.7),
-                    None,
-                    Some(0.4),
-                    Some(0.5),
-                ],
+                values: vec![Some(0.5), Some(0.6), None, Some(0.7), None, Some(0.4), Some(0.5)],
             }],
             months(7),
         );
-        let path = svg
-            .split("<path d=\"")
-            .nth(1)
-            .and_then(|p| p.split('"').next())
-            .expect("a path");
+        let path = svg.split("<path d=\"").nth(1).and_then(|p| p.split('"').next()).expect("a path");
         assert_eq!(path.matches('M').count(), 3, "{path}");
         assert_eq!(path.matches('L').count(), 2, "{path}");
         assert_eq!(svg.matches("<circle").count(), 5);
@@ -2069,15 +1694,9 @@ mod tests {
 
     #[test]
     fn heatmap_prints_values_only_when_they_fit() {
-        let small = heatmap(vec![CohortRow {
-            label: "2025-01".into(),
-            values: vec![Some(1.0), Some(0.25)],
-        }]);
+        let small = heatmap(vec![CohortRow { label: "2025-01".into(), values: vec![Some(1.0), Some(0.25)] }]);
         assert!(small.contains(">25%</text>"));
-        let wide = heatmap(vec![CohortRow {
-            label: "2025-01".into(),
-            values: vec![Some(0.5); 40],
-        }]);
+        let wide = heatmap(vec![CohortRow { label: "2025-01".into(), values: vec![Some(0.5); 40] }]);
         // Only the colour legend prints 50%.
         assert_eq!(wide.matches(">50%</text>").count(), 1);
         // The value remains available as a tooltip.
@@ -2086,13 +1705,8 @@ mod tests {
 
     #[test]
     fn missing_bars_and_groups_say_no_data() {
-        let svg = bars(
-            vec!["A".into(), "B".into()],
-            vec![Series {
-                name: "Customers".into(),
-                values: vec![Some(0.4)],
-            }],
-        );
+        let svg =
+            bars(vec!["A".into(), "B".into()], vec![Series { name: "Customers".into(), values: vec![Some(0.4)] }]);
         assert!(svg.contains(">no data</text>"));
         assert!(svg.contains("<title>A: 40%</title>"));
     }

@@ -11,13 +11,14 @@
 //! {{ kpi.crr | percent }}                   81.2%         81,2%
 //! {{ d.crr | delta_pp(arrow=true) }}        ▲ +1.2 pp     ▲ +1,2 p.p.
 //! {{ d.revenue | delta_pct }}               +3.4%         +3,4%
+//! {{ d.nps | delta_number(arrow=true) }}     ▲ +3.2        ▲ +3,2
 //! {{ kpi.revenue | compact(currency=true) }} €1.2M        1,2 Mln €
 //! {{ row.period | month(style="short") }}   Nov 2026      nov 2026
 //! {{ as_of | date }}                        November 3, 2026
 //! ```
 //!
 //! Defaults: `currency` uses the currency's usual decimals (2; 0 for JPY), `number`
-//! 0, `percent`, `delta_pp` and `delta_pct` 1; `arrow` and `currency` are false;
+//! 0, `percent`, `delta_pp`, `delta_pct` and `delta_number` 1; `arrow` and `currency` are false;
 //! `month` is long, `date` long (`style="medium"` or `"numeric"` for others).
 //!
 //! A null value renders the locale's "no data" text (an input that is absent makes
@@ -39,7 +40,7 @@ use super::format::{Date, DateStyle, Locale, MonthStyle, YearMonth, currency_min
 const MAX_DECIMALS: usize = 10;
 
 /// Registers the report filters (`currency`, `number`, `percent`, `delta_pp`,
-/// `delta_pct`, `compact`, `month`, `date`) on `tera`, formatting for `locale` and
+/// `delta_pct`, `delta_number`, `compact`, `month`, `date`) on `tera`, formatting for `locale` and
 /// the ISO 4217 `currency` (e.g. `"EUR"`).
 pub fn register(tera: &mut Tera, locale: Locale, currency: &str) {
     let code = currency.trim().to_ascii_uppercase();
@@ -79,14 +80,16 @@ pub fn register(tera: &mut Tera, locale: Locale, currency: &str) {
         Ok(locale.delta_pct(call.number()?, places, arrow))
     });
 
+    add(tera, "delta_number", move |value, args| {
+        let call = Call::new("delta_number", value, args, &["decimals", "arrow"])?;
+        let (places, arrow) = (call.decimals(1)?, call.flag("arrow")?);
+        Ok(locale.delta_number(call.number()?, places, arrow))
+    });
+
     add(tera, "compact", move |value, args| {
         let call = Call::new("compact", value, args, &["currency"])?;
         let number = call.number()?;
-        Ok(if call.flag("currency")? {
-            locale.currency_compact(number, &code)
-        } else {
-            locale.compact(number)
-        })
+        Ok(if call.flag("currency")? { locale.currency_compact(number, &code) } else { locale.compact(number) })
     });
 
     add(tera, "month", move |value, args| {
@@ -96,9 +99,7 @@ pub fn register(tera: &mut Tera, locale: Locale, currency: &str) {
             _ => MonthStyle::Long,
         };
         let month = call.parsed_text("YYYY-MM or YYYY-MM-DD", |s| {
-            s.parse::<YearMonth>()
-                .ok()
-                .or_else(|| s.parse::<Date>().ok().map(Date::year_month))
+            s.parse::<YearMonth>().ok().or_else(|| s.parse::<Date>().ok().map(Date::year_month))
         })?;
         Ok(locale.month(month, style))
     });
@@ -142,8 +143,9 @@ where
 }
 
 /// Escapes the characters that are special in HTML text and attribute values.
-/// Only a misconfigured currency code can put one into a filter's output.
-fn escape_html(s: &str) -> String {
+/// Only a misconfigured currency code can put one into a filter's output. Also the
+/// autoescape function of HTML reports (see `super::templates`).
+pub(crate) fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -174,29 +176,17 @@ impl<'a> Call<'a> {
         args: &'a HashMap<String, Value>,
         known: &[&str],
     ) -> tera::Result<Self> {
-        let mut unknown: Vec<&str> = args
-            .keys()
-            .map(String::as_str)
-            .filter(|name| !known.contains(name))
-            .collect();
+        let mut unknown: Vec<&str> = args.keys().map(String::as_str).filter(|name| !known.contains(name)).collect();
         if !unknown.is_empty() {
             // HashMap order is random; sort so the message is stable.
             unknown.sort_unstable();
-            let accepted = if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            };
+            let accepted = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             return Err(tera::Error::msg(format!(
                 "filter `{filter}`: unknown argument(s) {}; accepted: {accepted}",
                 unknown.join(", ")
             )));
         }
-        Ok(Self {
-            filter,
-            value,
-            args,
-        })
+        Ok(Self { filter, value, args })
     }
 
     fn error(&self, what: String) -> tera::Error {
@@ -214,31 +204,18 @@ impl<'a> Call<'a> {
         };
         match parsed {
             Some(v) if v.is_finite() => Ok(Some(v)),
-            _ => Err(self.error(format!(
-                "expected a number or null, got {}",
-                describe(self.value)
-            ))),
+            _ => Err(self.error(format!("expected a number or null, got {}", describe(self.value)))),
         }
     }
 
     /// The input as a string parsed by `parse`; `None` for null.
-    fn parsed_text<T>(
-        &self,
-        expected: &str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> tera::Result<Option<T>> {
+    fn parsed_text<T>(&self, expected: &str, parse: impl Fn(&str) -> Option<T>) -> tera::Result<Option<T>> {
         match self.value {
             Value::Null => Ok(None),
             Value::String(s) => parse(s.trim()).map(Some).ok_or_else(|| {
-                self.error(format!(
-                    "expected a {expected} string or null, got {}",
-                    describe(self.value)
-                ))
+                self.error(format!("expected a {expected} string or null, got {}", describe(self.value)))
             }),
-            other => Err(self.error(format!(
-                "expected a {expected} string or null, got {}",
-                describe(other)
-            ))),
+            other => Err(self.error(format!("expected a {expected} string or null, got {}", describe(other)))),
         }
     }
 
@@ -246,16 +223,14 @@ impl<'a> Call<'a> {
     fn decimals(&self, default: usize) -> tera::Result<usize> {
         match self.args.get("decimals") {
             None => Ok(default),
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|n| *n <= MAX_DECIMALS)
-                .ok_or_else(|| {
+            Some(v) => {
+                v.as_u64().and_then(|n| usize::try_from(n).ok()).filter(|n| *n <= MAX_DECIMALS).ok_or_else(|| {
                     self.error(format!(
                         "argument `decimals` must be an integer 0..={MAX_DECIMALS}, got {}",
                         describe(v)
                     ))
-                }),
+                })
+            }
         }
     }
 
@@ -264,36 +239,22 @@ impl<'a> Call<'a> {
         match self.args.get(name) {
             None => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(self.error(format!(
-                "argument `{name}` must be true or false, got {}",
-                describe(v)
-            ))),
+            Some(v) => Err(self.error(format!("argument `{name}` must be true or false, got {}", describe(v)))),
         }
     }
 
     /// A string argument that must be one of `choices`.
-    fn choice(
-        &self,
-        name: &str,
-        choices: &[&'static str],
-        default: &'static str,
-    ) -> tera::Result<&'static str> {
+    fn choice(&self, name: &str, choices: &[&'static str], default: &'static str) -> tera::Result<&'static str> {
         let Some(v) = self.args.get(name) else {
             return Ok(default);
         };
-        v.as_str()
-            .and_then(|s| choices.iter().copied().find(|c| *c == s))
-            .ok_or_else(|| {
-                self.error(format!(
-                    "argument `{name}` must be one of {}, got {}",
-                    choices
-                        .iter()
-                        .map(|c| format!("\"{c}\""))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    describe(v)
-                ))
-            })
+        v.as_str().and_then(|s| choices.iter().copied().find(|c| *c == s)).ok_or_else(|| {
+            self.error(format!(
+                "argument `{name}` must be one of {}, got {}",
+                choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", "),
+                describe(v)
+            ))
+        })
     }
 }
 
@@ -386,26 +347,14 @@ mod tests {
     fn errors_name_the_filter_and_the_input() {
         let ctx = serde_json::json!({ "s": "abc", "o": {"x": 1}, "m": "2026-13", "n": 1 });
         let cases = [
-            (
-                "{{ s | percent }}",
-                "filter `percent`: expected a number or null, got string \"abc\"",
-            ),
-            (
-                "{{ o | currency }}",
-                "filter `currency`: expected a number or null, got object {\"x\":1}",
-            ),
+            ("{{ s | percent }}", "filter `percent`: expected a number or null, got string \"abc\""),
+            ("{{ o | currency }}", "filter `currency`: expected a number or null, got object {\"x\":1}"),
             (
                 "{{ m | month }}",
                 "filter `month`: expected a YYYY-MM or YYYY-MM-DD string or null, got string \"2026-13\"",
             ),
-            (
-                "{{ n | date }}",
-                "filter `date`: expected a YYYY-MM-DD string or null, got number 1",
-            ),
-            (
-                "{{ n | number(decimal=2) }}",
-                "filter `number`: unknown argument(s) decimal; accepted: decimals",
-            ),
+            ("{{ n | date }}", "filter `date`: expected a YYYY-MM-DD string or null, got number 1"),
+            ("{{ n | number(decimal=2) }}", "filter `number`: unknown argument(s) decimal; accepted: decimals"),
             (
                 "{{ n | number(decimals=-1) }}",
                 "filter `number`: argument `decimals` must be an integer 0..=10, got number -1",
@@ -429,11 +378,8 @@ mod tests {
     fn output_is_html_escaped_once() {
         let mut tera = Tera::default();
         register(&mut tera, Locale::EnUs, "<b>");
-        let ctx =
-            Context::from_value(serde_json::json!({ "r": 1, "d": "2026-11-03" })).expect("context");
-        let out = tera
-            .render_str("{{ r | currency }} {{ d | date(style=\"numeric\") }}", &ctx)
-            .expect("renders");
+        let ctx = Context::from_value(serde_json::json!({ "r": 1, "d": "2026-11-03" })).expect("context");
+        let out = tera.render_str("{{ r | currency }} {{ d | date(style=\"numeric\") }}", &ctx).expect("renders");
         assert_eq!(out, "&lt;B&gt;1.00 11/03/2026");
     }
 

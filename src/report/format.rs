@@ -52,12 +52,7 @@ pub struct UnknownLocale {
 impl fmt::Display for UnknownLocale {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let supported: Vec<&str> = Locale::ALL.iter().map(|l| l.tag()).collect();
-        write!(
-            f,
-            "unknown locale {:?}: supported locales are {}",
-            self.input,
-            supported.join(", ")
-        )
+        write!(f, "unknown locale {:?}: supported locales are {}", self.input, supported.join(", "))
     }
 }
 
@@ -114,11 +109,7 @@ pub struct ParseDateError {
 
 impl fmt::Display for ParseDateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid date {:?}: expected {}",
-            self.input, self.expected
-        )
+        write!(f, "invalid date {:?}: expected {}", self.input, self.expected)
     }
 }
 
@@ -157,18 +148,11 @@ impl FromStr for YearMonth {
 
     /// Parses `YYYY-MM`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseDateError {
-            input: s.to_string(),
-            expected: "YYYY-MM with a month 01-12",
-        };
+        let err = || ParseDateError { input: s.to_string(), expected: "YYYY-MM with a month 01-12" };
         let (year, month) = s.split_once('-').ok_or_else(err)?;
         let year = parse_digits(year, 4).ok_or_else(err)?;
         let month = parse_digits(month, 2).ok_or_else(err)?;
-        YearMonth::new(
-            i32::try_from(year).map_err(|_| err())?,
-            u8::try_from(month).map_err(|_| err())?,
-        )
-        .ok_or_else(err)
+        YearMonth::new(i32::try_from(year).map_err(|_| err())?, u8::try_from(month).map_err(|_| err())?).ok_or_else(err)
     }
 }
 
@@ -184,21 +168,12 @@ impl Date {
     /// (or its year is outside 1..=9999).
     pub fn new(year: i32, month: u8, day: u8) -> Option<Self> {
         let ym = YearMonth::new(year, month)?;
-        (1..=days_in_month(year, month))
-            .contains(&day)
-            .then_some(Self {
-                year: ym.year,
-                month: ym.month,
-                day,
-            })
+        (1..=days_in_month(year, month)).contains(&day).then_some(Self { year: ym.year, month: ym.month, day })
     }
 
     /// The month this date is in.
     pub fn year_month(self) -> YearMonth {
-        YearMonth {
-            year: self.year,
-            month: self.month,
-        }
+        YearMonth { year: self.year, month: self.month }
     }
 }
 
@@ -207,13 +182,9 @@ impl FromStr for Date {
 
     /// Parses `YYYY-MM-DD`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseDateError {
-            input: s.to_string(),
-            expected: "an existing date written YYYY-MM-DD",
-        };
+        let err = || ParseDateError { input: s.to_string(), expected: "an existing date written YYYY-MM-DD" };
         let mut parts = s.split('-');
-        let (Some(year), Some(month), Some(day), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(year), Some(month), Some(day), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(err());
         };
@@ -250,9 +221,8 @@ const MONTHS_EN: [&str; 12] = [
     "November",
     "December",
 ];
-const MONTHS_EN_SHORT: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS_EN_SHORT: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const MONTHS_IT: [&str; 12] = [
     "gennaio",
     "febbraio",
@@ -267,9 +237,8 @@ const MONTHS_IT: [&str; 12] = [
     "novembre",
     "dicembre",
 ];
-const MONTHS_IT_SHORT: [&str; 12] = [
-    "gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic",
-];
+const MONTHS_IT_SHORT: [&str; 12] =
+    ["gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic"];
 const MONTHS_DE: [&str; 12] = [
     "Januar",
     "Februar",
@@ -284,9 +253,8 @@ const MONTHS_DE: [&str; 12] = [
     "November",
     "Dezember",
 ];
-const MONTHS_DE_SHORT: [&str; 12] = [
-    "Jan.", "Feb.", "März", "Apr.", "Mai", "Juni", "Juli", "Aug.", "Sept.", "Okt.", "Nov.", "Dez.",
-];
+const MONTHS_DE_SHORT: [&str; 12] =
+    ["Jan.", "Feb.", "März", "Apr.", "Mai", "Juni", "Juli", "Aug.", "Sept.", "Okt.", "Nov.", "Dez."];
 const MONTHS_FR: [&str; 12] = [
     "janvier",
     "février",
@@ -301,10 +269,8 @@ const MONTHS_FR: [&str; 12] = [
     "novembre",
     "décembre",
 ];
-const MONTHS_FR_SHORT: [&str; 12] = [
-    "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.",
-    "déc.",
-];
+const MONTHS_FR_SHORT: [&str; 12] =
+    ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."];
 
 /// Arrow shown before a rising delta.
 const ARROW_UP: &str = "▲";
@@ -316,13 +282,7 @@ const ARROW_FLAT: &str = "●";
 
 impl Locale {
     /// Every supported locale, in the order error messages list them.
-    pub const ALL: [Locale; 5] = [
-        Locale::EnUs,
-        Locale::EnGb,
-        Locale::ItIt,
-        Locale::DeDe,
-        Locale::FrFr,
-    ];
+    pub const ALL: [Locale; 5] = [Locale::EnUs, Locale::EnGb, Locale::ItIt, Locale::DeDe, Locale::FrFr];
 
     /// The BCP 47 tag, e.g. `"it-IT"`.
     pub fn tag(self) -> &'static str {
@@ -386,11 +346,7 @@ impl Locale {
     /// negative and does not round to zero ("-0.0" is never printed).
     fn fixed(self, value: f64, places: usize) -> String {
         let body = self.digits(value.abs(), places);
-        if value < 0.0 && !rounds_to_zero(value, places) {
-            format!("-{body}")
-        } else {
-            body
-        }
+        if value < 0.0 && !rounds_to_zero(value, places) { format!("-{body}") } else { body }
     }
 
     /// An integer with thousands separators: `1,234,567` / `1.234.567`.
@@ -438,11 +394,7 @@ impl Locale {
         if self.is_english() {
             // CLDR's English pattern puts the symbol first, with a space only when the
             // symbol ends in a letter ("CHF 12.00" but "$12.00").
-            let space = if symbol.ends_with(|c: char| c.is_alphabetic()) {
-                NBSP
-            } else {
-                ""
-            };
+            let space = if symbol.ends_with(|c: char| c.is_alphabetic()) { NBSP } else { "" };
             format!("{sign}{symbol}{space}{magnitude}")
         } else {
             format!("{sign}{magnitude}{NBSP}{symbol}")
@@ -504,6 +456,17 @@ impl Locale {
         }
     }
 
+    /// A difference of two plain numbers (NPS points, days), always signed: `+3.2`,
+    /// `-1,5`, `0.0`; with `arrow`, prefixed by ▲, ▼ or ●. Relative changes of such
+    /// values mislead (an NPS going from 2 to 4 is not "+100%"), so they are shown as
+    /// differences.
+    pub fn delta_number(self, difference: Option<f64>, places: usize, arrow: bool) -> String {
+        match finite(difference) {
+            None => self.no_data().to_string(),
+            Some(d) => with_arrow(d, places, arrow, self.signed(d, places)),
+        }
+    }
+
     /// A number with an explicit sign; zero (after rounding) gets none.
     fn signed(self, value: f64, places: usize) -> String {
         let body = self.digits(value.abs(), places);
@@ -537,17 +500,12 @@ impl Locale {
             // Two significant digits below ten ("1.2M"), whole numbers above ("12M",
             // "123M"), as CLDR's compact patterns do.
             let places = if scaled < 9.95 { 1 } else { 0 };
-            let rounded = format!("{scaled:.places$}")
-                .parse::<f64>()
-                .unwrap_or(scaled);
+            let rounded = format!("{scaled:.places$}").parse::<f64>().unwrap_or(scaled);
             let size = index.map_or(1.0, |i| units[i].0);
             let next = index.map_or(0, |i| i + 1);
             // Rounding can reach the next unit: 999,960 would print as "1000K"; move
             // up to "1M" instead.
-            if units
-                .get(next)
-                .is_some_and(|(next_size, _)| rounded * size >= *next_size)
-            {
+            if units.get(next).is_some_and(|(next_size, _)| rounded * size >= *next_size) {
                 index = Some(next);
                 continue;
             }
@@ -574,11 +532,7 @@ impl Locale {
             None => self.no_data().to_string(),
             Some(v) => {
                 let body = self.compact_magnitude(v.abs());
-                if v < 0.0 && body != "0" {
-                    format!("-{body}")
-                } else {
-                    body
-                }
+                if v < 0.0 && body != "0" { format!("-{body}") } else { body }
             }
         }
     }
@@ -632,11 +586,7 @@ impl Locale {
                 Locale::EnGb | Locale::ItIt | Locale::FrFr => format!("{day:02}/{m:02}/{y:04}"),
             },
             DateStyle::Long | DateStyle::Medium => {
-                let month_style = if style == DateStyle::Long {
-                    MonthStyle::Long
-                } else {
-                    MonthStyle::Short
-                };
+                let month_style = if style == DateStyle::Long { MonthStyle::Long } else { MonthStyle::Short };
                 let name = self.month_name(m, month_style);
                 match self {
                     Locale::EnUs => format!("{name} {day}, {y}"),
@@ -663,9 +613,7 @@ impl FromStr for Locale {
         Locale::ALL
             .into_iter()
             .find(|l| l.tag().eq_ignore_ascii_case(&wanted))
-            .ok_or_else(|| UnknownLocale {
-                input: s.to_string(),
-            })
+            .ok_or_else(|| UnknownLocale { input: s.to_string() })
     }
 }
 
@@ -684,9 +632,7 @@ fn finite(value: Option<f64>) -> Option<f64> {
 
 /// Whether `value` prints as zero with `places` decimals.
 fn rounds_to_zero(value: f64, places: usize) -> bool {
-    format!("{:.places$}", value.abs())
-        .bytes()
-        .all(|b| b == b'0' || b == b'.')
+    format!("{:.places$}", value.abs()).bytes().all(|b| b == b'0' || b == b'.')
 }
 
 fn with_arrow(value: f64, places: usize, arrow: bool, text: String) -> String {
@@ -744,27 +690,12 @@ mod tests {
 
     #[test]
     fn integers_are_grouped_per_locale() {
-        let got: Vec<String> = ALL
-            .iter()
-            .map(|l| vis(&l.integer(Some(-1_234_567))))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                "-1,234,567",
-                "-1,234,567",
-                "-1.234.567",
-                "-1.234.567",
-                "-1~234~567"
-            ]
-        );
+        let got: Vec<String> = ALL.iter().map(|l| vis(&l.integer(Some(-1_234_567)))).collect();
+        assert_eq!(got, ["-1,234,567", "-1,234,567", "-1.234.567", "-1.234.567", "-1~234~567"]);
         assert_eq!(Locale::EnUs.integer(Some(999)), "999");
         assert_eq!(Locale::EnUs.integer(Some(1000)), "1,000");
         assert_eq!(Locale::EnUs.integer(Some(0)), "0");
-        assert_eq!(
-            Locale::EnUs.integer(Some(i64::MIN)),
-            "-9,223,372,036,854,775,808"
-        );
+        assert_eq!(Locale::EnUs.integer(Some(i64::MIN)), "-9,223,372,036,854,775,808");
     }
 
     #[test]
@@ -780,52 +711,22 @@ mod tests {
 
     #[test]
     fn currency_symbol_and_placement_per_locale() {
-        let eur: Vec<String> = ALL
-            .iter()
-            .map(|l| vis(&l.currency(Some(1234.5), "EUR")))
-            .collect();
-        assert_eq!(
-            eur,
-            [
-                "€1,234.50",
-                "€1,234.50",
-                "1.234,50_€",
-                "1.234,50_€",
-                "1~234,50_€"
-            ]
-        );
-        let usd: Vec<String> = ALL
-            .iter()
-            .map(|l| vis(&l.currency(Some(1234.5), "usd")))
-            .collect();
-        assert_eq!(
-            usd,
-            [
-                "$1,234.50",
-                "US$1,234.50",
-                "1.234,50_USD",
-                "1.234,50_$",
-                "1~234,50_$US"
-            ]
-        );
+        let eur: Vec<String> = ALL.iter().map(|l| vis(&l.currency(Some(1234.5), "EUR"))).collect();
+        assert_eq!(eur, ["€1,234.50", "€1,234.50", "1.234,50_€", "1.234,50_€", "1~234,50_€"]);
+        let usd: Vec<String> = ALL.iter().map(|l| vis(&l.currency(Some(1234.5), "usd"))).collect();
+        assert_eq!(usd, ["$1,234.50", "US$1,234.50", "1.234,50_USD", "1.234,50_$", "1~234,50_$US"]);
         assert_eq!(Locale::EnGb.currency(Some(-7.0), "GBP"), "-£7.00");
         assert_eq!(vis(&Locale::FrFr.currency(Some(7.0), "GBP")), "7,00_£GB");
         assert_eq!(vis(&Locale::EnUs.currency(Some(12.0), "CHF")), "CHF_12.00");
         assert_eq!(vis(&Locale::ItIt.currency(Some(12.0), "CHF")), "12,00_CHF");
         assert_eq!(Locale::EnUs.currency(Some(1234.4), "JPY"), "¥1,234");
-        assert_eq!(
-            Locale::EnUs.currency_places(Some(1234.5), "USD", 0),
-            "$1,234"
-        );
+        assert_eq!(Locale::EnUs.currency_places(Some(1234.5), "USD", 0), "$1,234");
         assert_eq!(Locale::EnUs.currency(Some(-0.001), "USD"), "$0.00");
     }
 
     #[test]
     fn percent_spacing_per_locale() {
-        let got: Vec<String> = ALL
-            .iter()
-            .map(|l| vis(&l.percent(Some(0.1234), 1)))
-            .collect();
+        let got: Vec<String> = ALL.iter().map(|l| vis(&l.percent(Some(0.1234), 1))).collect();
         assert_eq!(got, ["12.3%", "12.3%", "12,3%", "12,3_%", "12,3~%"]);
         assert_eq!(Locale::EnUs.percent(Some(1.0), 0), "100%");
         assert_eq!(Locale::EnUs.percent(Some(0.07), 0), "7%");
@@ -833,40 +734,19 @@ mod tests {
 
     #[test]
     fn deltas_are_signed_with_optional_arrows() {
-        assert_eq!(
-            vis(&Locale::EnUs.delta_pp(Some(0.012), 1, false)),
-            "+1.2_pp"
-        );
-        assert_eq!(
-            vis(&Locale::EnUs.delta_pp(Some(-0.008), 1, true)),
-            "▼_-0.8_pp"
-        );
-        assert_eq!(
-            vis(&Locale::EnUs.delta_pp(Some(0.0004), 1, true)),
-            "●_0.0_pp"
-        );
-        assert_eq!(
-            vis(&Locale::ItIt.delta_pp(Some(0.012), 1, false)),
-            "+1,2_p.p."
-        );
-        assert_eq!(
-            vis(&Locale::DeDe.delta_pp(Some(0.012), 1, false)),
-            "+1,2_Pp."
-        );
-        assert_eq!(
-            vis(&Locale::FrFr.delta_pp(Some(0.012), 1, false)),
-            "+1,2_pt"
-        );
-        assert_eq!(
-            vis(&Locale::EnUs.delta_pct(Some(0.034), 1, true)),
-            "▲_+3.4%"
-        );
-        assert_eq!(
-            vis(&Locale::DeDe.delta_pct(Some(-0.12), 1, false)),
-            "-12,0_%"
-        );
+        assert_eq!(vis(&Locale::EnUs.delta_pp(Some(0.012), 1, false)), "+1.2_pp");
+        assert_eq!(vis(&Locale::EnUs.delta_pp(Some(-0.008), 1, true)), "▼_-0.8_pp");
+        assert_eq!(vis(&Locale::EnUs.delta_pp(Some(0.0004), 1, true)), "●_0.0_pp");
+        assert_eq!(vis(&Locale::ItIt.delta_pp(Some(0.012), 1, false)), "+1,2_p.p.");
+        assert_eq!(vis(&Locale::DeDe.delta_pp(Some(0.012), 1, false)), "+1,2_Pp.");
+        assert_eq!(vis(&Locale::FrFr.delta_pp(Some(0.012), 1, false)), "+1,2_pt");
+        assert_eq!(vis(&Locale::EnUs.delta_pct(Some(0.034), 1, true)), "▲_+3.4%");
+        assert_eq!(vis(&Locale::DeDe.delta_pct(Some(-0.12), 1, false)), "-12,0_%");
         assert_eq!(vis(&Locale::ItIt.delta_pct(Some(0.5), 0, false)), "+50%");
         assert_eq!(Locale::EnUs.delta_pct(Some(-0.0001), 1, false), "0.0%");
+        assert_eq!(vis(&Locale::EnUs.delta_number(Some(3.25), 1, true)), "▲_+3.2");
+        assert_eq!(vis(&Locale::ItIt.delta_number(Some(-1234.5), 1, false)), "-1.234,5");
+        assert_eq!(vis(&Locale::DeDe.delta_number(Some(-0.04), 1, true)), "●_0,0");
     }
 
     #[test]
@@ -894,127 +774,47 @@ mod tests {
         assert_eq!(vis(&Locale::ItIt.compact(Some(999.7))), "1.000");
         assert_eq!(vis(&Locale::ItIt.compact(Some(999_999.7))), "1_Mln");
         assert_eq!(vis(&Locale::ItIt.compact(Some(1_234_567.0))), "1,2_Mln");
-        assert_eq!(
-            vis(&Locale::DeDe.compact(Some(2_500_000_000.0))),
-            "2,5_Mrd."
-        );
+        assert_eq!(vis(&Locale::DeDe.compact(Some(2_500_000_000.0))), "2,5_Mrd.");
         assert_eq!(vis(&Locale::FrFr.compact(Some(1_234.0))), "1,2_k");
-        assert_eq!(
-            Locale::EnUs.currency_compact(Some(1_234_567.0), "USD"),
-            "$1.2M"
-        );
-        assert_eq!(
-            vis(&Locale::ItIt.currency_compact(Some(-1_234_567.0), "EUR")),
-            "-1,2_Mln_€"
-        );
+        assert_eq!(Locale::EnUs.currency_compact(Some(1_234_567.0), "USD"), "$1.2M");
+        assert_eq!(vis(&Locale::ItIt.currency_compact(Some(-1_234_567.0), "EUR")), "-1,2_Mln_€");
     }
 
     #[test]
     fn months_and_dates() {
         let nov = "2026-11".parse::<YearMonth>().ok();
         let long: Vec<String> = ALL.iter().map(|l| l.month(nov, MonthStyle::Long)).collect();
-        assert_eq!(
-            long,
-            [
-                "November 2026",
-                "November 2026",
-                "novembre 2026",
-                "November 2026",
-                "novembre 2026"
-            ]
-        );
-        let short: Vec<String> = ALL
-            .iter()
-            .map(|l| l.month(nov, MonthStyle::Short))
-            .collect();
-        assert_eq!(
-            short,
-            ["Nov 2026", "Nov 2026", "nov 2026", "Nov. 2026", "nov. 2026"]
-        );
+        assert_eq!(long, ["November 2026", "November 2026", "novembre 2026", "November 2026", "novembre 2026"]);
+        let short: Vec<String> = ALL.iter().map(|l| l.month(nov, MonthStyle::Short)).collect();
+        assert_eq!(short, ["Nov 2026", "Nov 2026", "nov 2026", "Nov. 2026", "nov. 2026"]);
 
         let d = "2026-03-07".parse::<Date>().ok();
         let long: Vec<String> = ALL.iter().map(|l| l.date(d, DateStyle::Long)).collect();
-        assert_eq!(
-            long,
-            [
-                "March 7, 2026",
-                "7 March 2026",
-                "7 marzo 2026",
-                "7. März 2026",
-                "7 mars 2026"
-            ]
-        );
+        assert_eq!(long, ["March 7, 2026", "7 March 2026", "7 marzo 2026", "7. März 2026", "7 mars 2026"]);
         let medium: Vec<String> = ALL.iter().map(|l| l.date(d, DateStyle::Medium)).collect();
-        assert_eq!(
-            medium,
-            [
-                "Mar 7, 2026",
-                "7 Mar 2026",
-                "7 mar 2026",
-                "7. März 2026",
-                "7 mars 2026"
-            ]
-        );
+        assert_eq!(medium, ["Mar 7, 2026", "7 Mar 2026", "7 mar 2026", "7. März 2026", "7 mars 2026"]);
         let numeric: Vec<String> = ALL.iter().map(|l| l.date(d, DateStyle::Numeric)).collect();
-        assert_eq!(
-            numeric,
-            [
-                "03/07/2026",
-                "07/03/2026",
-                "07/03/2026",
-                "07.03.2026",
-                "07/03/2026"
-            ]
-        );
+        assert_eq!(numeric, ["03/07/2026", "07/03/2026", "07/03/2026", "07.03.2026", "07/03/2026"]);
     }
 
     #[test]
     fn date_parsing_validates_the_calendar() {
-        assert_eq!(
-            "2024-02-29".parse::<Date>(),
-            Ok(Date {
-                year: 2024,
-                month: 2,
-                day: 29
-            })
-        );
-        for bad in [
-            "2023-02-29",
-            "2026-13-01",
-            "2026-1-01",
-            "2026-01-01T00:00",
-            "",
-            "abcd-ef-gh",
-        ] {
+        assert_eq!("2024-02-29".parse::<Date>(), Ok(Date { year: 2024, month: 2, day: 29 }));
+        for bad in ["2023-02-29", "2026-13-01", "2026-1-01", "2026-01-01T00:00", "", "abcd-ef-gh"] {
             assert!(bad.parse::<Date>().is_err(), "{bad}");
         }
         for bad in ["2026-00", "2026-13", "26-11", "2026-11-01", "+026-11"] {
             assert!(bad.parse::<YearMonth>().is_err(), "{bad}");
         }
         let err = "2026-13".parse::<YearMonth>().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid date \"2026-13\": expected YYYY-MM with a month 01-12"
-        );
-        assert_eq!(
-            "2026-02-03".parse::<Date>().map(|d| d.to_string()),
-            Ok("2026-02-03".to_string())
-        );
+        assert_eq!(err.to_string(), "invalid date \"2026-13\": expected YYYY-MM with a month 01-12");
+        assert_eq!("2026-02-03".parse::<Date>().map(|d| d.to_string()), Ok("2026-02-03".to_string()));
     }
 
     #[test]
     fn missing_and_non_finite_values_say_no_data() {
         let texts: Vec<&str> = ALL.iter().map(|l| l.no_data()).collect();
-        assert_eq!(
-            texts,
-            [
-                "no data",
-                "no data",
-                "nessun dato",
-                "keine Daten",
-                "aucune donnée"
-            ]
-        );
+        assert_eq!(texts, ["no data", "no data", "nessun dato", "keine Daten", "aucune donnée"]);
         for l in ALL {
             let nd = l.no_data();
             assert_eq!(l.integer(None), nd);
@@ -1024,6 +824,7 @@ mod tests {
             assert_eq!(l.percent(Some(f64::NAN), 1), nd);
             assert_eq!(l.delta_pp(None, 1, true), nd);
             assert_eq!(l.delta_pct(None, 1, true), nd);
+            assert_eq!(l.delta_number(None, 1, true), nd);
             assert_eq!(l.compact(None), nd);
             assert_eq!(l.month(None, MonthStyle::Long), nd);
             assert_eq!(l.date(None, DateStyle::Long), nd);

@@ -135,7 +135,8 @@ const REWARD_CENTS_PER_POINT: i64 = 1;
 const ENGAGEMENT_ACTIONS: [(&str, f64, f64); 3] =
     [("review", 0.06, 10.0), ("social_share", 0.03, 0.25), ("referral", 0.02, 30.0)];
 
-/// Share of buyers who answer surveys, and the share of those answering twice.
+/// Share of buyers who answer surveys (~20% of customers), and the share of those answering
+/// twice.
 const SURVEY_SHARE: f64 = 0.22;
 /// See [`SURVEY_SHARE`].
 const SECOND_SURVEY_SHARE: f64 = 0.3;
@@ -156,8 +157,8 @@ const ANSWERED: [f64; 5] = [0.97, 0.9, 0.8, 0.4, 0.5];
 /// Distribution of the number of brands a respondent uses in the category (1..=5).
 const BRANDS_USED: [(u8, f64); 5] = [(1, 0.15), (2, 0.30), (3, 0.30), (4, 0.15), (5, 0.10)];
 
-/// Share of buyers with a monthly wallet estimate (panel or bureau data).
-const WALLET_SHARE: f64 = 0.15;
+/// Share of buyers with monthly wallet estimates (panel or bureau data): ~15% of customers.
+const WALLET_SHARE: f64 = 0.165;
 /// Our true share of a customer's category spend ~ Beta(a, b), mean 0.4.
 const WALLET_SHARE_BETA: (f64, f64) = (2.0, 3.0);
 /// Month-to-month spread (log scale) of spend with other brands.
@@ -351,8 +352,8 @@ fn generate_with_threads(spec: &SampleSpec, threads: usize) -> SampleData {
     data
 }
 
-/// Appends the chunks in order, freeing each as soon as it is copied so that peak memory stays
-/// near one copy of the output.
+/// Appends the chunks in order, freeing each as soon as it is copied. The reserved capacity is
+/// only paged in as it fills, so peak memory stays near one copy of the output.
 fn concat(parts: Vec<SampleData>) -> SampleData {
     let mut all = SampleData {
         transactions: Vec::with_capacity(parts.iter().map(|p| p.transactions.len()).sum()),
@@ -484,12 +485,15 @@ impl Model {
         self.start + TimeDelta::seconds(day as i64 * SECONDS_PER_DAY + seconds.min(SECONDS_PER_DAY - 1))
     }
 
+    /// One customer's rows, appended to `out`; `orders` is scratch space reused across customers.
     fn customer(&self, id: u64, signup: f64, rng: &mut ChaCha8Rng, out: &mut SampleData, orders: &mut Vec<Order>) {
         let weekly_rate = self.rate.sample(rng);
         let engagement = (weekly_rate * BGNBD_ALPHA / BGNBD_R).ln().clamp(-2.0, 2.0);
         let daily_rate = (weekly_rate / 7.0).max(f64::MIN_POSITIVE);
         let dropout = self.dropout.sample(rng);
-        let nu = self.nu.sample(rng).max(f64::MIN_POSITIVE);
+        // The floor caps a customer's mean order at 60,000 units (probability ~1e-12) so amounts
+        // stay finite and far inside DECIMAL(18,2).
+        let nu = self.nu.sample(rng).max(1e-4);
 
         orders.clear();
         if rng.random_bool(1.0 - NON_BUYER_SHARE) {
@@ -516,8 +520,10 @@ impl Model {
             if surveyed || estimated {
                 let months = monthly_spend(orders);
                 // The same customer-level share drives survey and wallet answers, so they agree.
-                let share = self.wallet_share.sample(rng);
-                let other = nu.recip() * GG_P * (1.0 - share) / share;
+                // Other brands get about one of the customer's average baskets (p/ν) a month,
+                // scaled by how much of the category we do not get; the floor keeps it finite.
+                let share = self.wallet_share.sample(rng).max(0.02);
+                let other = GG_P / nu * (1.0 - share) / share;
                 if surveyed {
                     self.surveys(&traits, other, &months, orders, rng, &mut out.survey_responses);
                 }

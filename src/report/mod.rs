@@ -1,0 +1,3 @@
+pub mod charts;
+pub mod filters;
+pub mod format;
