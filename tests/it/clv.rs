@@ -3,7 +3,7 @@
 //! and a fit that cannot work stops the run loudly — or, if the pipeline says so,
 //! skips the CLV tables with a warning.
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use fidelis::models::{GammaGammaFit, PurchaseFit, PurchaseModelKind, predicted_clv};
 
@@ -48,6 +48,7 @@ async fn published_predictions_are_the_fitted_models() {
     assert_eq!(columns[0].len(), manifest.tables["customer_summary"].rows as usize);
     let units_per_month = 365.25 / 12.0 / 7.0;
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()));
+    #[allow(clippy::needless_range_loop)] // row i of ten parallel columns
     for i in 0..columns[0].len() {
         let (x, t_x, age, m) = (columns[0][i], columns[1][i], columns[2][i], columns[3][i]);
         let order_value = if x > 0.0 { spend.conditional_expected_spend(x, m) } else { spend.population_mean_spend() };
