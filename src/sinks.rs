@@ -19,6 +19,7 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
+use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::Serialize;
 
@@ -107,11 +108,22 @@ impl Sink {
                 .rename(&file.staged.path, &file.target.path)
                 .await
                 .map_err(|e| Error::runtime(format!("publishing {}", file.target), e))?;
+        }
+        // Then remove what earlier runs left beside the new files (a partition folder
+        // holds exactly what this run wrote there), and the partitions it no longer writes.
+        let mut folders: Vec<(Location, Vec<&Path>)> = Vec::new();
+        for file in &files {
             let folder = file.target.at(file.target.path.prefix_path());
-            remove_others(&folder, &file.target).await?;
+            match folders.iter_mut().find(|(f, _)| f.path == folder.path) {
+                Some((_, keep)) => keep.push(&file.target.path),
+                None => folders.push((folder, vec![&file.target.path])),
+            }
+        }
+        for (folder, keep) in &folders {
+            remove_others(folder, keep).await?;
         }
         for partition in stale {
-            remove_others(partition, partition).await?;
+            remove_others(partition, &[]).await?;
         }
         put(&runs.child("manifest.json"), manifest.to_vec()).await?;
         put(&success, Vec::new()).await?;
@@ -150,12 +162,12 @@ pub async fn write_parquet(location: &Location, schema: SchemaRef, batches: &[Re
 }
 
 trait PrefixPath {
-    fn prefix_path(&self) -> object_store::path::Path;
+    fn prefix_path(&self) -> Path;
 }
 
-impl PrefixPath for object_store::path::Path {
+impl PrefixPath for Path {
     /// The folder containing this object.
-    fn prefix_path(&self) -> object_store::path::Path {
+    fn prefix_path(&self) -> Path {
         let parts: Vec<_> = self.parts().collect();
         parts[..parts.len().saturating_sub(1)].iter().cloned().collect()
     }
@@ -177,15 +189,15 @@ async fn delete_if_present(location: &Location) -> Result<()> {
     }
 }
 
-/// Deletes every object in `folder` except `keep`.
-async fn remove_others(folder: &Location, keep: &Location) -> Result<()> {
+/// Deletes every object in `folder` except those in `keep`.
+async fn remove_others(folder: &Location, keep: &[&Path]) -> Result<()> {
     let listed: Vec<_> = folder
         .store
         .list(Some(&folder.path))
         .try_collect()
         .await
         .map_err(|e| Error::runtime(format!("listing {folder}"), e))?;
-    for meta in listed.into_iter().filter(|m| m.location != keep.path) {
+    for meta in listed.into_iter().filter(|m| !keep.contains(&&m.location)) {
         delete_if_present(&folder.at(meta.location)).await?;
     }
     Ok(())
