@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::DFSchema;
 use datafusion::datasource::MemTable;
 use datafusion::execution::config::SessionConfig;
 use datafusion::prelude::SessionContext;
@@ -314,10 +315,21 @@ pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vali
     }
     let ctx = session();
     let mut validation = Validation { sources: Vec::new(), stages: Vec::new() };
-    for source in &plan.sources {
+    // Every declared source, read by a stage or not.
+    for source in pipeline.sources.values() {
         let location = storage.resolve(&plan.fill(&source.url))?;
         let found = sources::list_files(source, &location).await?;
         let schema = sources::schema(source, &location).await?;
+        let columns = DFSchema::try_from(Arc::clone(&schema)).map_err(|e| Error::runtime("reading a schema", e))?;
+        for check in &source.checks {
+            ctx.parse_sql_expr(&check.condition, &columns).map_err(|error| {
+                Error::config(
+                    &source.name,
+                    format!("check `{}`: cannot plan `{}`: {error}", check.name, check.condition),
+                    "the condition may use the source's declared columns and SQL functions",
+                )
+            })?;
+        }
         register(&ctx, &source.name, schema, vec![vec![]])?;
         validation.sources.push((source.name.clone(), found.len()));
     }

@@ -277,6 +277,13 @@ impl Compiler<'_> {
                     })
                     .collect::<Vec<_>>()
             });
+            if spec.optional && columns.is_none() {
+                self.error(
+                    &["sources", &name, "optional"],
+                    format!("optional source `{name}` declares no `columns`"),
+                    "an absent optional source becomes an empty table of its declared schema: declare `columns`",
+                );
+            }
             let known = |column: &str| columns.as_ref().is_none_or(|cs| cs.iter().any(|c| c.name == column));
             let mut unknown = Vec::new();
             for (index, column) in spec.unique.iter().enumerate() {

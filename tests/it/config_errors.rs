@@ -82,3 +82,26 @@ fn stages_are_ordered_by_dependencies_not_declaration() {
     let order: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(order, ["middle", "early", "late"]);
 }
+
+#[tokio::test]
+async fn validate_plans_check_conditions_against_the_declared_columns() {
+    let workspace = Workspace::new();
+    workspace.write("data/orders.csv", "id,amount\n1,2\n");
+    let yaml = format!(
+        "name: demo\nsources:\n  orders:\n    url: {}\n    columns: {{id: string, amount: integer}}\n    checks:\n      - {{name: positive, condition: amont > 0}}\n",
+        workspace.path("data").display()
+    );
+    let pipeline =
+        fidelis::config::load(&workspace.write("pipeline.yaml", yaml)).expect("loads: the condition is valid SQL");
+    let error = fidelis::run::validate(&pipeline, &crate::support::overrides("2024-01-31", &[]))
+        .await
+        .expect_err("unknown column");
+    assert_eq!(error.exit_code(), fidelis::error::exit_code::CONFIG);
+    assert!(error.to_string().contains("check `positive`: cannot plan `amont > 0`"), "{error}");
+}
+
+#[test]
+fn optional_sources_must_declare_their_columns() {
+    let text = load_error("name: demo\nsources:\n  wallet:\n    url: data/\n    optional: true\n", &[]);
+    assert!(text.contains("optional source `wallet` declares no `columns`"), "{text}");
+}
