@@ -167,7 +167,11 @@ async fn execute(
             "source loaded"
         );
         if report.status == "absent" {
-            manifest.metrics_without_data.extend(source.metrics.iter().cloned());
+            for metric in &source.metrics {
+                if !manifest.metrics_without_data.contains(metric) {
+                    manifest.metrics_without_data.push(metric.clone());
+                }
+            }
             let metrics = match source.metrics.is_empty() {
                 true => "the metrics that need it".to_string(),
                 false => source.metrics.join(", "),

@@ -3,7 +3,10 @@
 WITH latest AS (
     SELECT
         *,
-        ROW_NUMBER() OVER (PARTITION BY customer_id, response_month ORDER BY response_ts DESC) AS recency_rank
+        -- Two answers at the same instant: the higher score counts, so reruns agree.
+        ROW_NUMBER() OVER (
+            PARTITION BY customer_id, response_month ORDER BY response_ts DESC, nps_score DESC NULLS LAST
+        ) AS recency_rank
     FROM stg_survey_responses
 ),
 indices AS (

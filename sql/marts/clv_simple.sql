@@ -28,12 +28,13 @@ by_month AS (
     FROM base
     WHERE months_of_data >= 11
 ),
+-- Every RFM segment has a row, also one whose customers bought nothing in the window.
 segment_window AS (
     SELECT r.segment, t.customer_id, t.kind, t.net_amount
-    FROM stg_transactions AS t
-    JOIN rfm AS r ON r.customer_id = t.customer_id
+    FROM rfm AS r
     CROSS JOIN run_parameters AS p
-    WHERE t.order_month > p.as_of_month - INTERVAL '12 months'
+    LEFT JOIN stg_transactions AS t
+        ON t.customer_id = r.customer_id AND t.order_month > p.as_of_month - INTERVAL '12 months'
 ),
 by_segment AS (
     SELECT

@@ -63,11 +63,13 @@ SELECT
     CASE WHEN x.months_of_data >= 23 THEN CAST(x.nrr_current AS DOUBLE) / NULLIF(CAST(x.nrr_previous AS DOUBLE), 0) END
         AS nrr_12m,
     v.nps,
-    COALESCE(v.nps_responses, 0) AS nps_responses,
+    -- 0 in a month without answers; null when there is no survey input at all.
+    CASE WHEN surveys.answers > 0 THEN COALESCE(v.nps_responses, 0) END AS nps_responses,
     v.loyalty_index,
     l.lttv_median_days,
     x.is_complete
 FROM measures AS x
+CROSS JOIN (SELECT COUNT(*) AS answers FROM survey_responses) AS surveys
 LEFT JOIN monthly_surveys AS v ON v.month = x.month
 LEFT JOIN lttv_by_month AS l ON l.month = x.month
 ORDER BY x.month

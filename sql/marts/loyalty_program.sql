@@ -64,7 +64,7 @@ SELECT
     CAST(s.non_member_revenue AS DOUBLE) / NULLIF(s.non_member_orders, 0) AS non_member_aov,
     c.member_crr,
     c.non_member_crr,
-    CAST(e.reward_cost AS DOUBLE) / NULLIF(CAST(s.member_revenue AS DOUBLE), 0) AS reward_cost_ratio,
+    CAST(COALESCE(e.reward_cost, 0) AS DOUBLE) / NULLIF(CAST(s.member_revenue AS DOUBLE), 0) AS reward_cost_ratio,
     COALESCE(e.engagement_actions, 0) AS engagement_actions
 FROM months AS m
 CROSS JOIN has_events AS h

@@ -14,7 +14,8 @@ WITH repeaters AS (
 latest_nps AS (
     SELECT customer_id, nps_score
     FROM (
-        SELECT customer_id, nps_score, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY response_ts DESC) AS recency_rank
+        SELECT customer_id, nps_score,
+               ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY response_ts DESC, nps_score DESC) AS recency_rank
         FROM stg_survey_responses
         WHERE nps_score IS NOT NULL
     ) AS ranked
@@ -29,8 +30,12 @@ spend AS (
     WHERE kind = 'purchase'
     GROUP BY customer_id
 ),
+-- Orders without a channel count in the total but are no channel of their own.
 channels AS (
-    SELECT customer_id, MAX(orders) AS top_channel_orders, SUM(orders) AS orders
+    SELECT
+        customer_id,
+        MAX(CASE WHEN channel IS NOT NULL THEN orders END) AS top_channel_orders,
+        SUM(orders) AS orders
     FROM (
         SELECT customer_id, channel, COUNT(*) AS orders
         FROM stg_transactions

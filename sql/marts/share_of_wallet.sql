@@ -11,26 +11,35 @@ WITH our_spend AS (
     FROM stg_transactions
     GROUP BY customer_id, order_month
 ),
-latest_survey AS (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_id, response_month ORDER BY response_ts DESC) AS recency_rank
+-- The latest answer of the month of each kind: a category_spend answer wins over a
+-- brand-rank answer whenever one exists in the month, even an earlier one.
+survey_spend AS (
+    SELECT customer_id, response_month, response_ts, category_spend
     FROM stg_survey_responses
-    WHERE category_spend IS NOT NULL OR (brand_rank IS NOT NULL AND brands_used > 0)
+    WHERE category_spend IS NOT NULL
+),
+survey_war AS (
+    SELECT customer_id, response_month, response_ts,
+           (1.0 - CAST(brand_rank AS DOUBLE) / (brands_used + 1)) * (2.0 / brands_used) AS war_share
+    FROM stg_survey_responses
+    WHERE brand_rank IS NOT NULL AND brands_used > 0
 ),
 estimates AS (
-    SELECT customer_id, period, category_spend, CAST(NULL AS DOUBLE) AS war_share, 1 AS preference
+    SELECT customer_id, period, category_spend, CAST(NULL AS DOUBLE) AS war_share, 1 AS preference,
+           CAST(NULL AS TIMESTAMP) AS answered_at
     FROM stg_wallet
     UNION ALL
-    SELECT customer_id, response_month, category_spend, NULL, 2
-    FROM latest_survey
-    WHERE recency_rank = 1 AND category_spend IS NOT NULL
+    SELECT customer_id, response_month, category_spend, NULL, 2, response_ts FROM survey_spend
     UNION ALL
-    SELECT customer_id, response_month, NULL,
-           (1.0 - CAST(brand_rank AS DOUBLE) / (brands_used + 1)) * (2.0 / brands_used), 3
-    FROM latest_survey
-    WHERE recency_rank = 1 AND category_spend IS NULL AND brand_rank IS NOT NULL AND brands_used > 0
+    SELECT customer_id, response_month, NULL, war_share, 3, response_ts FROM survey_war
 ),
 chosen AS (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_id, period ORDER BY preference) AS choice
+    -- Ties within a kind (two wallet rows for one month) take the larger estimate, so
+    -- reruns agree.
+    SELECT *, ROW_NUMBER() OVER (
+        PARTITION BY customer_id, period
+        ORDER BY preference, answered_at DESC NULLS LAST, category_spend DESC NULLS LAST, war_share DESC
+    ) AS choice
     FROM estimates
 ),
 raw_shares AS (

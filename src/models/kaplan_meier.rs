@@ -71,7 +71,10 @@ pub fn survival_at<O: Copy + Into<Observation>>(observations: &[O], t: f64) -> f
 /// The median survival time: the smallest event time at which Ŝ(t) ≤ 0.5, or `None`
 /// when the curve never falls that low (fewer than half reached the event).
 pub fn median<O: Copy + Into<Observation>>(observations: &[O]) -> Option<f64> {
-    survival_curve(observations).into_iter().find(|&(_, survival)| survival <= 0.5).map(|(time, _)| time)
+    // The product of factors rounds: 11/12·10/11·9/10·7/9·6/7 is 0.5000000000000001 in
+    // f64, yet exactly one half, which counts as reached.
+    const ROUNDING: f64 = 1e-12;
+    survival_curve(observations).into_iter().find(|&(_, survival)| survival <= 0.5 + ROUNDING).map(|(time, _)| time)
 }
 
 #[cfg(test)]
@@ -128,6 +131,27 @@ mod tests {
         // A Vec, as the km_median aggregate passes it.
         let rows: Vec<Observation> = weighted.to_vec();
         assert_eq!(median(&rows), Some(2.0));
+    }
+
+    #[test]
+    fn a_survival_of_exactly_one_half_after_rounding_is_the_median() {
+        // Regression: 12 at risk, events at 1, 2, 3, censoring at 4, events at 5 and 6:
+        // S(6) = 11/12 · 10/11 · 9/10 · 7/9 · 6/7 = 1/2, computed as 0.5000000000000001.
+        let data = [
+            (1.0, true),
+            (2.0, true),
+            (3.0, true),
+            (4.0, false),
+            (5.0, true),
+            (6.0, true),
+            (7.0, false),
+            (7.0, false),
+            (7.0, false),
+            (7.0, false),
+            (7.0, false),
+            (7.0, false),
+        ];
+        assert_eq!(median(&data), Some(6.0));
     }
 
     #[test]
