@@ -304,7 +304,7 @@ fn select(root: &Path, name: &str, columns: &[&str], keep: impl Fn(&[String]) ->
 }
 
 /// `columns` of a published table without the rows in which some printed value is one of
-/// `skip` (the rows of known discrepancies).
+/// `skip` (rows whose values a `regression_*` test pins on its own).
 fn view(root: &Path, name: &str, columns: &[&str], skip: &[&str]) -> String {
     select(root, name, columns, |values| !values.iter().any(|v| skip.contains(&v.as_str())))
 }
