@@ -46,6 +46,10 @@ pub enum Command {
     /// Check a pipeline without running it: parameters, sources reachable, every stage planned.
     #[command(after_help = EXIT_CODES)]
     Validate(BindArgs),
+    /// Render the pipeline's reports again from the tables already published for an as_of,
+    /// without recomputing them (after changing a template, say).
+    #[command(after_help = EXIT_CODES)]
+    Report(BindArgs),
     /// Write deterministic synthetic inputs that follow the data contract.
     ///
     /// Writes `{out}/transactions/`, `customers/`, `loyalty_events/`, `survey_responses/` and
@@ -135,6 +139,12 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Run(args) => {
             let pipeline = config::load(&args.bind.pipeline)?;
             run::run(&pipeline, &args.bind.overrides(args.only)).await?;
+        }
+        Command::Report(args) => {
+            let pipeline = config::load(&args.pipeline)?;
+            for written in run::report(&pipeline, &args.overrides(Vec::new())).await? {
+                println!("{written}");
+            }
         }
         Command::SampleData(args) => {
             if args.customers == 0 || args.years == 0 {

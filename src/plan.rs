@@ -154,6 +154,11 @@ fn choose_stages<'p>(pipeline: &'p Pipeline, only: &[String], problems: &mut Vec
 }
 
 impl Plan<'_> {
+    /// Whether every stage of the pipeline runs (no `--only`).
+    pub fn runs_everything(&self) -> bool {
+        self.stages.len() == self.pipeline.stages.len()
+    }
+
     /// `template` with every `${param}` replaced by its value.
     pub fn fill(&self, template: &str) -> String {
         let mut filled = template.to_string();

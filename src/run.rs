@@ -16,11 +16,12 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::{OnError, Pipeline, Stage};
+use crate::config::{OnError, ParamValue, Pipeline, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
 use crate::plan::{Overrides, Plan, bind};
+use crate::report::{self, RenderedFile, ReportRequest, Tables};
 use crate::sinks::{Sink, StagedFile, TableReport};
 use crate::sources::{self, SourceReport, quarantine_schema};
 use crate::stages;
@@ -44,6 +45,8 @@ pub struct Manifest {
     pub stages: Vec<StageReport>,
     pub tables: IndexMap<String, TableReport>,
     pub quarantine: IndexMap<String, TableReport>,
+    /// The reports written, by file name.
+    pub reports: IndexMap<String, String>,
     /// Metrics that are null because an optional source they need is absent.
     pub metrics_without_data: Vec<String>,
     pub warnings: Vec<String>,
@@ -144,11 +147,14 @@ async fn execute(
         stages: Vec::new(),
         tables: IndexMap::new(),
         quarantine: IndexMap::new(),
+        reports: IndexMap::new(),
         metrics_without_data: Vec::new(),
         warnings: Vec::new(),
     };
     let mut files = Vec::new();
     let mut stale = Vec::new();
+    // The published tables, kept for the reports.
+    let mut outputs = Tables::new();
 
     for source in &plan.sources {
         let location = storage.resolve(&plan.fill(&source.url))?;
@@ -245,6 +251,7 @@ async fn execute(
             let (file, table) = sink.stage_table(&stage.name, schema, &batches).await?;
             files.push(file);
             manifest.tables.insert(stage.name.clone(), table);
+            outputs.insert(stage.name.clone(), batches);
         }
         readers.done(&ctx, &stage.depends_on);
         if !readers.is_read(&stage.name) {
@@ -253,7 +260,84 @@ async fn execute(
     }
     // A skipped table's partition from an earlier run would claim to be this run's.
     stale.extend(skipped.iter().filter(|s| plan.tables.iter().any(|t| t == *s)).map(|s| sink.partition(s)));
+    if plan.runs_everything() {
+        files.extend(stage_reports(plan, sink, &outputs, &mut manifest).await?);
+    } else if !plan.pipeline.reports.is_empty() {
+        info!("reports are rendered by full runs only (not with --only)");
+    }
     Ok((files, stale, manifest))
+}
+
+/// Renders the pipeline's reports over `tables` into the sink's staging area, to be
+/// published with the tables.
+async fn stage_reports(plan: &Plan<'_>, sink: &Sink, tables: &Tables, manifest: &mut Manifest) -> Result<Vec<StagedFile>> {
+    let clock = Instant::now();
+    let json = serde_json::to_value(&*manifest).map_err(|e| Error::runtime("reading the manifest", e))?;
+    let rendered = render_reports(plan, tables, &json)?;
+    let mut staged = Vec::with_capacity(rendered.len());
+    for file in rendered {
+        let target = sink.report_location(&file.path);
+        manifest.reports.insert(file.path.clone(), target.to_string());
+        staged.push(sink.stage_bytes(&format!("reports/{}", file.path), target, file.bytes).await?);
+    }
+    info!(reports = staged.len(), duration_ms = clock.elapsed().as_millis() as u64, "reports rendered");
+    Ok(staged)
+}
+
+fn render_reports(plan: &Plan<'_>, tables: &Tables, manifest: &serde_json::Value) -> Result<Vec<RenderedFile>> {
+    let text = |name: &str, default: &'static str| match plan.params.get(name) {
+        Some(ParamValue::String(value)) => value.clone(),
+        _ => default.to_string(),
+    };
+    let (locale, currency) = (text("locale", "en-US"), text("currency", "EUR"));
+    report::render(&ReportRequest {
+        pipeline_name: &plan.pipeline.name,
+        as_of: plan.as_of,
+        locale: &locale,
+        currency: &currency,
+        manifest,
+        tables,
+        templates_dir: &plan.pipeline.templates_dir,
+        reports: &plan.pipeline.reports,
+    })
+}
+
+/// `fidelis report`: renders the reports again from the tables published for as_of,
+/// without recomputing them, and replaces the published reports.
+pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<String>> {
+    let plan = bind(pipeline, overrides)?;
+    let Some(outputs) = &pipeline.outputs else {
+        return Err(Error::config(pipeline.file.display().to_string(), "the pipeline has no `outputs`", "add `outputs`"));
+    };
+    if pipeline.reports.is_empty() {
+        return Err(Error::config(
+            pipeline.file.display().to_string(),
+            "the pipeline has no `reports`",
+            "add `reports: [{template: report.html.tera, path: report.html}]`",
+        ));
+    }
+    let storage = Storage::new();
+    let root = storage.resolve(&plan.fill(&outputs.root))?;
+    let (tables, manifest) = report::read_published(&root, &outputs.tables, plan.as_of).await?;
+    if tables.is_empty() {
+        return Err(Error::Data(format!(
+            "no tables are published for as_of {} under {root}; run the pipeline first",
+            plan.as_of
+        )));
+    }
+    let run_id = format!("{}-{}-report", Utc::now().format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
+    let sink = Sink::new(root, plan.as_of, &run_id);
+    let mut staged = Vec::new();
+    let mut written = Vec::new();
+    for file in render_reports(&plan, &tables, &manifest)? {
+        let target = sink.report_location(&file.path);
+        written.push(target.to_string());
+        staged.push(sink.stage_bytes(&format!("reports/{}", file.path), target, file.bytes).await?);
+    }
+    let moved = sink.move_into_place(&staged, &[]).await;
+    sink.abort().await;
+    moved?;
+    Ok(written)
 }
 
 /// How many stages still have to read each table. At zero the table is released, so a

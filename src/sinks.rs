@@ -68,6 +68,11 @@ impl Sink {
         location.child(&self.partition)
     }
 
+    /// Where a report file is published: `{root}/reports/as_of={as_of}/{path}`.
+    pub fn report_location(&self, path: &str) -> Location {
+        path.split('/').fold(self.partition("reports"), |location, segment| location.child(segment))
+    }
+
     /// Writes `batches` as the staged Parquet file of `table`.
     pub async fn stage_table(
         &self,
@@ -102,7 +107,17 @@ impl Sink {
         let success = runs.child("_SUCCESS");
         // Readers waiting for _SUCCESS must not trust this partition while it changes.
         delete_if_present(&success).await?;
-        for file in &files {
+        self.move_into_place(&files, stale).await?;
+        put(&runs.child("manifest.json"), manifest.to_vec()).await?;
+        put(&success, Vec::new()).await?;
+        self.abort().await;
+        Ok(())
+    }
+
+    /// Moves staged files into place and removes what earlier runs left beside them and
+    /// in the `stale` partitions; the manifest and `_SUCCESS` are not touched.
+    pub async fn move_into_place(&self, files: &[StagedFile], stale: &[Location]) -> Result<()> {
+        for file in files {
             file.target
                 .store
                 .rename(&file.staged.path, &file.target.path)
@@ -112,7 +127,7 @@ impl Sink {
         // Then remove what earlier runs left beside the new files (a partition folder
         // holds exactly what this run wrote there), and the partitions it no longer writes.
         let mut folders: Vec<(Location, Vec<&Path>)> = Vec::new();
-        for file in &files {
+        for file in files {
             let folder = file.target.at(file.target.path.prefix_path());
             match folders.iter_mut().find(|(f, _)| f.path == folder.path) {
                 Some((_, keep)) => keep.push(&file.target.path),
@@ -125,9 +140,6 @@ impl Sink {
         for partition in stale {
             remove_others(partition, &[]).await?;
         }
-        put(&runs.child("manifest.json"), manifest.to_vec()).await?;
-        put(&success, Vec::new()).await?;
-        self.abort().await;
         Ok(())
     }
 

@@ -129,7 +129,9 @@ mod tests {
         let batches = [batch()];
         let error = Table::new("kpi_monthly", &batches).floats("crr").unwrap_err();
         assert!(
-            error.to_string().contains("table `kpi_monthly` has no column `crr` (it has revenue, orders, segment, period)"),
+            error
+                .to_string()
+                .contains("table `kpi_monthly` has no column `crr` (it has revenue, orders, segment, period)"),
             "{error}"
         );
     }

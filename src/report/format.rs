@@ -631,7 +631,7 @@ fn finite(value: Option<f64>) -> Option<f64> {
 }
 
 /// Whether `value` prints as zero with `places` decimals.
-fn rounds_to_zero(value: f64, places: usize) -> bool {
+pub(crate) fn rounds_to_zero(value: f64, places: usize) -> bool {
     format!("{:.places$}", value.abs()).bytes().all(|b| b == b'0' || b == b'.')
 }
 

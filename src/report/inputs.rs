@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 
 use super::Tables;
 use super::columns::Table;
+use super::context::ProgramFigures;
 use crate::error::Result;
 
 /// A `kpi_monthly` row (the columns the report shows).
@@ -73,23 +74,12 @@ pub(crate) struct LttvPoint {
     pub reached_share: Option<f64>,
 }
 
-/// A `loyalty_program` row.
+/// A `loyalty_program` row: its month and figures (whose `period` is filled in
+/// when the context is built).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ProgramMonth {
     pub period: Option<NaiveDate>,
-    pub members_active: Option<f64>,
-    pub points_earned: Option<f64>,
-    pub points_redeemed: Option<f64>,
-    pub redemption_rate: Option<f64>,
-    pub reward_cost: Option<f64>,
-    pub member_revenue: Option<f64>,
-    pub non_member_revenue: Option<f64>,
-    pub member_aov: Option<f64>,
-    pub non_member_aov: Option<f64>,
-    pub member_crr: Option<f64>,
-    pub non_member_crr: Option<f64>,
-    pub reward_cost_ratio: Option<f64>,
-    pub engagement_actions: Option<f64>,
+    pub figures: ProgramFigures,
 }
 
 /// A `loyalty_types` row.
@@ -168,8 +158,12 @@ impl Inputs {
                     .collect())
             })?,
             share_of_wallet: rows(tables, "share_of_wallet", |t| {
-                let (period, ours, category, share) =
-                    (t.dates("period")?, t.floats("our_spend")?, t.floats("category_spend")?, t.floats("share_of_wallet")?);
+                let (period, ours, category, share) = (
+                    t.dates("period")?,
+                    t.floats("our_spend")?,
+                    t.floats("category_spend")?,
+                    t.floats("share_of_wallet")?,
+                );
                 Ok(zip3(period, ours, category)
                     .zip(share)
                     .map(|((period, our_spend, category_spend), share_of_wallet)| WalletRow {
@@ -218,10 +212,14 @@ fn zip3<A, B, C>(a: Vec<A>, b: Vec<B>, c: Vec<C>) -> impl Iterator<Item = (A, B,
     a.into_iter().zip(b).zip(c).map(|((a, b), c)| (a, b, c))
 }
 
+/// A numeric column and the field of a row it fills.
+type FloatColumn<Row> = (&'static str, fn(&mut Row) -> &mut Option<f64>);
+
 fn read_kpi_monthly(t: &Table) -> Result<Vec<KpiMonth>> {
     let period = t.dates("period")?;
-    let mut months: Vec<KpiMonth> = period.into_iter().map(|period| KpiMonth { period, ..KpiMonth::default() }).collect();
-    let floats: [(&str, fn(&mut KpiMonth) -> &mut Option<f64>); 11] = [
+    let mut months: Vec<KpiMonth> =
+        period.into_iter().map(|period| KpiMonth { period, ..KpiMonth::default() }).collect();
+    let floats: [FloatColumn<KpiMonth>; 11] = [
         ("customers_end", |m| &mut m.customers_end),
         ("new_customers", |m| &mut m.new_customers),
         ("crr", |m| &mut m.crr),
@@ -249,7 +247,7 @@ fn read_loyalty_program(t: &Table) -> Result<Vec<ProgramMonth>> {
     let period = t.dates("period")?;
     let mut months: Vec<ProgramMonth> =
         period.into_iter().map(|period| ProgramMonth { period, ..ProgramMonth::default() }).collect();
-    let floats: [(&str, fn(&mut ProgramMonth) -> &mut Option<f64>); 13] = [
+    let floats: [FloatColumn<ProgramFigures>; 13] = [
         ("members_active", |m| &mut m.members_active),
         ("points_earned", |m| &mut m.points_earned),
         ("points_redeemed", |m| &mut m.points_redeemed),
@@ -266,7 +264,7 @@ fn read_loyalty_program(t: &Table) -> Result<Vec<ProgramMonth>> {
     ];
     for (column, field) in floats {
         for (month, value) in months.iter_mut().zip(t.floats(column)?) {
-            *field(month) = value;
+            *field(&mut month.figures) = value;
         }
     }
     Ok(months)
