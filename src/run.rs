@@ -270,7 +270,12 @@ async fn execute(
 
 /// Renders the pipeline's reports over `tables` into the sink's staging area, to be
 /// published with the tables.
-async fn stage_reports(plan: &Plan<'_>, sink: &Sink, tables: &Tables, manifest: &mut Manifest) -> Result<Vec<StagedFile>> {
+async fn stage_reports(
+    plan: &Plan<'_>,
+    sink: &Sink,
+    tables: &Tables,
+    manifest: &mut Manifest,
+) -> Result<Vec<StagedFile>> {
     let clock = Instant::now();
     let json = serde_json::to_value(&*manifest).map_err(|e| Error::runtime("reading the manifest", e))?;
     let rendered = render_reports(plan, tables, &json)?;
@@ -307,7 +312,11 @@ fn render_reports(plan: &Plan<'_>, tables: &Tables, manifest: &serde_json::Value
 pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<String>> {
     let plan = bind(pipeline, overrides)?;
     let Some(outputs) = &pipeline.outputs else {
-        return Err(Error::config(pipeline.file.display().to_string(), "the pipeline has no `outputs`", "add `outputs`"));
+        return Err(Error::config(
+            pipeline.file.display().to_string(),
+            "the pipeline has no `outputs`",
+            "add `outputs`",
+        ));
     };
     if pipeline.reports.is_empty() {
         return Err(Error::config(

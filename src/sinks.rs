@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::storage::Location;
 
 /// The single data file of each partition.
-const PART_FILE: &str = "part-00000.parquet";
+pub(crate) const PART_FILE: &str = "part-00000.parquet";
 
 /// Where a run writes: the output root, its as_of, and its private staging area.
 pub struct Sink {

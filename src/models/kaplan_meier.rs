@@ -135,23 +135,11 @@ mod tests {
 
     #[test]
     fn a_survival_of_exactly_one_half_after_rounding_is_the_median() {
-        // Regression: 12 at risk, events at 1, 2, 3, censoring at 4, events at 5 and 6:
-        // S(6) = 11/12 · 10/11 · 9/10 · 7/9 · 6/7 = 1/2, computed as 0.5000000000000001.
-        let data = [
-            (1.0, true),
-            (2.0, true),
-            (3.0, true),
-            (4.0, false),
-            (5.0, true),
-            (6.0, true),
-            (7.0, false),
-            (7.0, false),
-            (7.0, false),
-            (7.0, false),
-            (7.0, false),
-            (7.0, false),
-        ];
-        assert_eq!(median(&data), Some(6.0));
+        // Regression: 12 at risk; one event at 1, 2 and 3, two at 4, one at 5, six censored
+        // at 9: S(5) = 11/12 · 10/11 · 9/10 · 7/9 · 6/7 = 1/2, computed as 0.5000000000000001.
+        let mut data = vec![(1.0, true), (2.0, true), (3.0, true), (4.0, true), (4.0, true), (5.0, true)];
+        data.extend([(9.0, false); 6]);
+        assert_eq!(median(&data), Some(5.0));
     }
 
     #[test]

@@ -224,22 +224,34 @@ pub struct Kpis {
     pub lttv_median_days: Kpi,
 }
 
-/// One month of the trends (`kpi_monthly` columns and the month's share of wallet).
+/// One month of the trends: its `kpi_monthly` row and its share of wallet.
 #[derive(Debug, Serialize)]
 pub struct TrendMonth {
     /// `YYYY-MM`.
     pub period: String,
+    /// Active customers at the month's end.
     pub customers_end: Option<f64>,
+    /// Customers whose first purchase day was in the month.
     pub new_customers: Option<f64>,
+    /// Customer retention rate.
     pub crr: Option<f64>,
+    /// 1 − crr.
     pub churn_rate: Option<f64>,
+    /// Net revenue.
     pub revenue: Option<f64>,
+    /// Purchase orders.
     pub orders: Option<f64>,
+    /// Revenue / orders.
     pub average_order_value: Option<f64>,
+    /// Share of the month's buyers who had bought before.
     pub repeat_customer_rate: Option<f64>,
+    /// Net Promoter Score (null without responses).
     pub nps: Option<f64>,
+    /// NPS respondents.
     pub nps_responses: Option<f64>,
+    /// Spend-weighted share of wallet (null without wallet estimates).
     pub share_of_wallet: Option<f64>,
+    /// Kaplan–Meier median days to value (null: fewer than half reached value).
     pub lttv_median_days: Option<f64>,
 }
 
@@ -276,23 +288,36 @@ pub struct LoyaltyProgram {
     pub year_ago: ProgramFigures,
 }
 
-/// One month of `loyalty_program`, columns as in shared/METRICS.md.
+/// One month of `loyalty_program` (shared/METRICS.md defines each column).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProgramFigures {
     /// `YYYY-MM`.
     pub period: String,
+    /// Members with a purchase in the month.
     pub members_active: Option<f64>,
+    /// Points earned in the month.
     pub points_earned: Option<f64>,
+    /// Points redeemed in the month.
     pub points_redeemed: Option<f64>,
+    /// points_redeemed / points_earned.
     pub redemption_rate: Option<f64>,
+    /// Cost of the rewards given.
     pub reward_cost: Option<f64>,
+    /// Net revenue from members.
     pub member_revenue: Option<f64>,
+    /// Net revenue from non-members.
     pub non_member_revenue: Option<f64>,
+    /// Members' average order value.
     pub member_aov: Option<f64>,
+    /// Non-members' average order value.
     pub non_member_aov: Option<f64>,
+    /// CRR over members.
     pub member_crr: Option<f64>,
+    /// CRR over non-members.
     pub non_member_crr: Option<f64>,
+    /// reward_cost / member_revenue: value given against value returned.
     pub reward_cost_ratio: Option<f64>,
+    /// Referrals, reviews and social shares.
     pub engagement_actions: Option<f64>,
 }
 
@@ -351,8 +376,11 @@ pub struct SourceCoverage {
     pub name: String,
     /// `loaded`, or `absent` for an optional source without files.
     pub status: Option<String>,
+    /// Rows read from its files.
     pub rows_read: Option<u64>,
+    /// Rows loaded (read − quarantined).
     pub rows_loaded: Option<u64>,
+    /// Bad rows set aside (`on_bad_rows: quarantine`).
     pub rows_quarantined: Option<u64>,
 }
 
@@ -360,7 +388,9 @@ pub struct SourceCoverage {
 pub(crate) struct Periods {
     /// The reported month's first day.
     pub current: NaiveDate,
+    /// The month before.
     pub previous: NaiveDate,
+    /// The same month a year before.
     pub year_ago: NaiveDate,
     /// The trend's months, oldest first, ending with `current`.
     pub trend: Vec<NaiveDate>,

@@ -51,10 +51,13 @@ pub struct Charts {
 
 /// What the charts are drawn from.
 pub(crate) struct Figures<'a> {
+    /// The output tables' rows.
     pub inputs: &'a Inputs,
+    /// The reported month, its references and the trend months.
     pub periods: &'a Periods,
     /// The segments table, whose order the segment charts follow.
     pub segments: &'a [Segment],
+    /// Formats numbers, months and "no data".
     pub locale: Locale,
     /// ISO 4217 code.
     pub currency: &'a str,

@@ -9,10 +9,8 @@ use object_store::ObjectStoreExt;
 
 use super::Tables;
 use crate::error::{Error, Result};
+use crate::sinks::PART_FILE;
 use crate::storage::Location;
-
-/// The single data file of a published partition (see `crate::sinks`).
-const PART_FILE: &str = "part-00000.parquet";
 
 /// The published tables of `as_of` among `tables` (missing ones left out) and the manifest.
 pub(super) async fn read(root: &Location, tables: &[String], as_of: NaiveDate) -> Result<(Tables, serde_json::Value)> {
