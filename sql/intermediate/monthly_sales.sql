@@ -6,22 +6,25 @@
 --                                      month, and in the 12 months before; G = customers
 --                                      with a purchase day in those earlier 12 months
 -- Rolling distinct counts and G's revenue are sweeps over month ranges (see activity_spells).
-WITH monthly AS (
+WITH customer_revenue AS (
     SELECT
-        t.order_month AS month,
-        SUM(t.net_amount) AS revenue,
-        SUM(CASE WHEN t.kind = 'purchase' THEN 1 ELSE 0 END) AS orders,
-        COUNT(DISTINCT CASE WHEN t.kind = 'purchase' THEN t.customer_id END) AS buyers,
-        COUNT(DISTINCT CASE WHEN t.kind = 'purchase' AND c.first_purchase_date < t.order_month THEN t.customer_id END)
-            AS repeat_buyers
-    FROM stg_transactions AS t
-    LEFT JOIN customer_summary AS c ON c.customer_id = t.customer_id
-    GROUP BY t.order_month
-),
-customer_revenue AS (
-    SELECT customer_id, order_month AS month, SUM(net_amount) AS revenue
+        customer_id,
+        order_month AS month,
+        SUM(net_amount) AS revenue,
+        SUM(CASE WHEN kind = 'purchase' THEN 1 ELSE 0 END) AS orders
     FROM stg_transactions
     GROUP BY customer_id, order_month
+),
+monthly AS (
+    SELECT
+        r.month,
+        SUM(r.revenue) AS revenue,
+        SUM(r.orders) AS orders,
+        SUM(CASE WHEN r.orders > 0 THEN 1 ELSE 0 END) AS buyers,
+        SUM(CASE WHEN r.orders > 0 AND c.first_purchase_date < r.month THEN 1 ELSE 0 END) AS repeat_buyers
+    FROM customer_revenue AS r
+    LEFT JOIN customer_summary AS c ON c.customer_id = r.customer_id
+    GROUP BY r.month
 ),
 -- G's months: a customer is in G(m) when m - 12 is within one of its buyer spans.
 g_revenue AS (

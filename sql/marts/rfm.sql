@@ -26,9 +26,11 @@ ranked AS (
         c.frequency,
         c.monetary,
         COUNT(*) OVER () AS n,
-        COUNT(*) OVER (ORDER BY p.as_of - c.last_purchase_date DESC RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS k_r,
-        COUNT(*) OVER (ORDER BY c.frequency RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS k_f,
-        COUNT(*) OVER (ORDER BY c.monetary RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS k_m
+        -- cume_dist() is k / n with ties included (the share of rows ordered at or before
+        -- this one's value); k is recovered exactly by rounding, and scores use integers.
+        cume_dist() OVER (ORDER BY p.as_of - c.last_purchase_date DESC) AS share_r,
+        cume_dist() OVER (ORDER BY c.frequency) AS share_f,
+        cume_dist() OVER (ORDER BY c.monetary) AS share_m
     FROM per_customer AS c
     CROSS JOIN run_parameters AS p
     WHERE c.frequency > 0
@@ -39,9 +41,9 @@ scored AS (
         recency_days,
         frequency,
         monetary,
-        CAST((5 * k_r + n - 1) / n AS INT) AS r_score,
-        CAST((5 * k_f + n - 1) / n AS INT) AS f_score,
-        CAST((5 * k_m + n - 1) / n AS INT) AS m_score
+        CAST((5 * CAST(round(share_r * n) AS BIGINT) + n - 1) / n AS INT) AS r_score,
+        CAST((5 * CAST(round(share_f * n) AS BIGINT) + n - 1) / n AS INT) AS f_score,
+        CAST((5 * CAST(round(share_m * n) AS BIGINT) + n - 1) / n AS INT) AS m_score
     FROM ranked
 ),
 segmented AS (

@@ -7,16 +7,16 @@ mod files;
 mod read;
 mod typing;
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono_tz::Tz;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::HashMap as FastMap;
 use datafusion::prelude::{SessionContext, col};
 use serde::Serialize;
 
@@ -279,7 +279,11 @@ async fn run_checks(
         fields.push(Field::new(ROW_INDEX, DataType::UInt64, false));
         let with_index = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
             .map_err(|e| Error::runtime("preparing checks", e))?;
-        candidates.push(filter_record_batch(&with_index, &keep).map_err(|e| Error::runtime("preparing checks", e))?);
+        // Filtering copies every column: only pay for it when some row is already bad.
+        candidates.push(match keep.false_count() {
+            0 => with_index,
+            _ => filter_record_batch(&with_index, &keep).map_err(|e| Error::runtime("preparing checks", e))?,
+        });
     }
     let mut failed: HashSet<usize> = HashSet::new();
     for check in &source.checks {
@@ -309,35 +313,52 @@ async fn run_checks(
         }
     }
     for column in &source.unique {
-        let mut seen = HashMap::new();
-        for batch in &candidates {
-            let values =
-                batch.column_by_name(column).expect("unique columns are validated against the declared schema");
-            let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])
-                .map_err(|e| Error::runtime("checking uniqueness", e))?;
-            let rows = converter
-                .convert_columns(&[Arc::clone(values)])
-                .map_err(|e| Error::runtime("checking uniqueness", e))?;
-            let indices = batch.column_by_name(ROW_INDEX).expect("added above");
-            let indices = indices.as_any().downcast_ref::<UInt64Array>().expect("row index column is UInt64");
-            for (position, row) in rows.iter().enumerate() {
-                let index = indices.value(position) as usize;
-                if !values.is_valid(position) {
-                    continue;
-                }
-                match seen.entry(row.owned()) {
-                    Entry::Vacant(entry) => {
-                        entry.insert(index);
+        let mut duplicate = |index: usize, first: usize| {
+            if failed.insert(index) {
+                let reason = format!("duplicate `{column}`");
+                failures.push(Failure { index, column: Some(column.clone()), reason, first: Some(first) });
+            }
+        };
+        let values: Vec<(&ArrayRef, &UInt64Array)> = candidates
+            .iter()
+            .map(|batch| {
+                let values =
+                    batch.column_by_name(column).expect("unique columns are validated against the declared schema");
+                let indices = batch.column_by_name(ROW_INDEX).expect("added above");
+                (values, indices.as_any().downcast_ref::<UInt64Array>().expect("row index column is UInt64"))
+            })
+            .collect();
+        if values.iter().all(|(v, _)| v.data_type() == &DataType::Utf8) {
+            // Text keys (order ids, customer ids) are compared in place, without copies.
+            let mut seen: FastMap<&str, usize> = FastMap::default();
+            for (values, indices) in &values {
+                let values = values.as_string::<i32>();
+                for (position, value) in values.iter().enumerate() {
+                    let (Some(value), index) = (value, indices.value(position) as usize) else { continue };
+                    if let Some(&first) = seen.get(value) {
+                        duplicate(index, first);
+                    } else {
+                        seen.insert(value, index);
                     }
-                    Entry::Occupied(entry) => {
-                        if failed.insert(index) {
-                            let reason = format!("duplicate `{column}`");
-                            failures.push(Failure {
-                                index,
-                                column: Some(column.clone()),
-                                reason,
-                                first: Some(*entry.get()),
-                            });
+                }
+            }
+        } else {
+            let mut seen: FastMap<OwnedRow, usize> = FastMap::default();
+            for (values, indices) in &values {
+                let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])
+                    .map_err(|e| Error::runtime("checking uniqueness", e))?;
+                let rows = converter
+                    .convert_columns(&[Arc::clone(values)])
+                    .map_err(|e| Error::runtime("checking uniqueness", e))?;
+                for (position, row) in rows.iter().enumerate() {
+                    if values.is_null(position) {
+                        continue;
+                    }
+                    let (index, row) = (indices.value(position) as usize, row.owned());
+                    match seen.get(&row) {
+                        Some(&first) => duplicate(index, first),
+                        None => {
+                            seen.insert(row, index);
                         }
                     }
                 }
