@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::{OnError, ParamValue, Pipeline, Stage};
+use crate::config::{OnError, ParamValue, Pipeline, Source, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
@@ -156,56 +156,9 @@ async fn execute(
     // The published tables, kept for the reports.
     let mut outputs = Tables::new();
 
-    for source in &plan.sources {
-        let location = storage.resolve(&plan.fill(&source.url))?;
-        let clock = Instant::now();
-        let step = Step::start(format!("loading source {}", source.name));
-        let loaded = sources::load(&ctx, source, &location, plan.timezone).await?;
-        drop(step);
-        let report = &loaded.report;
-        info!(
-            source = %source.name,
-            files = report.files.len(),
-            rows_read = report.rows_read,
-            rows_loaded = report.rows_loaded,
-            rows_quarantined = report.rows_quarantined,
-            duration_ms = clock.elapsed().as_millis() as u64,
-            "source loaded"
-        );
-        if report.status == "absent" {
-            for metric in &source.metrics {
-                if !manifest.metrics_without_data.contains(metric) {
-                    manifest.metrics_without_data.push(metric.clone());
-                }
-            }
-            let metrics = match source.metrics.is_empty() {
-                true => "the metrics that need it".to_string(),
-                false => source.metrics.join(", "),
-            };
-            let message =
-                format!("optional source `{}` has no files at {}: {metrics} have no data", source.name, report.url);
-            warn!("{message}");
-            manifest.warnings.push(message);
-        }
-        if report.rows_quarantined > 0 {
-            let message = format!("source `{}`: {} rows quarantined", source.name, report.rows_quarantined);
-            warn!("{message}");
-            manifest.warnings.push(message);
-        }
-        let quarantine_table = format!("_quarantine/{}", source.name);
-        match &loaded.quarantine {
-            Some(batch) => {
-                let (file, table) =
-                    sink.stage_table(&quarantine_table, quarantine_schema(), std::slice::from_ref(batch)).await?;
-                files.push(file);
-                manifest.quarantine.insert(source.name.clone(), table);
-            }
-            None => stale.push(sink.partition(&quarantine_table)),
-        }
-        register(&ctx, &source.name, loaded.schema, vec![loaded.batches])?;
-        manifest.sources.insert(source.name.clone(), loaded.report);
-    }
-
+    // Sources are loaded just before the first stage that reads them and released
+    // after the last, so they are not all in memory at once.
+    let mut loaded: Vec<&str> = Vec::new();
     let mut skipped: Vec<&str> = Vec::new();
     let mut readers = Readers::new(&plan.stages);
     for stage in &plan.stages {
@@ -216,6 +169,12 @@ async fn execute(
             manifest.warnings.push(message);
             skipped.push(&stage.name);
             continue;
+        }
+        for source in plan.sources.iter().filter(|s| stage.depends_on.contains(&s.name)) {
+            if !loaded.contains(&source.name.as_str()) {
+                load_source(&ctx, plan, storage, sink, source, &mut manifest, &mut files, &mut stale).await?;
+                loaded.push(&source.name);
+            }
         }
         let clock = Instant::now();
         let step = Step::start(format!("running stage {}", stage.name));
@@ -266,6 +225,69 @@ async fn execute(
         info!("reports are rendered by full runs only (not with --only)");
     }
     Ok((files, stale, manifest))
+}
+
+/// Loads `source`, registers it for the stages, records it in the manifest and stages
+/// its quarantine table (or marks an earlier run's as stale).
+#[allow(clippy::too_many_arguments)] // the run's shared state, passed explicitly
+async fn load_source(
+    ctx: &SessionContext,
+    plan: &Plan<'_>,
+    storage: &Storage,
+    sink: &Sink,
+    source: &Source,
+    manifest: &mut Manifest,
+    files: &mut Vec<StagedFile>,
+    stale: &mut Vec<Location>,
+) -> Result<()> {
+    let location = storage.resolve(&plan.fill(&source.url))?;
+    let clock = Instant::now();
+    let step = Step::start(format!("loading source {}", source.name));
+    let loaded = sources::load(ctx, source, &location, plan.timezone).await?;
+    drop(step);
+    let report = &loaded.report;
+    info!(
+        source = %source.name,
+        files = report.files.len(),
+        rows_read = report.rows_read,
+        rows_loaded = report.rows_loaded,
+        rows_quarantined = report.rows_quarantined,
+        duration_ms = clock.elapsed().as_millis() as u64,
+        "source loaded"
+    );
+    if report.status == "absent" {
+        for metric in &source.metrics {
+            if !manifest.metrics_without_data.contains(metric) {
+                manifest.metrics_without_data.push(metric.clone());
+            }
+        }
+        let metrics = match source.metrics.is_empty() {
+            true => "the metrics that need it".to_string(),
+            false => source.metrics.join(", "),
+        };
+        let message =
+            format!("optional source `{}` has no files at {}: {metrics} have no data", source.name, report.url);
+        warn!("{message}");
+        manifest.warnings.push(message);
+    }
+    if report.rows_quarantined > 0 {
+        let message = format!("source `{}`: {} rows quarantined", source.name, report.rows_quarantined);
+        warn!("{message}");
+        manifest.warnings.push(message);
+    }
+    let quarantine_table = format!("_quarantine/{}", source.name);
+    match &loaded.quarantine {
+        Some(batch) => {
+            let (file, table) =
+                sink.stage_table(&quarantine_table, quarantine_schema(), std::slice::from_ref(batch)).await?;
+            files.push(file);
+            manifest.quarantine.insert(source.name.clone(), table);
+        }
+        None => stale.push(sink.partition(&quarantine_table)),
+    }
+    register(ctx, &source.name, loaded.schema, vec![loaded.batches])?;
+    manifest.sources.insert(source.name.clone(), loaded.report);
+    Ok(())
 }
 
 /// Renders the pipeline's reports over `tables` into the sink's staging area, to be

@@ -2,8 +2,7 @@
 -- 12 calendar months ending with m ("a buyer of the last 12 months"). A purchase in
 -- month p covers months p .. p + 11; purchase months at most 12 months apart chain.
 WITH purchase_months AS (
-    SELECT DISTINCT customer_id, CAST(date_trunc('month', purchase_date) AS DATE) AS month
-    FROM purchase_days
+    SELECT customer_id, month FROM customer_months WHERE orders > 0
 ),
 marked AS (
     SELECT

@@ -6,23 +6,14 @@
 --                                      month, and in the 12 months before; G = customers
 --                                      with a purchase day in those earlier 12 months
 -- Rolling distinct counts and G's revenue are sweeps over month ranges (see activity_spells).
-WITH customer_revenue AS (
-    SELECT
-        customer_id,
-        order_month AS month,
-        SUM(net_amount) AS revenue,
-        SUM(CASE WHEN kind = 'purchase' THEN 1 ELSE 0 END) AS orders
-    FROM stg_transactions
-    GROUP BY customer_id, order_month
-),
-monthly AS (
+WITH monthly AS (
     SELECT
         r.month,
         SUM(r.revenue) AS revenue,
         SUM(r.orders) AS orders,
         SUM(CASE WHEN r.orders > 0 THEN 1 ELSE 0 END) AS buyers,
         SUM(CASE WHEN r.orders > 0 AND c.first_purchase_date < r.month THEN 1 ELSE 0 END) AS repeat_buyers
-    FROM customer_revenue AS r
+    FROM customer_months AS r
     LEFT JOIN customer_summary AS c ON c.customer_id = r.customer_id
     GROUP BY r.month
 ),
@@ -34,7 +25,7 @@ g_revenue AS (
         LEAST(r.month + INTERVAL '11 months', b.to_month + INTERVAL '12 months') AS current_to,
         GREATEST(r.month + INTERVAL '12 months', b.from_month + INTERVAL '12 months') AS previous_from,
         LEAST(r.month + INTERVAL '23 months', b.to_month + INTERVAL '12 months') AS previous_to
-    FROM customer_revenue AS r
+    FROM customer_months AS r
     JOIN buyer_spans AS b ON b.customer_id = r.customer_id
 ),
 deltas AS (

@@ -4,20 +4,24 @@
 -- Equal values get equal scores; the most recent, frequent, highest spenders score 5.
 -- The segment is the first row of the rfm_segment_map seed (by priority) whose r and f
 -- ranges hold the customer's scores.
-WITH lookback AS (
-    SELECT t.*
+WITH days AS (
+    SELECT d.customer_id, MAX(d.purchase_date) AS last_purchase_date, COUNT(*) AS frequency
+    FROM purchase_days AS d
+    CROSS JOIN run_parameters AS p
+    WHERE p.rfm_window_start IS NULL OR d.purchase_date > p.rfm_window_start
+    GROUP BY d.customer_id
+),
+spend AS (
+    SELECT t.customer_id, SUM(t.net_amount) AS monetary
     FROM stg_transactions AS t
     CROSS JOIN run_parameters AS p
     WHERE p.rfm_window_start IS NULL OR t.order_date > p.rfm_window_start
+    GROUP BY t.customer_id
 ),
 per_customer AS (
-    SELECT
-        customer_id,
-        MAX(CASE WHEN kind = 'purchase' THEN order_date END) AS last_purchase_date,
-        COUNT(DISTINCT CASE WHEN kind = 'purchase' THEN order_date END) AS frequency,
-        SUM(net_amount) AS monetary
-    FROM lookback
-    GROUP BY customer_id
+    SELECT d.customer_id, d.last_purchase_date, d.frequency, s.monetary
+    FROM days AS d
+    JOIN spend AS s ON s.customer_id = d.customer_id
 ),
 ranked AS (
     SELECT

@@ -7,9 +7,7 @@
 -- estimate is inconsistent with what the customer spent with us. A WAR row has no
 -- category_spend; a negative our_spend (net refunds) gives a share of 0.
 WITH our_spend AS (
-    SELECT customer_id, order_month AS period, SUM(net_amount) AS our_spend
-    FROM stg_transactions
-    GROUP BY customer_id, order_month
+    SELECT customer_id, month AS period, revenue AS our_spend FROM customer_months
 ),
 -- The latest answer of the month of each kind: a category_spend answer wins over a
 -- brand-rank answer whenever one exists in the month, even an earlier one.

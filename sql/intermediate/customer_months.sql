@@ -1,0 +1,10 @@
+-- One row per customer and month with a transaction: net revenue (refunds subtract in
+-- their own month) and purchase orders. Monthly sales, share of wallet and buyer spans
+-- all start from here, so the transactions are grouped once.
+SELECT
+    customer_id,
+    order_month AS month,
+    SUM(net_amount) AS revenue,
+    SUM(CASE WHEN kind = 'purchase' THEN 1 ELSE 0 END) AS orders
+FROM stg_transactions
+GROUP BY customer_id, order_month
