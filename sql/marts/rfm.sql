@@ -50,14 +50,22 @@ scored AS (
         CAST((5 * CAST(round(share_m * n) AS BIGINT) + n - 1) / n AS INT) AS m_score
     FROM ranked
 ),
-segmented AS (
-    SELECT
-        s.customer_id,
-        m.segment,
-        ROW_NUMBER() OVER (PARTITION BY s.customer_id ORDER BY m.priority) AS match_rank
-    FROM scored AS s
-    JOIN rfm_segment_map AS m
-        ON s.r_score BETWEEN m.r_min AND m.r_max AND s.f_score BETWEEN m.f_min AND m.f_max
+-- The map as a grid of the 25 (r_score, f_score) pairs, each with its first matching
+-- segment, so customers are matched with an equality join.
+segment_grid AS (
+    SELECT r_score, f_score, segment
+    FROM (
+        SELECT
+            r.score AS r_score,
+            f.score AS f_score,
+            m.segment,
+            ROW_NUMBER() OVER (PARTITION BY r.score, f.score ORDER BY m.priority) AS match_rank
+        FROM (VALUES (1), (2), (3), (4), (5)) AS r(score)
+        CROSS JOIN (VALUES (1), (2), (3), (4), (5)) AS f(score)
+        JOIN rfm_segment_map AS m
+            ON r.score BETWEEN m.r_min AND m.r_max AND f.score BETWEEN m.f_min AND m.f_max
+    ) AS matches
+    WHERE match_rank = 1
 )
 SELECT
     s.customer_id,
@@ -70,5 +78,5 @@ SELECT
     concat(CAST(s.r_score AS VARCHAR), CAST(s.f_score AS VARCHAR), CAST(s.m_score AS VARCHAR)) AS rfm_cell,
     g.segment
 FROM scored AS s
-LEFT JOIN segmented AS g ON g.customer_id = s.customer_id AND g.match_rank = 1
+LEFT JOIN segment_grid AS g ON g.r_score = s.r_score AND g.f_score = s.f_score
 ORDER BY s.customer_id
