@@ -20,11 +20,10 @@ marked AS (
         d.customer_id,
         d.purchase_date,
         CASE
-            WHEN d.previous_date IS NULL OR d.purchase_date - d.previous_date >= p.active_window_days THEN 1
+            WHEN d.previous_date IS NULL OR d.purchase_date - d.previous_date >= $active_window_days THEN 1
             ELSE 0
         END AS starts_spell
     FROM days AS d
-    CROSS JOIN run_parameters AS p
 ),
 numbered AS (
     SELECT
@@ -43,11 +42,8 @@ bounded AS (
         s.customer_id,
         s.spell_number,
         s.spell_start,
-        s.last_purchase_date + p.active_window_days - 1 AS active_until,
-        p.as_of,
-        p.as_of_month
+        s.last_purchase_date + $active_window_days - 1 AS active_until
     FROM spells AS s
-    CROSS JOIN run_parameters AS p
 )
 SELECT
     customer_id,
@@ -58,7 +54,7 @@ SELECT
     -- The last month whose end the spell covers: as_of's month if still active at
     -- as_of, else the month before the one in which the customer became inactive.
     CASE
-        WHEN active_until >= as_of THEN as_of_month
+        WHEN active_until >= $as_of THEN CAST(date_trunc('month', $as_of) AS DATE)
         ELSE CAST(date_trunc('month', active_until + 1) AS DATE) - INTERVAL '1 month'
     END AS last_month_active
 FROM bounded

@@ -37,8 +37,7 @@ SELECT
     CAST(date_trunc('month', a.acquisition_date) AS DATE) AS cohort_month,
     r.value_date,
     r.value_date IS NOT NULL AS reached_value,
-    COALESCE(r.value_date, p.as_of) - a.acquisition_date AS days
+    COALESCE(r.value_date, $as_of) - a.acquisition_date AS days
 FROM acquired AS a
 LEFT JOIN reached AS r ON r.customer_id = a.customer_id
-CROSS JOIN run_parameters AS p
 WHERE a.acquisition_date IS NOT NULL

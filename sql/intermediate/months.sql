@@ -4,16 +4,14 @@ WITH bounds AS (
     SELECT MIN(order_month) AS first_month FROM stg_transactions
 ),
 series AS (
-    SELECT unnest(range(b.first_month, p.as_of_month + INTERVAL '1 month', INTERVAL '1 month')) AS month
+    SELECT unnest(range(b.first_month, CAST(date_trunc('month', $as_of) AS DATE) + INTERVAL '1 month', INTERVAL '1 month')) AS month
     FROM bounds AS b
-    CROSS JOIN run_parameters AS p
     WHERE b.first_month IS NOT NULL
 )
 SELECT
     s.month,
-    LEAST(s.month + INTERVAL '1 month' - INTERVAL '1 day', p.as_of) AS month_end,
-    s.month + INTERVAL '1 month' - INTERVAL '1 day' <= p.as_of AS is_complete,
+    LEAST(s.month + INTERVAL '1 month' - INTERVAL '1 day', $as_of) AS month_end,
+    s.month + INTERVAL '1 month' - INTERVAL '1 day' <= $as_of AS is_complete,
     months_between(b.first_month, s.month) AS months_of_data
 FROM series AS s
 CROSS JOIN bounds AS b
-CROSS JOIN run_parameters AS p

@@ -10,12 +10,11 @@
 --   historical_clv        net revenue to date x margin
 WITH settings AS (
     SELECT
-        p.margin,
+        $margin AS margin,
         CAST($monthly_discount_rate AS DOUBLE) AS monthly_discount_rate,
         CAST($clv_horizon_months AS DOUBLE) AS horizon_months,
         -- A model month is 365.25 / 12 days, in the model's time unit.
-        365.25 / 12.0 / p.unit_days AS units_per_month
-    FROM run_parameters AS p
+        365.25 / 12.0 / (CASE $time_unit WHEN 'week' THEN 7.0 ELSE 1.0 END) AS units_per_month
 ),
 predicted AS (
     SELECT

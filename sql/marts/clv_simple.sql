@@ -32,9 +32,8 @@ by_month AS (
 segment_window AS (
     SELECT r.segment, t.customer_id, t.kind, t.net_amount
     FROM rfm AS r
-    CROSS JOIN run_parameters AS p
     LEFT JOIN stg_transactions AS t
-        ON t.customer_id = r.customer_id AND t.order_month > p.as_of_month - INTERVAL '12 months'
+        ON t.customer_id = r.customer_id AND t.order_month > CAST(date_trunc('month', $as_of) AS DATE) - INTERVAL '12 months'
 ),
 by_segment AS (
     SELECT
@@ -46,8 +45,7 @@ by_segment AS (
             / NULLIF(COUNT(DISTINCT CASE WHEN w.kind = 'purchase' THEN w.customer_id END), 0) AS purchase_frequency,
         b.churn_rate
     FROM segment_window AS w
-    CROSS JOIN run_parameters AS p
-    JOIN base AS b ON b.month = p.as_of_month
+    JOIN base AS b ON b.month = CAST(date_trunc('month', $as_of) AS DATE)
     WHERE w.segment IS NOT NULL
     GROUP BY w.segment, b.churn_rate
 ),
@@ -64,7 +62,6 @@ SELECT
     x.average_order_value * x.purchase_frequency AS customer_value,
     x.churn_rate,
     1.0 / NULLIF(x.churn_rate, 0) AS customer_lifespan_years,
-    x.average_order_value * x.purchase_frequency / NULLIF(x.churn_rate, 0) * p.margin AS simple_clv
+    x.average_order_value * x.purchase_frequency / NULLIF(x.churn_rate, 0) * $margin AS simple_clv
 FROM both_scopes AS x
-CROSS JOIN run_parameters AS p
 ORDER BY x.scope, x.key

@@ -7,9 +7,8 @@ WITH cohorts AS (
     GROUP BY acquisition_cohort
 ),
 grid AS (
-    SELECT c.cohort_month, c.cohort_size, unnest(range(0, months_between(c.cohort_month, p.as_of_month) + 1)) AS period_index
+    SELECT c.cohort_month, c.cohort_size, unnest(range(0, months_between(c.cohort_month, $as_of) + 1)) AS period_index
     FROM cohorts AS c
-    CROSS JOIN run_parameters AS p
 ),
 active AS (
     SELECT

@@ -31,17 +31,17 @@ SELECT
     c.orders,
     CAST(r.revenue AS DECIMAL(18, 2)) AS revenue,
     c.purchase_days - 1 AS frequency,
-    (c.last_purchase_date - c.first_purchase_date) / p.unit_days AS recency,
-    (p.as_of - c.first_purchase_date) / p.unit_days AS "T",
+    -- time_unit: week = 7 days, day = 1 day.
+    (c.last_purchase_date - c.first_purchase_date) / CASE $time_unit WHEN 'week' THEN 7.0 ELSE 1.0 END AS recency,
+    ($as_of - c.first_purchase_date) / CASE $time_unit WHEN 'week' THEN 7.0 ELSE 1.0 END AS "T",
     CASE
         WHEN c.purchase_days > 1 THEN CAST(c.repeat_amount AS DOUBLE) / (c.purchase_days - 1)
         ELSE 0.0
     END AS monetary_value,
-    p.as_of - c.last_purchase_date AS recency_days,
+    $as_of - c.last_purchase_date AS recency_days,
     k.distinct_categories,
     CAST(date_trunc('month', c.first_purchase_date) AS DATE) AS acquisition_cohort
 FROM per_customer AS c
-CROSS JOIN run_parameters AS p
 JOIN revenue AS r ON r.customer_id = c.customer_id
 JOIN categories AS k ON k.customer_id = c.customer_id
 ORDER BY c.customer_id

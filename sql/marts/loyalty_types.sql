@@ -48,8 +48,7 @@ redeemers AS (
     SELECT DISTINCT e.customer_id
     FROM stg_loyalty_events AS e
     JOIN customer_populations AS m ON m.customer_id = e.customer_id AND m.population = 'member'
-    CROSS JOIN run_parameters AS p
-    WHERE e.event_type = 'redeem' AND e.event_date > p.as_of - $program_redeem_days
+    WHERE e.event_type = 'redeem' AND e.event_date > $as_of - $program_redeem_days
 ),
 facts AS (
     SELECT

@@ -7,15 +7,14 @@ SELECT
     COUNT(*) AS customers,
     SUM(CASE WHEN d.reached_value THEN 1 ELSE 0 END) AS reached_value,
     CASE
-        WHEN p.as_of - (d.cohort_month + INTERVAL '1 month' - INTERVAL '1 day') >= 30
+        WHEN $as_of - (d.cohort_month + INTERVAL '1 month' - INTERVAL '1 day') >= 30
         THEN CAST(SUM(CASE WHEN d.reached_value AND d.days <= 30 THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*)
     END AS share_within_30d,
     CASE
-        WHEN p.as_of - (d.cohort_month + INTERVAL '1 month' - INTERVAL '1 day') >= 90
+        WHEN $as_of - (d.cohort_month + INTERVAL '1 month' - INTERVAL '1 day') >= 90
         THEN CAST(SUM(CASE WHEN d.reached_value AND d.days <= 90 THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*)
     END AS share_within_90d,
     km_median(CAST(d.days AS DOUBLE), d.reached_value, 1) AS median_days
 FROM lttv_durations AS d
-CROSS JOIN run_parameters AS p
-GROUP BY d.cohort_month, p.as_of
+GROUP BY d.cohort_month
 ORDER BY d.cohort_month

@@ -6,8 +6,7 @@
 WITH recent AS (
     SELECT d.days, d.reached_value
     FROM lttv_durations AS d
-    CROSS JOIN run_parameters AS p
-    WHERE d.cohort_month > p.as_of_month - INTERVAL '12 months'
+    WHERE d.cohort_month > CAST(date_trunc('month', $as_of) AS DATE) - INTERVAL '12 months'
 ),
 by_day AS (
     SELECT

@@ -7,15 +7,14 @@
 WITH days AS (
     SELECT d.customer_id, MAX(d.purchase_date) AS last_purchase_date, COUNT(*) AS frequency
     FROM purchase_days AS d
-    CROSS JOIN run_parameters AS p
-    WHERE p.rfm_window_start IS NULL OR d.purchase_date > p.rfm_window_start
+    -- rfm_lookback_days = 0 means all history.
+    WHERE ($rfm_lookback_days = 0 OR d.purchase_date > $as_of - $rfm_lookback_days)
     GROUP BY d.customer_id
 ),
 spend AS (
     SELECT t.customer_id, SUM(t.net_amount) AS monetary
     FROM stg_transactions AS t
-    CROSS JOIN run_parameters AS p
-    WHERE p.rfm_window_start IS NULL OR t.order_date > p.rfm_window_start
+    WHERE ($rfm_lookback_days = 0 OR t.order_date > $as_of - $rfm_lookback_days)
     GROUP BY t.customer_id
 ),
 per_customer AS (
@@ -26,17 +25,16 @@ per_customer AS (
 ranked AS (
     SELECT
         c.customer_id,
-        p.as_of - c.last_purchase_date AS recency_days,
+        $as_of - c.last_purchase_date AS recency_days,
         c.frequency,
         c.monetary,
         COUNT(*) OVER () AS n,
         -- cume_dist() is k / n with ties included (the share of rows ordered at or before
         -- this one's value); k is recovered exactly by rounding, and scores use integers.
-        cume_dist() OVER (ORDER BY p.as_of - c.last_purchase_date DESC) AS share_r,
+        cume_dist() OVER (ORDER BY $as_of - c.last_purchase_date DESC) AS share_r,
         cume_dist() OVER (ORDER BY c.frequency) AS share_f,
         cume_dist() OVER (ORDER BY c.monetary) AS share_m
     FROM per_customer AS c
-    CROSS JOIN run_parameters AS p
     WHERE c.frequency > 0
 ),
 scored AS (
