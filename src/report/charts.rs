@@ -398,23 +398,19 @@ pub fn bin_values(values: &[f64], bins: usize, range: Option<(f64, f64)>) -> Vec
 // SVG primitives
 // ---------------------------------------------------------------------------
 
-/// Escapes text for XML content and attribute values, and drops the control
-/// characters XML 1.0 does not allow at all.
+/// Escapes text for XML content and attribute values (the HTML escaping of the report
+/// filters, which SVG shares), after dropping the control characters XML 1.0 does not
+/// allow at all.
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\t' | '\n' | '\r' => out.push(' '),
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    let cleaned: String = s
+        .chars()
+        .filter_map(|c| match c {
+            '\t' | '\n' | '\r' => Some(' '),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => None,
+            c => Some(c),
+        })
+        .collect();
+    super::filters::escape_html(&cleaned)
 }
 
 /// A coordinate with at most one decimal and never "-0".
