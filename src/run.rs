@@ -73,7 +73,10 @@ fn peak_memory_bytes() -> Option<u64> {
 
 /// A session with fidelis's functions registered.
 pub fn session() -> SessionContext {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+    // Larger batches than the default 8192 rows: fewer, cheaper steps through the window
+    // and aggregate operators on tables of millions of rows.
+    let config = SessionConfig::new().with_information_schema(false).with_batch_size(32 * 1024);
+    let ctx = SessionContext::new_with_config(config);
     functions::register(&ctx);
     ctx
 }
