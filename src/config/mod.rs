@@ -6,7 +6,7 @@ mod locate;
 mod raw;
 pub mod types;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use indexmap::IndexMap;
 
@@ -131,14 +131,6 @@ pub struct Report {
 }
 
 impl Pipeline {
-    /// The folder the pipeline file is in; relative paths in the file start here.
-    pub fn dir(&self) -> &Path {
-        match self.file.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        }
-    }
-
     /// The stage of that name.
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().find(|stage| stage.name == name)
