@@ -71,15 +71,7 @@ mod tests {
     #[test]
     fn expectations_match_literal_formulas() {
         let [r, alpha, a, b] = PARAMS;
-        let hyp = |aa: f64, bb: f64, cc: f64, z: f64| {
-            let (mut term, mut sum) = (1.0, 1.0);
-            for n in 0..5000 {
-                let n = n as f64;
-                term *= (aa + n) * (bb + n) / ((cc + n) * (n + 1.0)) * z;
-                sum += term;
-            }
-            sum
-        };
+        let hyp = crate::models::special::hyp2f1_series;
         let fit = PurchaseFit::from_parameters(PurchaseModelKind::MbgNbd, PARAMS).unwrap();
         let t = 12.0;
         let unconditional =
