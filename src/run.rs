@@ -306,9 +306,9 @@ async fn stage_reports(
     let rendered = render_reports(plan, tables, &json)?;
     let mut staged = Vec::with_capacity(rendered.len());
     for file in rendered {
-        let target = sink.report_location(&file.path);
-        manifest.reports.insert(file.path.clone(), target.to_string());
-        staged.push(sink.stage_bytes(&format!("reports/{}", file.path), target, file.bytes).await?);
+        let report = sink.stage_report(&file.path, file.bytes).await?;
+        manifest.reports.insert(file.path, report.url());
+        staged.push(report);
     }
     info!(reports = staged.len(), duration_ms = clock.elapsed().as_millis() as u64, "reports rendered");
     Ok(staged)
@@ -364,9 +364,9 @@ pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<St
     let mut staged = Vec::new();
     let mut written = Vec::new();
     for file in render_reports(&plan, &tables, &manifest)? {
-        let target = sink.report_location(&file.path);
-        written.push(target.to_string());
-        staged.push(sink.stage_bytes(&format!("reports/{}", file.path), target, file.bytes).await?);
+        let report = sink.stage_report(&file.path, file.bytes).await?;
+        written.push(report.url());
+        staged.push(report);
     }
     let moved = sink.move_into_place(&staged, &[]).await;
     sink.abort().await;

@@ -42,6 +42,13 @@ pub struct StagedFile {
     target: Location,
 }
 
+impl StagedFile {
+    /// Where the file will be published, without credentials.
+    pub fn url(&self) -> String {
+        self.target.to_string()
+    }
+}
+
 /// What the manifest records about a written table.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
@@ -68,11 +75,6 @@ impl Sink {
         location.child(&self.partition)
     }
 
-    /// Where a report file is published: `{root}/reports/as_of={as_of}/{path}`.
-    pub fn report_location(&self, path: &str) -> Location {
-        path.split('/').fold(self.partition("reports"), |location, segment| location.child(segment))
-    }
-
     /// Writes `batches` as the staged Parquet file of `table`.
     pub async fn stage_table(
         &self,
@@ -88,9 +90,11 @@ impl Sink {
         Ok((StagedFile { staged, target }, report))
     }
 
-    /// Writes a small non-Parquet file (a report) to staging.
-    pub async fn stage_bytes(&self, relative: &str, target: Location, bytes: Vec<u8>) -> Result<StagedFile> {
-        let staged = self.staging.child(&relative.replace('/', "__"));
+    /// Writes a report file to staging, to be published at
+    /// `{root}/reports/as_of={as_of}/{path}`.
+    pub async fn stage_report(&self, path: &str, bytes: Vec<u8>) -> Result<StagedFile> {
+        let target = path.split('/').fold(self.partition("reports"), |location, segment| location.child(segment));
+        let staged = self.staging.child(&format!("reports__{}", path.replace('/', "__")));
         staged
             .store
             .put(&staged.path, PutPayload::from(bytes))

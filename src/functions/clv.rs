@@ -181,14 +181,7 @@ impl FitAccumulator {
         match self.fit {
             Fit::Purchases => {
                 let name = self.model.as_deref().unwrap_or("bg_nbd");
-                let kind = match name {
-                    "bg_nbd" => PurchaseModelKind::BgNbd,
-                    "pareto_nbd" => PurchaseModelKind::ParetoNbd,
-                    "mbg_nbd" => PurchaseModelKind::MbgNbd,
-                    other => {
-                        return exec_err!("clv_fit_purchases: unknown model `{other}` (bg_nbd, pareto_nbd, mbg_nbd)");
-                    }
-                };
+                let kind = purchase_kind(name)?;
                 let observations: Vec<Observation> = (0..self.columns[0].len())
                     .map(|i| Observation {
                         frequency: self.columns[0][i],
@@ -278,18 +271,17 @@ fn model_at(models: &StructArray, row: usize) -> Result<(String, Vec<f64>)> {
     Ok((name, values.as_primitive::<Float64Type>().values().to_vec()))
 }
 
+fn purchase_kind(name: &str) -> Result<PurchaseModelKind> {
+    name.parse().map_err(DataFusionError::Execution)
+}
+
 fn purchase_fit(models: &StructArray) -> Result<PurchaseFit> {
     if models.is_empty() || models.is_null(0) {
         return exec_err!("no fitted purchase model");
     }
     // Every row carries the same model (the fit is joined to each customer).
     let (name, values) = model_at(models, 0)?;
-    let kind = match name.as_str() {
-        "bg_nbd" => PurchaseModelKind::BgNbd,
-        "pareto_nbd" => PurchaseModelKind::ParetoNbd,
-        "mbg_nbd" => PurchaseModelKind::MbgNbd,
-        other => return exec_err!("`{other}` is not a purchase model"),
-    };
+    let kind = purchase_kind(&name)?;
     let params: [f64; 4] =
         values.try_into().map_err(|_| DataFusionError::Execution("a purchase model has 4 parameters".into()))?;
     PurchaseFit::from_parameters(kind, params).map_err(fit_failed)

@@ -50,6 +50,18 @@ impl PurchaseModelKind {
 
 /// One customer's purchase summary over the calibration period, in the
 /// pipeline's time unit.
+impl std::str::FromStr for PurchaseModelKind {
+    type Err = String;
+
+    /// The model a [`PurchaseModelKind::name`] names.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [PurchaseModelKind::BgNbd, PurchaseModelKind::ParetoNbd, PurchaseModelKind::MbgNbd]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| format!("unknown purchase model `{name}` (bg_nbd, pareto_nbd, mbg_nbd)"))
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Observation {
     /// x: number of repeat purchases (purchase days after the first); a
