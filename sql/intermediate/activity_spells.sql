@@ -1,41 +1,17 @@
 -- Activity spells: the periods in which a customer is continuously active, i.e. has a
--- purchase day in the trailing active_window_days. A purchase day d keeps a customer
--- active on days d .. d + window - 1, so purchase days less than a window apart chain
--- into one spell.
+-- purchase day in the trailing active_window_days (purchase_days numbers the spells:
+-- purchase days less than a window apart chain into one).
 --
 -- Monthly counts only ask "active at the end of month m?" (the month's last day, or
 -- as_of in as_of's month). A spell answers yes for a contiguous range of months,
 -- [first_month_active, last_month_active]; later stages count customers by sweeping
 -- over these ranges, which stays linear in the number of spells however many
 -- customers and months there are (no customers x months join).
-WITH days AS (
-    SELECT
-        customer_id,
-        purchase_date,
-        LAG(purchase_date) OVER (PARTITION BY customer_id ORDER BY purchase_date) AS previous_date
+WITH spells AS (
+    SELECT customer_id, activity_spell AS spell_number, MIN(purchase_date) AS spell_start,
+           MAX(purchase_date) AS last_purchase_date
     FROM purchase_days
-),
-marked AS (
-    SELECT
-        d.customer_id,
-        d.purchase_date,
-        CASE
-            WHEN d.previous_date IS NULL OR d.purchase_date - d.previous_date >= $active_window_days THEN 1
-            ELSE 0
-        END AS starts_spell
-    FROM days AS d
-),
-numbered AS (
-    SELECT
-        customer_id,
-        purchase_date,
-        SUM(starts_spell) OVER (PARTITION BY customer_id ORDER BY purchase_date ROWS UNBOUNDED PRECEDING) AS spell_number
-    FROM marked
-),
-spells AS (
-    SELECT customer_id, spell_number, MIN(purchase_date) AS spell_start, MAX(purchase_date) AS last_purchase_date
-    FROM numbered
-    GROUP BY customer_id, spell_number
+    GROUP BY customer_id, activity_spell
 ),
 bounded AS (
     SELECT

@@ -2,11 +2,12 @@
 //! around plain Rust; [`register`] is the one place that adds them to a session.
 
 mod clv;
+mod island_number;
 mod km_median;
 mod local_date;
 mod months_between;
 
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 /// Registers every fidelis function in `ctx`.
@@ -14,6 +15,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(local_date::LocalDate::new()));
     ctx.register_udf(ScalarUDF::from(months_between::MonthsBetween::new()));
     ctx.register_udaf(AggregateUDF::from(km_median::KmMedian::new()));
+    ctx.register_udwf(WindowUDF::from(island_number::IslandNumber::new()));
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::purchases()));
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::spend()));
     ctx.register_udf(ScalarUDF::from(clv::ClvPredict::p_alive()));
