@@ -1,13 +1,18 @@
 -- Survey indices per month over each respondent's latest response in that month.
 -- An NPS-style index of a 0..10 score is % 9-10 minus % 0-6, in [-100, 100].
 WITH latest AS (
+    -- The first answer of each customer and month in this order is the latest. Two
+    -- answers at the same instant: the higher score counts, so reruns agree. (LAG over
+    -- one order rather than a window per customer and month: see share_of_wallet.)
     SELECT
         *,
-        -- Two answers at the same instant: the higher score counts, so reruns agree.
-        ROW_NUMBER() OVER (
-            PARTITION BY customer_id, response_month ORDER BY response_ts DESC, nps_score DESC NULLS LAST
-        ) AS recency_rank
+        CASE
+            WHEN LAG(customer_id) OVER latest_first = customer_id AND LAG(response_month) OVER latest_first = response_month
+                THEN 2
+            ELSE 1
+        END AS recency_rank
     FROM stg_survey_responses
+    WINDOW latest_first AS (ORDER BY customer_id, response_month, response_ts DESC, nps_score DESC NULLS LAST)
 ),
 indices AS (
     SELECT

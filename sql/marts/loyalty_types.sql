@@ -11,15 +11,17 @@
 WITH repeaters AS (
     SELECT customer_id, distinct_categories FROM customer_summary WHERE frequency >= 1
 ),
+-- Each customer's first answer in this order is the latest (LAG over one order rather
+-- than a window per customer: see share_of_wallet).
 latest_nps AS (
     SELECT customer_id, nps_score
     FROM (
-        SELECT customer_id, nps_score,
-               ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY response_ts DESC, nps_score DESC) AS recency_rank
+        SELECT customer_id, nps_score, LAG(customer_id) OVER latest_first AS previous_customer
         FROM stg_survey_responses
         WHERE nps_score IS NOT NULL
+        WINDOW latest_first AS (ORDER BY customer_id, response_ts DESC, nps_score DESC)
     ) AS ranked
-    WHERE recency_rank = 1
+    WHERE previous_customer IS DISTINCT FROM customer_id
 ),
 spend AS (
     SELECT
