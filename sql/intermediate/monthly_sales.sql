@@ -1,52 +1,64 @@
 -- Sales per month, and over the 12 months ending with it:
 --   revenue, orders, buyers            net revenue, purchase orders, distinct buyers in the month
---   repeat_buyers                      buyers with a purchase day before the month
+--   repeat_buyers                      buyers with a purchase day before the month: every
+--                                      buyer but those whose first purchase day is in it
 --   revenue_12m, orders_12m, buyers_12m  the same over the 12 months ending with the month
 --   nrr_current, nrr_previous          net revenue of G in the 12 months ending with the
 --                                      month, and in the 12 months before; G = customers
 --                                      with a purchase day in those earlier 12 months
--- Rolling distinct counts and G's revenue are sweeps over month ranges (see activity_spells).
+-- Rolling distinct counts and G's revenue are sweeps over month ranges (see
+-- activity_spells). The sweeps count months as integers (months since 1970-01), which
+-- is much cheaper than date arithmetic over millions of rows.
 WITH monthly AS (
     SELECT
-        r.month,
-        SUM(r.revenue) AS revenue,
-        SUM(r.orders) AS orders,
-        SUM(CASE WHEN r.orders > 0 THEN 1 ELSE 0 END) AS buyers,
-        SUM(CASE WHEN r.orders > 0 AND c.first_purchase_date < r.month THEN 1 ELSE 0 END) AS repeat_buyers
-    FROM customer_months AS r
-    LEFT JOIN customer_summary AS c ON c.customer_id = r.customer_id
-    GROUP BY r.month
+        month,
+        SUM(revenue) AS revenue,
+        SUM(orders) AS orders,
+        SUM(CASE WHEN orders > 0 THEN 1 ELSE 0 END) AS buyers
+    FROM customer_months
+    GROUP BY month
 ),
--- G's months: a customer is in G(m) when m - 12 is within one of its buyer spans.
+first_time_buyers AS (
+    SELECT acquisition_cohort AS month, COUNT(*) AS buyers
+    FROM customer_summary
+    GROUP BY acquisition_cohort
+),
+spans AS (
+    SELECT
+        customer_id,
+        months_between(DATE '1970-01-01', from_month) AS from_month,
+        months_between(DATE '1970-01-01', to_month) AS to_month
+    FROM buyer_spans
+),
+-- G's months: a customer is in G(m) when m - 12 is within one of its buyer spans; the
+-- revenue of month r counts in nrr_current for m in r .. r + 11, in nrr_previous for
+-- m in r + 12 .. r + 23.
 g_revenue AS (
     SELECT
         r.revenue,
-        GREATEST(r.month, b.from_month + INTERVAL '12 months') AS current_from,
-        LEAST(r.month + INTERVAL '11 months', b.to_month + INTERVAL '12 months') AS current_to,
-        GREATEST(r.month + INTERVAL '12 months', b.from_month + INTERVAL '12 months') AS previous_from,
-        LEAST(r.month + INTERVAL '23 months', b.to_month + INTERVAL '12 months') AS previous_to
-    FROM customer_months AS r
-    JOIN buyer_spans AS b ON b.customer_id = r.customer_id
+        GREATEST(r.month, b.from_month + 12) AS current_from,
+        LEAST(r.month + 11, b.to_month + 12) AS current_to,
+        GREATEST(r.month + 12, b.from_month + 12) AS previous_from,
+        LEAST(r.month + 23, b.to_month + 12) AS previous_to
+    FROM (SELECT customer_id, months_between(DATE '1970-01-01', month) AS month, revenue FROM customer_months) AS r
+    JOIN spans AS b ON b.customer_id = r.customer_id
 ),
+-- Each range adds its value from its first month and removes it after its last.
 deltas AS (
-    SELECT 'buyers_12m' AS measure, from_month AS month, CAST(1 AS DECIMAL(28, 2)) AS delta FROM buyer_spans
+    SELECT from_month AS month, 1 AS buyers_12m, 0 AS nrr_current, 0 AS nrr_previous FROM spans
     UNION ALL
-    SELECT 'buyers_12m', to_month + INTERVAL '1 month', CAST(-1 AS DECIMAL(28, 2)) FROM buyer_spans
+    SELECT to_month + 1, -1, 0, 0 FROM spans
     UNION ALL
-    SELECT 'nrr_current', current_from, revenue FROM g_revenue WHERE current_from <= current_to
+    SELECT current_from, 0, revenue, 0 FROM g_revenue WHERE current_from <= current_to
     UNION ALL
-    SELECT 'nrr_current', current_to + INTERVAL '1 month', -revenue FROM g_revenue WHERE current_from <= current_to
+    SELECT current_to + 1, 0, -revenue, 0 FROM g_revenue WHERE current_from <= current_to
     UNION ALL
-    SELECT 'nrr_previous', previous_from, revenue FROM g_revenue WHERE previous_from <= previous_to
+    SELECT previous_from, 0, 0, revenue FROM g_revenue WHERE previous_from <= previous_to
     UNION ALL
-    SELECT 'nrr_previous', previous_to + INTERVAL '1 month', -revenue FROM g_revenue WHERE previous_from <= previous_to
+    SELECT previous_to + 1, 0, 0, -revenue FROM g_revenue WHERE previous_from <= previous_to
 ),
 by_month AS (
-    SELECT
-        month,
-        SUM(CASE WHEN measure = 'buyers_12m' THEN delta ELSE 0 END) AS buyers_12m,
-        SUM(CASE WHEN measure = 'nrr_current' THEN delta ELSE 0 END) AS nrr_current,
-        SUM(CASE WHEN measure = 'nrr_previous' THEN delta ELSE 0 END) AS nrr_previous
+    SELECT month, SUM(buyers_12m) AS buyers_12m, SUM(nrr_current) AS nrr_current, SUM(nrr_previous) AS nrr_previous
     FROM deltas
     GROUP BY month
 )
@@ -55,7 +67,7 @@ SELECT
     COALESCE(s.revenue, 0) AS revenue,
     COALESCE(s.orders, 0) AS orders,
     COALESCE(s.buyers, 0) AS buyers,
-    COALESCE(s.repeat_buyers, 0) AS repeat_buyers,
+    COALESCE(s.buyers, 0) - COALESCE(f.buyers, 0) AS repeat_buyers,
     SUM(COALESCE(s.revenue, 0)) OVER twelve_months AS revenue_12m,
     SUM(COALESCE(s.orders, 0)) OVER twelve_months AS orders_12m,
     CAST(SUM(COALESCE(d.buyers_12m, 0)) OVER running AS BIGINT) AS buyers_12m,
@@ -63,7 +75,8 @@ SELECT
     SUM(COALESCE(d.nrr_previous, 0)) OVER running AS nrr_previous
 FROM months AS m
 LEFT JOIN monthly AS s ON s.month = m.month
-LEFT JOIN by_month AS d ON d.month = m.month
+LEFT JOIN first_time_buyers AS f ON f.month = m.month
+LEFT JOIN by_month AS d ON d.month = months_between(DATE '1970-01-01', m.month)
 WINDOW
     twelve_months AS (ORDER BY m.month ROWS BETWEEN 11 PRECEDING AND CURRENT ROW),
     running AS (ORDER BY m.month ROWS UNBOUNDED PRECEDING)

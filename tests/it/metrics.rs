@@ -103,8 +103,9 @@
 use std::fs;
 use std::path::Path;
 
-use datafusion::arrow::array::{BooleanArray, RecordBatch};
+use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::Float64Type;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use fidelis::run::Manifest;
@@ -487,6 +488,41 @@ async fn without_optional_inputs_their_metrics_are_null_or_empty_and_the_manifes
     assert_eq!(table(&root, "lttv", AS_OF), NO_SIGNUPS_LTTV);
     // Without the NPS and program rules C04 and C05 are satisfied.
     assert_eq!(table(&root, "loyalty_types", AS_OF), NO_SURVEYS_NO_EVENTS_LOYALTY_TYPES);
+}
+
+/// nrr_12m needs 24 months, more than the fixture has: its own history, 2023-02..2025-01.
+/// G(2025-01) = buyers of 2023-02..2024-01 = A, B, D (C first buys in 2024-05).
+/// G's net revenue, 2024-02..2025-01: A 30 + 20, B's refund -20, D 40 = 70;
+/// 2023-02..2024-01: A 100 + 50, B 200, D 10 = 360. nrr_12m = 70 / 360. Earlier months
+/// have fewer than 24 months of data (null).
+#[tokio::test]
+async fn nrr_12m_compares_the_net_revenue_of_last_years_buyers_year_on_year() {
+    let ws = Workspace::new();
+    ws.write(
+        "input/transactions/transactions.csv",
+        "order_id,customer_id,order_ts,amount,kind
+1,A,2023-02-10,100.00,purchase
+2,A,2024-01-15,50.00,purchase
+3,A,2024-06-10,30.00,purchase
+4,A,2025-01-05,20.00,purchase
+5,B,2023-06-01,200.00,purchase
+6,B,2024-03-01,20.00,refund
+7,C,2024-05-01,500.00,purchase
+8,D,2023-03-01,10.00,purchase
+9,D,2024-09-01,40.00,purchase
+",
+    );
+    let (input, output) = (ws.path("input").display().to_string(), ws.path("out").display().to_string());
+    let set = [("input", input.as_str()), ("output", output.as_str()), ("timezone", "UTC")];
+    run_only(&repo().join("pipelines/loyalty.yaml"), "2025-01-31", &set, &["kpi_monthly"]).await.expect("the run");
+    let kpi = read_parquet(&partition_file(&ws.path("out"), "kpi_monthly", "2025-01-31"));
+    let nrr: Vec<Option<f64>> = kpi
+        .iter()
+        .flat_map(|batch| batch.column_by_name("nrr_12m").expect("nrr_12m").as_primitive::<Float64Type>().iter())
+        .collect();
+    assert_eq!(nrr.len(), 24);
+    assert_eq!(nrr[..23], [None; 23]);
+    assert_eq!(nrr[23], Some(70.0 / 360.0));
 }
 
 // Discrepancies: the contract's values where the pipeline writes something else. Each
