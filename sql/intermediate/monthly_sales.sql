@@ -6,9 +6,8 @@
 --   nrr_current, nrr_previous          net revenue of G in the 12 months ending with the
 --                                      month, and in the 12 months before; G = customers
 --                                      with a purchase day in those earlier 12 months
--- Rolling distinct counts and G's revenue are sweeps over month ranges (see
--- activity_spells). The sweeps count months as integers (months since 1970-01), which
--- is much cheaper than date arithmetic over millions of rows.
+-- Rolling distinct counts and G's revenue are sweeps over the month ranges of
+-- sales_ranges (months since 1970-01).
 WITH monthly AS (
     SELECT
         month,
@@ -23,42 +22,19 @@ first_time_buyers AS (
     FROM customer_summary
     GROUP BY acquisition_cohort
 ),
-spans AS (
-    SELECT
-        customer_id,
-        months_between(DATE '1970-01-01', from_month) AS from_month,
-        months_between(DATE '1970-01-01', to_month) AS to_month
-    FROM buyer_spans
-),
--- G's months: a customer is in G(m) when m - 12 is within one of its buyer spans; the
--- revenue of month r counts in nrr_current for m in r .. r + 11, in nrr_previous for
--- m in r + 12 .. r + 23.
-g_revenue AS (
-    SELECT
-        r.revenue,
-        GREATEST(r.month, b.from_month + 12) AS current_from,
-        LEAST(r.month + 11, b.to_month + 12) AS current_to,
-        GREATEST(r.month + 12, b.from_month + 12) AS previous_from,
-        LEAST(r.month + 23, b.to_month + 12) AS previous_to
-    FROM (SELECT customer_id, months_between(DATE '1970-01-01', month) AS month, revenue FROM customer_months) AS r
-    JOIN spans AS b ON b.customer_id = r.customer_id
-),
--- Each range adds its value from its first month and removes it after its last.
+-- Each range of sales_ranges adds its amount from its first month and removes it
+-- after its last.
 deltas AS (
-    SELECT from_month AS month, 1 AS buyers_12m, 0 AS nrr_current, 0 AS nrr_previous FROM spans
+    SELECT measure, from_month AS month, amount FROM sales_ranges
     UNION ALL
-    SELECT to_month + 1, -1, 0, 0 FROM spans
-    UNION ALL
-    SELECT current_from, 0, revenue, 0 FROM g_revenue WHERE current_from <= current_to
-    UNION ALL
-    SELECT current_to + 1, 0, -revenue, 0 FROM g_revenue WHERE current_from <= current_to
-    UNION ALL
-    SELECT previous_from, 0, 0, revenue FROM g_revenue WHERE previous_from <= previous_to
-    UNION ALL
-    SELECT previous_to + 1, 0, 0, -revenue FROM g_revenue WHERE previous_from <= previous_to
+    SELECT measure, to_month + 1, -amount FROM sales_ranges
 ),
 by_month AS (
-    SELECT month, SUM(buyers_12m) AS buyers_12m, SUM(nrr_current) AS nrr_current, SUM(nrr_previous) AS nrr_previous
+    SELECT
+        month,
+        SUM(CASE WHEN measure = 'buyers_12m' THEN amount ELSE 0 END) AS buyers_12m,
+        SUM(CASE WHEN measure = 'nrr_current' THEN amount ELSE 0 END) AS nrr_current,
+        SUM(CASE WHEN measure = 'nrr_previous' THEN amount ELSE 0 END) AS nrr_previous
     FROM deltas
     GROUP BY month
 )

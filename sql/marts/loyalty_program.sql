@@ -1,6 +1,6 @@
 -- loyalty_program: one row per month (shared/METRICS.md); empty without loyalty events.
 -- A member, in a month, is a customer with loyalty_member = true or an enroll or earn
--- event on or before the month's end (customer_populations). member_crr and
+-- event on or before the month's end (memberships). member_crr and
 -- non_member_crr are kpi_monthly's crr over each population.
 WITH has_events AS (
     SELECT COUNT(*) AS events FROM stg_loyalty_events
@@ -15,11 +15,6 @@ events AS (
     FROM stg_loyalty_events
     GROUP BY event_month
 ),
-membership AS (
-    SELECT customer_id, from_month AS member_month
-    FROM customer_populations
-    WHERE population = 'member'
-),
 sales AS (
     SELECT
         t.order_month AS month,
@@ -28,7 +23,7 @@ sales AS (
         t.kind,
         t.net_amount
     FROM stg_transactions AS t
-    LEFT JOIN membership AS m ON m.customer_id = t.customer_id
+    LEFT JOIN memberships AS m ON m.customer_id = t.customer_id
 ),
 sales_by_month AS (
     SELECT

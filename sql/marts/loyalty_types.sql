@@ -49,7 +49,7 @@ channels AS (
 redeemers AS (
     SELECT DISTINCT e.customer_id
     FROM stg_loyalty_events AS e
-    JOIN customer_populations AS m ON m.customer_id = e.customer_id AND m.population = 'member'
+    JOIN memberships AS m ON m.customer_id = e.customer_id
     WHERE e.event_type = 'redeem' AND e.event_date > $as_of - $program_redeem_days
 ),
 facts AS (

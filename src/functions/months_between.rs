@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
 use datafusion::arrow::datatypes::{DataType, Date32Type};
 use datafusion::common::{Result, exec_err};
@@ -20,13 +19,25 @@ impl MonthsBetween {
     }
 }
 
-/// Calendar months from `from`'s month to `to`'s month.
-pub fn months_between(from: NaiveDate, to: NaiveDate) -> i32 {
-    (to.year() - from.year()) * 12 + to.month() as i32 - from.month() as i32
+/// The month of a Date32 (days since 1970-01-01) as a count of months since year 0,
+/// by Howard Hinnant's `civil_from_days`: plain integer arithmetic, because pipelines
+/// call this on millions of rows.
+fn month_index(days: i32) -> i64 {
+    let shifted = i64::from(days) + 719_468; // days since 0000-03-01
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153; // 0 = March .. 11 = February
+    // Years start in March here; January and February belong to the next civil year.
+    let year = year_of_era + era * 400 + i64::from(month_from_march >= 10);
+    let month = (month_from_march + 2) % 12; // 0 = January
+    year * 12 + month
 }
 
-fn date(days: i32) -> Option<NaiveDate> {
-    NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+/// Calendar months from the month of `from` to the month of `to` (Date32 days).
+fn months_between(from: i32, to: i32) -> i32 {
+    (month_index(to) - month_index(from)) as i32
 }
 
 impl ScalarUDFImpl for MonthsBetween {
@@ -51,7 +62,7 @@ impl ScalarUDFImpl for MonthsBetween {
         let months: Int32Array = (0..from.len())
             .map(|i| {
                 let (a, b) = (from.is_valid(i).then(|| from.value(i))?, to.is_valid(i).then(|| to.value(i))?);
-                Some(months_between(date(a)?, date(b)?))
+                Some(months_between(a, b))
             })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(months) as ArrayRef))
@@ -60,15 +71,30 @@ impl ScalarUDFImpl for MonthsBetween {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{Datelike, NaiveDate};
+
     use super::*;
+
+    fn days(date: &str) -> i32 {
+        let date: NaiveDate = date.parse().unwrap();
+        (date - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+    }
 
     #[test]
     fn counts_calendar_months() {
-        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
-        assert_eq!(months_between(d("2024-01-31"), d("2024-02-01")), 1);
-        assert_eq!(months_between(d("2023-11-15"), d("2024-02-10")), 3);
-        assert_eq!(months_between(d("2024-03-01"), d("2024-03-31")), 0);
-        assert_eq!(months_between(d("2024-03-01"), d("2023-03-31")), -12);
-        assert_eq!(date(0), Some(d("1970-01-01")));
+        assert_eq!(months_between(days("2024-01-31"), days("2024-02-01")), 1);
+        assert_eq!(months_between(days("2023-11-15"), days("2024-02-10")), 3);
+        assert_eq!(months_between(days("2024-03-01"), days("2024-03-31")), 0);
+        assert_eq!(months_between(days("2024-03-01"), days("2023-03-31")), -12);
+        assert_eq!(months_between(days("1970-01-01"), days("1900-01-01")), -840);
+    }
+
+    #[test]
+    fn agrees_with_the_calendar_on_every_day_from_1600_to_2400() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for offset in days("1600-01-01")..days("2400-12-31") {
+            let date = epoch + chrono::Duration::days(i64::from(offset));
+            assert_eq!(month_index(offset), i64::from(date.year()) * 12 + i64::from(date.month0()), "{date}");
+        }
     }
 }

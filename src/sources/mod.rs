@@ -17,6 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::HashMap as FastMap;
+use datafusion::common::hash_map::Entry;
 use datafusion::prelude::{SessionContext, col};
 use serde::Serialize;
 
@@ -270,9 +271,9 @@ async fn run_checks(
     let mut candidates = Vec::with_capacity(typed.len());
     let mut start = 0;
     for batch in typed {
-        let indices: UInt64Array = (start..start + batch.num_rows()).map(|i| i as u64).collect();
-        let keep: BooleanArray = (start..start + batch.num_rows()).map(|i| Some(!already_bad.contains(&i))).collect();
+        let rows = start..start + batch.num_rows();
         start += batch.num_rows();
+        let indices: UInt64Array = rows.clone().map(|i| i as u64).collect();
         let mut columns = batch.columns().to_vec();
         columns.push(Arc::new(indices));
         let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -280,6 +281,11 @@ async fn run_checks(
         let with_index = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
             .map_err(|e| Error::runtime("preparing checks", e))?;
         // Filtering copies every column: only pay for it when some row is already bad.
+        if already_bad.is_empty() {
+            candidates.push(with_index);
+            continue;
+        }
+        let keep: BooleanArray = rows.map(|i| Some(!already_bad.contains(&i))).collect();
         candidates.push(match keep.false_count() {
             0 => with_index,
             _ => filter_record_batch(&with_index, &keep).map_err(|e| Error::runtime("preparing checks", e))?,
@@ -330,20 +336,23 @@ async fn run_checks(
             .collect();
         if values.iter().all(|(v, _)| v.data_type() == &DataType::Utf8) {
             // Text keys (order ids, customer ids) are compared in place, without copies.
-            let mut seen: FastMap<&str, usize> = FastMap::default();
+            let rows = values.iter().map(|(v, _)| v.len()).sum();
+            let mut seen: FastMap<&str, usize> = FastMap::with_capacity_and_hasher(rows, Default::default());
             for (values, indices) in &values {
                 let values = values.as_string::<i32>();
                 for (position, value) in values.iter().enumerate() {
                     let (Some(value), index) = (value, indices.value(position) as usize) else { continue };
-                    if let Some(&first) = seen.get(value) {
-                        duplicate(index, first);
-                    } else {
-                        seen.insert(value, index);
+                    match seen.entry(value) {
+                        Entry::Occupied(first) => duplicate(index, *first.get()),
+                        Entry::Vacant(slot) => {
+                            slot.insert(index);
+                        }
                     }
                 }
             }
         } else {
-            let mut seen: FastMap<OwnedRow, usize> = FastMap::default();
+            let rows = values.iter().map(|(v, _)| v.len()).sum();
+            let mut seen: FastMap<OwnedRow, usize> = FastMap::with_capacity_and_hasher(rows, Default::default());
             for (values, indices) in &values {
                 let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])
                     .map_err(|e| Error::runtime("checking uniqueness", e))?;
