@@ -14,6 +14,7 @@ use datafusion::execution::config::SessionConfig;
 use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
 use serde::Serialize;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::config::{OnError, ParamValue, Pipeline, Source, Stage};
@@ -159,66 +160,89 @@ async fn execute(
     // The published tables, kept for the reports.
     let mut outputs = Tables::new();
 
-    // Sources are loaded just before the first stage that reads them and released
-    // after the last, so they are not all in memory at once.
-    let mut loaded: Vec<&str> = Vec::new();
+    // Output tables are written while the next stages run: encoding Parquet is one
+    // thread's work per table, and stages seldom keep both cores busy.
+    let mut writes: JoinSet<Result<(usize, StagedFile, TableReport)>> = JoinSet::new();
     let mut skipped: Vec<&str> = Vec::new();
-    let mut readers = Readers::new(&plan.stages);
-    for stage in &plan.stages {
-        if let Some(missing) = stage.depends_on.iter().find(|d| skipped.contains(&d.as_str())) {
-            readers.done(&ctx, &stage.depends_on);
-            let message = format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name);
-            warn!("{message}");
-            manifest.warnings.push(message);
-            skipped.push(&stage.name);
-            continue;
-        }
-        for source in plan.sources.iter().filter(|s| stage.depends_on.contains(&s.name)) {
-            if !loaded.contains(&source.name.as_str()) {
-                load_source(&ctx, plan, storage, sink, source, &mut manifest, &mut files, &mut stale).await?;
-                loaded.push(&source.name);
-            }
-        }
-        let clock = Instant::now();
-        let step = Step::start(format!("running stage {}", stage.name));
-        let frame = match stages::run(&ctx, stage, &plan.params).await {
-            Ok(frame) => frame,
-            Err(Error::Data(reason)) if stage.on_error == OnError::Warn => {
-                let message = format!("stage `{}` skipped (on_error: warn): {reason}", stage.name);
+    let stages_run: Result<()> = async {
+        // Sources are loaded just before the first stage that reads them and released
+        // after the last, so they are not all in memory at once.
+        let mut loaded: Vec<&str> = Vec::new();
+        let mut readers = Readers::new(&plan.stages);
+        for (order, stage) in plan.stages.iter().enumerate() {
+            if let Some(missing) = stage.depends_on.iter().find(|d| skipped.contains(&d.as_str())) {
+                readers.done(&ctx, &stage.depends_on);
+                let message = format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name);
                 warn!("{message}");
                 manifest.warnings.push(message);
                 skipped.push(&stage.name);
-                readers.done(&ctx, &stage.depends_on);
                 continue;
             }
-            Err(error) => return Err(error),
-        };
-        let rows =
-            frame.clone().count().await.map_err(|e| Error::runtime(format!("counting stage `{}`", stage.name), e))?
+            for source in plan.sources.iter().filter(|s| stage.depends_on.contains(&s.name)) {
+                if !loaded.contains(&source.name.as_str()) {
+                    load_source(&ctx, plan, storage, sink, source, &mut manifest, &mut files, &mut stale).await?;
+                    loaded.push(&source.name);
+                }
+            }
+            let clock = Instant::now();
+            let step = Step::start(format!("running stage {}", stage.name));
+            let frame = match stages::run(&ctx, stage, &plan.params).await {
+                Ok(frame) => frame,
+                Err(Error::Data(reason)) if stage.on_error == OnError::Warn => {
+                    let message = format!("stage `{}` skipped (on_error: warn): {reason}", stage.name);
+                    warn!("{message}");
+                    manifest.warnings.push(message);
+                    skipped.push(&stage.name);
+                    readers.done(&ctx, &stage.depends_on);
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let rows = frame
+                .clone()
+                .count()
+                .await
+                .map_err(|e| Error::runtime(format!("counting stage `{}`", stage.name), e))?
                 as u64;
-        let counts = stages::count(&frame, stage).await?;
-        drop(step);
-        let duration_ms = clock.elapsed().as_millis();
-        info!(stage = %stage.name, rows, duration_ms = duration_ms as u64, "stage finished");
-        for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
-            let message = format!("stage `{}`: {count} rows are {name}", stage.name);
-            warn!("{message}");
-            manifest.warnings.push(message);
+            let counts = stages::count(&frame, stage).await?;
+            drop(step);
+            let duration_ms = clock.elapsed().as_millis();
+            info!(stage = %stage.name, rows, duration_ms = duration_ms as u64, "stage finished");
+            for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
+                let message = format!("stage `{}`: {count} rows are {name}", stage.name);
+                warn!("{message}");
+                manifest.warnings.push(message);
+            }
+            manifest.stages.push(StageReport { name: stage.name.clone(), rows, duration_ms, counts });
+            if plan.tables.contains(&stage.name) {
+                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                let batches =
+                    frame.collect().await.map_err(|e| Error::runtime(format!("reading stage `{}`", stage.name), e))?;
+                let (sink, name, table) = (sink.clone(), stage.name.clone(), batches.clone());
+                writes.spawn(async move {
+                    let (file, report) = sink.stage_table(&name, schema, &table).await?;
+                    Ok((order, file, report))
+                });
+                outputs.insert(stage.name.clone(), batches);
+            }
+            readers.done(&ctx, &stage.depends_on);
+            if !readers.is_read(&stage.name) {
+                let _ = ctx.deregister_table(stage.name.as_str());
+            }
         }
-        manifest.stages.push(StageReport { name: stage.name.clone(), rows, duration_ms, counts });
-        if plan.tables.contains(&stage.name) {
-            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let batches =
-                frame.collect().await.map_err(|e| Error::runtime(format!("reading stage `{}`", stage.name), e))?;
-            let (file, table) = sink.stage_table(&stage.name, schema, &batches).await?;
-            files.push(file);
-            manifest.tables.insert(stage.name.clone(), table);
-            outputs.insert(stage.name.clone(), batches);
-        }
-        readers.done(&ctx, &stage.depends_on);
-        if !readers.is_read(&stage.name) {
-            let _ = ctx.deregister_table(stage.name.as_str());
-        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = stages_run {
+        // Nothing may still be writing to staging when the run cleans it up.
+        writes.shutdown().await;
+        return Err(error);
+    }
+    let mut written = writes.join_all().await.into_iter().collect::<Result<Vec<_>>>()?;
+    written.sort_by_key(|(order, _, _)| *order);
+    for (order, file, table) in written {
+        files.push(file);
+        manifest.tables.insert(plan.stages[order].name.clone(), table);
     }
     // A skipped table's partition from an earlier run would claim to be this run's.
     stale.extend(skipped.iter().filter(|s| plan.tables.iter().any(|t| t == *s)).map(|s| sink.partition(s)));

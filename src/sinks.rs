@@ -30,6 +30,7 @@ use crate::storage::Location;
 pub(crate) const PART_FILE: &str = "part-00000.parquet";
 
 /// Where a run writes: the output root, its as_of, and its private staging area.
+#[derive(Clone)]
 pub struct Sink {
     root: Location,
     partition: String,
