@@ -29,20 +29,20 @@ by_month AS (
     WHERE months_of_data >= 11
 ),
 -- Every RFM segment has a row, also one whose customers bought nothing in the window.
+-- Each customer's net revenue and purchase orders in the 12 months ending with as_of's.
 segment_window AS (
-    SELECT r.segment, t.customer_id, t.kind, t.net_amount
+    SELECT r.segment, SUM(m.revenue) AS revenue, SUM(m.orders) AS orders
     FROM rfm AS r
-    LEFT JOIN stg_transactions AS t
-        ON t.customer_id = r.customer_id AND t.order_month > CAST(date_trunc('month', $as_of) AS DATE) - INTERVAL '12 months'
+    LEFT JOIN customer_months AS m
+        ON m.customer_id = r.customer_id AND m.month > CAST(date_trunc('month', $as_of) AS DATE) - INTERVAL '12 months'
+    GROUP BY r.customer_id, r.segment
 ),
 by_segment AS (
     SELECT
         'segment' AS scope,
         w.segment AS key,
-        CAST(SUM(w.net_amount) AS DOUBLE) / NULLIF(SUM(CASE WHEN w.kind = 'purchase' THEN 1 ELSE 0 END), 0)
-            AS average_order_value,
-        CAST(SUM(CASE WHEN w.kind = 'purchase' THEN 1 ELSE 0 END) AS DOUBLE)
-            / NULLIF(COUNT(DISTINCT CASE WHEN w.kind = 'purchase' THEN w.customer_id END), 0) AS purchase_frequency,
+        CAST(SUM(w.revenue) AS DOUBLE) / NULLIF(SUM(w.orders), 0) AS average_order_value,
+        CAST(SUM(w.orders) AS DOUBLE) / NULLIF(SUM(CASE WHEN w.orders > 0 THEN 1 ELSE 0 END), 0) AS purchase_frequency,
         b.churn_rate
     FROM segment_window AS w
     JOIN base AS b ON b.month = CAST(date_trunc('month', $as_of) AS DATE)

@@ -12,15 +12,12 @@ WITH per_customer AS (
     FROM purchase_days
     GROUP BY customer_id
 ),
-revenue AS (
-    SELECT customer_id, SUM(net_amount) AS revenue
+orders AS (
+    SELECT
+        customer_id,
+        SUM(net_amount) AS revenue,
+        COUNT(DISTINCT CASE WHEN kind = 'purchase' THEN category END) AS distinct_categories
     FROM stg_transactions
-    GROUP BY customer_id
-),
-categories AS (
-    SELECT customer_id, COUNT(DISTINCT category) AS distinct_categories
-    FROM stg_transactions
-    WHERE kind = 'purchase'
     GROUP BY customer_id
 )
 SELECT
@@ -29,7 +26,7 @@ SELECT
     c.last_purchase_date,
     c.purchase_days,
     c.orders,
-    CAST(r.revenue AS DECIMAL(18, 2)) AS revenue,
+    CAST(o.revenue AS DECIMAL(18, 2)) AS revenue,
     c.purchase_days - 1 AS frequency,
     -- time_unit: week = 7 days, day = 1 day.
     (c.last_purchase_date - c.first_purchase_date) / CASE $time_unit WHEN 'week' THEN 7.0 ELSE 1.0 END AS recency,
@@ -39,9 +36,8 @@ SELECT
         ELSE 0.0
     END AS monetary_value,
     $as_of - c.last_purchase_date AS recency_days,
-    k.distinct_categories,
+    o.distinct_categories,
     CAST(date_trunc('month', c.first_purchase_date) AS DATE) AS acquisition_cohort
 FROM per_customer AS c
-JOIN revenue AS r ON r.customer_id = c.customer_id
-JOIN categories AS k ON k.customer_id = c.customer_id
+JOIN orders AS o ON o.customer_id = c.customer_id
 ORDER BY c.customer_id

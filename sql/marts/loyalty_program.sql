@@ -15,24 +15,24 @@ events AS (
     FROM stg_loyalty_events
     GROUP BY event_month
 ),
+-- customer_months: one row per customer and month, net revenue and purchase orders.
 sales AS (
     SELECT
-        t.order_month AS month,
-        m.member_month IS NOT NULL AND m.member_month <= t.order_month AS is_member,
-        t.customer_id,
-        t.kind,
-        t.net_amount
-    FROM stg_transactions AS t
-    LEFT JOIN memberships AS m ON m.customer_id = t.customer_id
+        c.month,
+        m.member_month IS NOT NULL AND m.member_month <= c.month AS is_member,
+        c.revenue,
+        c.orders
+    FROM customer_months AS c
+    LEFT JOIN memberships AS m ON m.customer_id = c.customer_id
 ),
 sales_by_month AS (
     SELECT
         month,
-        COUNT(DISTINCT CASE WHEN is_member AND kind = 'purchase' THEN customer_id END) AS members_active,
-        SUM(CASE WHEN is_member THEN net_amount ELSE 0 END) AS member_revenue,
-        SUM(CASE WHEN NOT is_member THEN net_amount ELSE 0 END) AS non_member_revenue,
-        SUM(CASE WHEN is_member AND kind = 'purchase' THEN 1 ELSE 0 END) AS member_orders,
-        SUM(CASE WHEN NOT is_member AND kind = 'purchase' THEN 1 ELSE 0 END) AS non_member_orders
+        SUM(CASE WHEN is_member AND orders > 0 THEN 1 ELSE 0 END) AS members_active,
+        SUM(CASE WHEN is_member THEN revenue ELSE 0 END) AS member_revenue,
+        SUM(CASE WHEN NOT is_member THEN revenue ELSE 0 END) AS non_member_revenue,
+        SUM(CASE WHEN is_member THEN orders ELSE 0 END) AS member_orders,
+        SUM(CASE WHEN NOT is_member THEN orders ELSE 0 END) AS non_member_orders
     FROM sales
     GROUP BY month
 ),
