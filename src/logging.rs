@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written to standard error.
@@ -18,7 +18,9 @@ pub enum LogFormat {
     Json,
 }
 
-static SPINNERS: OnceLock<bool> = OnceLock::new();
+/// Where spinners are drawn, when they are: stages run concurrently, so several may
+/// spin at once, one line each.
+static SPINNERS: OnceLock<Option<MultiProgress>> = OnceLock::new();
 
 /// Installs the global logger. `FIDELIS_LOG` filters events (default `info`).
 pub fn init(format: LogFormat) {
@@ -28,7 +30,7 @@ pub fn init(format: LogFormat) {
         LogFormat::Human => builder.compact().try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    let _ = SPINNERS.set(format == LogFormat::Human && std::io::stderr().is_terminal());
+    let _ = SPINNERS.set((format == LogFormat::Human && std::io::stderr().is_terminal()).then(MultiProgress::new));
 }
 
 /// A spinner shown while a long step runs, on a terminal in human mode only.
@@ -37,10 +39,10 @@ pub struct Step(Option<ProgressBar>);
 impl Step {
     /// Starts a step; the spinner disappears when the step is dropped.
     pub fn start(message: String) -> Step {
-        if !SPINNERS.get().copied().unwrap_or(false) {
+        let Some(Some(spinners)) = SPINNERS.get() else {
             return Step(None);
-        }
-        let bar = ProgressBar::new_spinner().with_message(message);
+        };
+        let bar = spinners.add(ProgressBar::new_spinner().with_message(message));
         if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
             bar.set_style(style);
         }

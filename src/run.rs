@@ -2,13 +2,14 @@
 //! session, stage the output tables, publish them atomically with the manifest.
 //! Also `validate`, which goes as far as planning without reading or writing data.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::DFSchema;
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::execution::config::SessionConfig;
 use datafusion::prelude::SessionContext;
@@ -160,8 +161,9 @@ async fn execute(
     // The published tables, kept for the reports.
     let mut outputs = Tables::new();
 
-    // Output tables are written while the next stages run: encoding Parquet is one
-    // thread's work per table, and stages seldom keep both cores busy.
+    // Stages run as soon as the stages they read are done, two at a time: one stage
+    // seldom keeps both cores busy (sorted merges and windows run on one). Output
+    // tables are written while later stages run.
     let mut writes: JoinSet<Result<(usize, StagedFile, TableReport)>> = JoinSet::new();
     let mut skipped: Vec<&str> = Vec::new();
     let stages_run: Result<()> = async {
@@ -169,25 +171,45 @@ async fn execute(
         // after the last, so they are not all in memory at once.
         let mut loaded: Vec<&str> = Vec::new();
         let mut readers = Readers::new(&plan.stages);
-        for (order, stage) in plan.stages.iter().enumerate() {
-            if let Some(missing) = stage.depends_on.iter().find(|d| skipped.contains(&d.as_str())) {
-                readers.done(&ctx, &stage.depends_on);
-                let message = format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name);
-                warn!("{message}");
-                manifest.warnings.push(message);
-                skipped.push(&stage.name);
-                continue;
-            }
-            for source in plan.sources.iter().filter(|s| stage.depends_on.contains(&s.name)) {
-                if !loaded.contains(&source.name.as_str()) {
-                    load_source(&ctx, plan, storage, sink, source, &mut manifest, &mut files, &mut stale).await?;
-                    loaded.push(&source.name);
+        let stage_names: HashSet<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
+        let mut done: HashSet<&str> = HashSet::new();
+        let mut waiting: Vec<usize> = (0..plan.stages.len()).collect();
+        let mut running: JoinSet<(usize, Result<Finished>)> = JoinSet::new();
+        let mut reports: Vec<(usize, StageReport)> = Vec::new();
+        loop {
+            let mut next = 0;
+            while next < waiting.len() && running.len() < STAGES_AT_ONCE {
+                let stage = plan.stages[waiting[next]];
+                let reads = || stage.depends_on.iter().map(String::as_str);
+                if !reads().filter(|d| stage_names.contains(d)).all(|d| done.contains(d)) {
+                    next += 1;
+                    continue;
                 }
+                let order = waiting.remove(next);
+                if let Some(missing) = reads().find(|d| skipped.contains(d)) {
+                    readers.done(&ctx, &stage.depends_on);
+                    let message = format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name);
+                    warn!("{message}");
+                    manifest.warnings.push(message);
+                    skipped.push(&stage.name);
+                    done.insert(&stage.name);
+                    continue;
+                }
+                for source in plan.sources.iter().filter(|s| stage.depends_on.contains(&s.name)) {
+                    if !loaded.contains(&source.name.as_str()) {
+                        load_source(&ctx, plan, storage, sink, source, &mut manifest, &mut files, &mut stale).await?;
+                        loaded.push(&source.name);
+                    }
+                }
+                let (ctx, stage, params) = (ctx.clone(), stage.clone(), plan.params.clone());
+                running.spawn(async move { (order, run_stage(&ctx, &stage, &params).await) });
             }
-            let clock = Instant::now();
-            let step = Step::start(format!("running stage {}", stage.name));
-            let frame = match stages::run(&ctx, stage, &plan.params).await {
-                Ok(frame) => frame,
+            let Some(joined) = running.join_next().await else { break };
+            let (order, outcome) = joined.map_err(|e| Error::runtime("running a stage", e))?;
+            let stage = plan.stages[order];
+            done.insert(&stage.name);
+            let finished = match outcome {
+                Ok(finished) => finished,
                 Err(Error::Data(reason)) if stage.on_error == OnError::Warn => {
                     let message = format!("stage `{}` skipped (on_error: warn): {reason}", stage.name);
                     warn!("{message}");
@@ -198,22 +220,14 @@ async fn execute(
                 }
                 Err(error) => return Err(error),
             };
-            let rows = frame
-                .clone()
-                .count()
-                .await
-                .map_err(|e| Error::runtime(format!("counting stage `{}`", stage.name), e))?
-                as u64;
-            let counts = stages::count(&frame, stage).await?;
-            drop(step);
-            let duration_ms = clock.elapsed().as_millis();
+            let Finished { frame, rows, counts, duration_ms } = finished;
             info!(stage = %stage.name, rows, duration_ms = duration_ms as u64, "stage finished");
             for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
                 let message = format!("stage `{}`: {count} rows are {name}", stage.name);
                 warn!("{message}");
                 manifest.warnings.push(message);
             }
-            manifest.stages.push(StageReport { name: stage.name.clone(), rows, duration_ms, counts });
+            reports.push((order, StageReport { name: stage.name.clone(), rows, duration_ms, counts }));
             if plan.tables.contains(&stage.name) {
                 let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
                 let batches =
@@ -230,6 +244,8 @@ async fn execute(
                 let _ = ctx.deregister_table(stage.name.as_str());
             }
         }
+        reports.sort_by_key(|(order, _)| *order);
+        manifest.stages.extend(reports.into_iter().map(|(_, report)| report));
         Ok(())
     }
     .await;
@@ -252,6 +268,28 @@ async fn execute(
         info!("reports are rendered by full runs only (not with --only)");
     }
     Ok((files, stale, manifest))
+}
+
+/// Stages running at once (see `execute`).
+const STAGES_AT_ONCE: usize = 2;
+
+/// A stage's result, materialised and registered, with what the manifest records.
+struct Finished {
+    frame: DataFrame,
+    rows: u64,
+    counts: IndexMap<String, u64>,
+    duration_ms: u128,
+}
+
+async fn run_stage(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String, ParamValue>) -> Result<Finished> {
+    let clock = Instant::now();
+    let step = Step::start(format!("running stage {}", stage.name));
+    let frame = stages::run(ctx, stage, params).await?;
+    let rows =
+        frame.clone().count().await.map_err(|e| Error::runtime(format!("counting stage `{}`", stage.name), e))? as u64;
+    let counts = stages::count(&frame, stage).await?;
+    drop(step);
+    Ok(Finished { frame, rows, counts, duration_ms: clock.elapsed().as_millis() })
 }
 
 /// Loads `source`, registers it for the stages, records it in the manifest and stages
