@@ -18,6 +18,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Months, NaiveDate};
+// Maps keyed by customer hold a million entries: a faster hash than SipHash.
+use datafusion::common::HashMap as FastMap;
 use serde::Serialize;
 
 use super::ReportRequest;
@@ -447,6 +449,7 @@ pub(crate) fn build(request: &ReportRequest<'_>, locale: Locale) -> Result<Conte
         no_data: locale.no_data().to_string(),
     };
     let segments = segments(&inputs);
+    let wallet_shares = spend_weighted_shares(&inputs.share_of_wallet);
     let charts = figures::build(&figures::Figures {
         inputs: &inputs,
         periods: &periods,
@@ -457,8 +460,8 @@ pub(crate) fn build(request: &ReportRequest<'_>, locale: Locale) -> Result<Conte
         clv_horizon_months: report.clv_horizon_months,
     });
     Ok(Context {
-        kpi: kpis(&inputs, &periods, &kpi_by_month, request.as_of),
-        trend: trend(&inputs, &periods, &kpi_by_month),
+        kpi: kpis(&inputs, &periods, &kpi_by_month, &wallet_shares, request.as_of),
+        trend: trend(&periods, &kpi_by_month, &wallet_shares),
         charts,
         segments,
         loyalty_program: loyalty_program(&inputs.loyalty_program, &periods),
@@ -516,9 +519,15 @@ fn compare(kind: Kind, higher_is_better: bool, value: Option<f64>, period: Naive
     Comparison { period: month_key(period), value: then, change, relative, delta, direction, sentiment }
 }
 
-fn kpis(inputs: &Inputs, periods: &Periods, by_month: &HashMap<NaiveDate, &KpiMonth>, as_of: NaiveDate) -> Kpis {
+fn kpis(
+    inputs: &Inputs,
+    periods: &Periods,
+    by_month: &HashMap<NaiveDate, &KpiMonth>,
+    wallet_shares: &HashMap<NaiveDate, f64>,
+    as_of: NaiveDate,
+) -> Kpis {
     let column = |get: fn(&KpiMonth) -> Option<f64>| move |month: NaiveDate| by_month.get(&month).and_then(|m| get(m));
-    let wallet = |month: NaiveDate| spend_weighted_share(&inputs.share_of_wallet, month);
+    let wallet = |month: NaiveDate| wallet_shares.get(&month).copied();
     let clv_total = sum(inputs.clv.iter().map(|c| c.predicted_clv));
     let mut predicted_clv =
         kpi(Kind::Money, true, periods, &|month| (month == periods.current).then_some(clv_total)?);
@@ -547,18 +556,25 @@ fn sum(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
     values.into_iter().flatten().filter(|v| v.is_finite()).fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
 }
 
-/// Σ our_spend / Σ category_spend over the month's rows with a category spend
-/// (Wallet Allocation Rule rows have none, and cannot be weighted by spend).
-pub(crate) fn spend_weighted_share(rows: &[WalletRow], month: NaiveDate) -> Option<f64> {
-    let (ours, category) = rows
-        .iter()
-        .filter(|r| r.period.map(month_start) == Some(month))
-        .filter_map(|r| Some((r.our_spend?, r.category_spend?)))
-        .fold((0.0, 0.0), |(o, c), (ours, category)| (o + ours, c + category));
-    (category > 0.0).then(|| ours / category)
+/// Per month, Σ our_spend / Σ category_spend over the month's rows with a category
+/// spend (Wallet Allocation Rule rows have none, and cannot be weighted by spend); a
+/// month whose category spend is not positive has no share. One pass over the rows.
+pub(crate) fn spend_weighted_shares(rows: &[WalletRow]) -> HashMap<NaiveDate, f64> {
+    let mut totals: HashMap<NaiveDate, (f64, f64)> = HashMap::new();
+    for row in rows {
+        if let (Some(period), Some(ours), Some(category)) = (row.period, row.our_spend, row.category_spend) {
+            let (o, c) = totals.entry(month_start(period)).or_default();
+            (*o, *c) = (*o + ours, *c + category);
+        }
+    }
+    totals.into_iter().filter(|(_, (_, category))| *category > 0.0).map(|(month, (o, c))| (month, o / c)).collect()
 }
 
-fn trend(inputs: &Inputs, periods: &Periods, by_month: &HashMap<NaiveDate, &KpiMonth>) -> Vec<TrendMonth> {
+fn trend(
+    periods: &Periods,
+    by_month: &HashMap<NaiveDate, &KpiMonth>,
+    wallet_shares: &HashMap<NaiveDate, f64>,
+) -> Vec<TrendMonth> {
     periods
         .trend
         .iter()
@@ -576,7 +592,7 @@ fn trend(inputs: &Inputs, periods: &Periods, by_month: &HashMap<NaiveDate, &KpiM
                 repeat_customer_rate: m.repeat_customer_rate,
                 nps: m.nps,
                 nps_responses: m.nps_responses,
-                share_of_wallet: spend_weighted_share(&inputs.share_of_wallet, month),
+                share_of_wallet: wallet_shares.get(&month).copied(),
                 lttv_median_days: m.lttv_median_days,
             })
         })
@@ -587,7 +603,7 @@ fn trend(inputs: &Inputs, periods: &Periods, by_month: &HashMap<NaiveDate, &KpiM
 const UNASSIGNED: &str = "Unassigned";
 
 fn segments(inputs: &Inputs) -> Vec<Segment> {
-    let clv: HashMap<&str, f64> = inputs
+    let clv: FastMap<&str, f64> = inputs
         .clv
         .iter()
         .filter_map(|c| Some((c.customer_id.as_deref()?, c.predicted_clv.filter(|v| v.is_finite())?)))
@@ -605,8 +621,7 @@ fn segments(inputs: &Inputs) -> Vec<Segment> {
         clv_sum: f64,
         clv_customers: u64,
     }
-    // BTreeMap: ties in revenue are ordered by name, so the order is deterministic.
-    let mut by_segment: BTreeMap<&str, Totals> = BTreeMap::new();
+    let mut by_segment: FastMap<&str, Totals> = FastMap::new();
     for row in &inputs.rfm {
         let totals = by_segment.entry(row.segment.as_deref().unwrap_or(UNASSIGNED)).or_default();
         totals.customers += 1;
@@ -620,6 +635,8 @@ fn segments(inputs: &Inputs) -> Vec<Segment> {
     }
     let customers: u64 = by_segment.values().map(|t| t.customers).sum();
     let revenue = sum(by_segment.values().map(|t| t.revenue));
+    // By name first: ties in revenue are then ordered by name, so the order is deterministic.
+    let by_segment: BTreeMap<&str, Totals> = by_segment.into_iter().collect();
     let mut segments: Vec<Segment> = by_segment
         .into_iter()
         .map(|(name, t)| Segment {
@@ -667,9 +684,9 @@ fn loyalty_types(inputs: &Inputs) -> Vec<LoyaltyType> {
     if inputs.loyalty_types.is_empty() {
         return Vec::new();
     }
-    let revenue: HashMap<&str, Option<f64>> =
+    let revenue: FastMap<&str, Option<f64>> =
         inputs.customer_summary.iter().filter_map(|c| Some((c.customer_id.as_deref()?, c.revenue))).collect();
-    let mut counts: BTreeMap<&str, (u64, Option<f64>)> = LOYALTY_TYPES.iter().map(|t| (*t, (0, None))).collect();
+    let mut counts: FastMap<&str, (u64, Option<f64>)> = LOYALTY_TYPES.iter().map(|t| (*t, (0, None))).collect();
     for row in &inputs.loyalty_types {
         let Some(kind) = row.loyalty_type.as_deref() else { continue };
         let entry = counts.entry(kind).or_default();
@@ -678,6 +695,7 @@ fn loyalty_types(inputs: &Inputs) -> Vec<LoyaltyType> {
             entry.1 = Some(entry.1.unwrap_or(0.0) + r);
         }
     }
+    let counts: BTreeMap<&str, (u64, Option<f64>)> = counts.into_iter().collect();
     let customers: u64 = counts.values().map(|c| c.0).sum();
     let total_revenue = sum(counts.values().map(|c| c.1));
     // The contract's types in rule order, then any others a custom pipeline adds.
@@ -823,8 +841,10 @@ mod tests {
             row("2024-05-01", 50.0, None),
             row("2024-06-01", 1.0, Some(1.0)),
         ];
-        assert_eq!(spend_weighted_share(&rows, date("2024-05-01")), Some(0.5));
-        assert_eq!(spend_weighted_share(&rows, date("2024-04-01")), None);
+        let shares = spend_weighted_shares(&rows);
+        assert_eq!(shares.get(&date("2024-05-01")), Some(&0.5));
+        assert_eq!(shares.get(&date("2024-06-01")), Some(&1.0));
+        assert_eq!(shares.get(&date("2024-04-01")), None);
     }
 
     #[test]

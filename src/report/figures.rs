@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Datelike, Months, NaiveDate};
+use datafusion::common::HashMap as FastMap;
 use serde::Serialize;
 
 use super::charts::{
@@ -227,13 +228,13 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
 }
 
 fn clv_by_segment(f: &Figures) -> String {
-    let segment_of: HashMap<&str, &str> = f
+    let segment_of: FastMap<&str, &str> = f
         .inputs
         .rfm
         .iter()
         .filter_map(|r| Some((r.customer_id.as_deref()?, r.segment.as_deref().unwrap_or("Unassigned"))))
         .collect();
-    let mut values: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut values: FastMap<&str, Vec<f64>> = FastMap::new();
     for row in &f.inputs.clv {
         let (Some(id), Some(clv)) = (row.customer_id.as_deref(), row.predicted_clv.filter(|v| v.is_finite())) else {
             continue;
