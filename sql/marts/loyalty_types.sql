@@ -23,27 +23,27 @@ latest_nps AS (
     ) AS ranked
     WHERE previous_customer IS DISTINCT FROM customer_id
 ),
-spend AS (
+-- Purchase orders per customer and channel, with discounts and gross spend (amount +
+-- discount), in one pass over the orders. Orders without a channel count in the
+-- total but are no channel of their own.
+per_channel AS (
     SELECT
         customer_id,
-        CAST(SUM(COALESCE(discount_amount, 0)) AS DOUBLE) / NULLIF(CAST(SUM(amount + COALESCE(discount_amount, 0)) AS DOUBLE), 0)
-            AS discount_share
+        channel,
+        COUNT(*) AS orders,
+        SUM(COALESCE(discount_amount, 0)) AS discounts,
+        SUM(amount + COALESCE(discount_amount, 0)) AS gross_spend
     FROM stg_transactions
     WHERE kind = 'purchase'
-    GROUP BY customer_id
+    GROUP BY customer_id, channel
 ),
--- Orders without a channel count in the total but are no channel of their own.
-channels AS (
+orders AS (
     SELECT
         customer_id,
-        MAX(CASE WHEN channel IS NOT NULL THEN orders END) AS top_channel_orders,
-        SUM(orders) AS orders
-    FROM (
-        SELECT customer_id, channel, COUNT(*) AS orders
-        FROM stg_transactions
-        WHERE kind = 'purchase'
-        GROUP BY customer_id, channel
-    ) AS per_channel
+        CAST(SUM(discounts) AS DOUBLE) / NULLIF(CAST(SUM(gross_spend) AS DOUBLE), 0) AS discount_share,
+        CAST(MAX(CASE WHEN channel IS NOT NULL THEN orders END) AS DOUBLE) / NULLIF(SUM(orders), 0)
+            AS top_channel_share
+    FROM per_channel
     GROUP BY customer_id
 ),
 redeemers AS (
@@ -58,14 +58,13 @@ facts AS (
         n.nps_score,
         r.distinct_categories,
         f.f_score,
-        s.discount_share,
+        o.discount_share,
         x.customer_id IS NOT NULL AS redeemed,
-        CAST(c.top_channel_orders AS DOUBLE) / NULLIF(c.orders, 0) AS top_channel_share
+        o.top_channel_share
     FROM repeaters AS r
     LEFT JOIN latest_nps AS n ON n.customer_id = r.customer_id
     LEFT JOIN rfm AS f ON f.customer_id = r.customer_id
-    LEFT JOIN spend AS s ON s.customer_id = r.customer_id
-    LEFT JOIN channels AS c ON c.customer_id = r.customer_id
+    LEFT JOIN orders AS o ON o.customer_id = r.customer_id
     LEFT JOIN redeemers AS x ON x.customer_id = r.customer_id
 )
 SELECT
