@@ -24,20 +24,20 @@ moments AS (
     UNION ALL
     SELECT customer_id, event_date, 'tier_change' FROM stg_loyalty_events WHERE event_type = 'tier_change'
 ),
+-- Each customer's first value moment on or after acquisition (none: censored).
 reached AS (
-    SELECT a.customer_id, MIN(m.moment_date) AS value_date
+    SELECT a.customer_id, a.acquisition_date, MIN(m.moment_date) AS value_date
     FROM acquired AS a
-    JOIN moments AS m ON m.customer_id = a.customer_id
-    WHERE m.moment = $lttv_value_moment AND m.moment_date >= a.acquisition_date
-    GROUP BY a.customer_id
+    LEFT JOIN moments AS m
+        ON m.customer_id = a.customer_id AND m.moment = $lttv_value_moment AND m.moment_date >= a.acquisition_date
+    WHERE a.acquisition_date IS NOT NULL
+    GROUP BY a.customer_id, a.acquisition_date
 )
 SELECT
-    a.customer_id,
-    a.acquisition_date,
-    CAST(date_trunc('month', a.acquisition_date) AS DATE) AS cohort_month,
-    r.value_date,
-    r.value_date IS NOT NULL AS reached_value,
-    COALESCE(r.value_date, $as_of) - a.acquisition_date AS days
-FROM acquired AS a
-LEFT JOIN reached AS r ON r.customer_id = a.customer_id
-WHERE a.acquisition_date IS NOT NULL
+    customer_id,
+    acquisition_date,
+    CAST(date_trunc('month', acquisition_date) AS DATE) AS cohort_month,
+    value_date,
+    value_date IS NOT NULL AS reached_value,
+    COALESCE(value_date, $as_of) - acquisition_date AS days
+FROM reached
