@@ -32,12 +32,16 @@ SELECT 'buyers_12m' AS measure, from_month, to_month, CAST(COUNT(*) AS DECIMAL(2
 FROM spans
 GROUP BY from_month, to_month
 UNION ALL
-SELECT 'nrr_current', current_from, current_to, SUM(revenue)
-FROM g_revenue
-WHERE current_from <= current_to
-GROUP BY current_from, current_to
-UNION ALL
-SELECT 'nrr_previous', previous_from, previous_to, SUM(revenue)
-FROM g_revenue
-WHERE previous_from <= previous_to
-GROUP BY previous_from, previous_to
+-- Both nrr measures from one pass over g_revenue (a CTE is computed per reference).
+SELECT measure, from_month, to_month, SUM(revenue)
+FROM (
+    SELECT
+        m.measure,
+        g.revenue,
+        CASE m.measure WHEN 'nrr_current' THEN g.current_from ELSE g.previous_from END AS from_month,
+        CASE m.measure WHEN 'nrr_current' THEN g.current_to ELSE g.previous_to END AS to_month
+    FROM g_revenue AS g
+    CROSS JOIN (VALUES ('nrr_current'), ('nrr_previous')) AS m(measure)
+) AS nrr
+WHERE from_month <= to_month
+GROUP BY measure, from_month, to_month
