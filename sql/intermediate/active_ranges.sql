@@ -23,11 +23,7 @@ ranges AS (
     UNION ALL
     SELECT customer_id, 'active_12m_before', first_month + 12, last_month + 12 FROM spells
     UNION ALL
-    SELECT
-        customer_id,
-        CASE lag_months WHEN 1 THEN 'retained' ELSE 'retained_12m' END,
-        months_between(DATE '1970-01-01', from_month),
-        months_between(DATE '1970-01-01', to_month)
+    SELECT customer_id, CASE lag_months WHEN 1 THEN 'retained' ELSE 'retained_12m' END, from_month, to_month
     FROM retention_spans
 )
 SELECT measure, from_month, to_month, member_from, COUNT(*) AS customers
