@@ -122,104 +122,90 @@ fn rows<T>(tables: &Tables, name: &str, read: impl FnOnce(&Table) -> Result<Vec<
 }
 
 impl Inputs {
-    /// Reads every table the report uses; the customer-level ones (a million rows
-    /// each) on their own threads. A reader that panics panics here, as it would
-    /// without threads.
+    /// Reads the columns the report uses; a missing column of a present table is an error.
     pub(crate) fn read(tables: &Tables) -> Result<Self> {
-        std::thread::scope(|scope| {
-            let rfm = scope.spawn(|| rows(tables, "rfm", read_rfm));
-            let clv = scope.spawn(|| rows(tables, "clv", read_clv));
-            let share_of_wallet = scope.spawn(|| rows(tables, "share_of_wallet", read_share_of_wallet));
-            let loyalty_types = scope.spawn(|| rows(tables, "loyalty_types", read_loyalty_types));
-            let customer_summary = rows(tables, "customer_summary", read_customer_summary)?;
-            Ok(Self {
-                kpi_monthly: rows(tables, "kpi_monthly", read_kpi_monthly)?,
-                cohort_retention: rows(tables, "cohort_retention", read_cohort_retention)?,
-                clv_simple: rows(tables, "clv_simple", read_clv_simple)?,
-                lttv_curve: rows(tables, "lttv_curve", read_lttv_curve)?,
-                loyalty_program: rows(tables, "loyalty_program", read_loyalty_program)?,
-                customer_summary,
-                rfm: rfm.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-                clv: clv.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-                share_of_wallet: share_of_wallet.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-                loyalty_types: loyalty_types.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-            })
+        Ok(Self {
+            kpi_monthly: rows(tables, "kpi_monthly", read_kpi_monthly)?,
+            cohort_retention: rows(tables, "cohort_retention", |t| {
+                let (cohort, index, rate) =
+                    (t.dates("cohort_month")?, t.integers("period_index")?, t.floats("retention_rate")?);
+                Ok(zip3(cohort, index, rate)
+                    .map(|(cohort_month, period_index, retention_rate)| CohortCell {
+                        cohort_month,
+                        period_index,
+                        retention_rate,
+                    })
+                    .collect())
+            })?,
+            rfm: rows(tables, "rfm", |t| {
+                let (id, monetary, segment) = (t.strings("customer_id")?, t.floats("monetary")?, t.strings("segment")?);
+                Ok(zip3(id, monetary, segment)
+                    .map(|(customer_id, monetary, segment)| RfmRow { customer_id, monetary, segment })
+                    .collect())
+            })?,
+            clv: rows(tables, "clv", |t| {
+                let (id, predicted) = (t.strings("customer_id")?, t.floats("predicted_clv")?);
+                Ok(id
+                    .into_iter()
+                    .zip(predicted)
+                    .map(|(customer_id, predicted_clv)| ClvRow { customer_id, predicted_clv })
+                    .collect())
+            })?,
+            clv_simple: rows(tables, "clv_simple", |t| {
+                let (scope, key, simple) = (t.strings("scope")?, t.strings("key")?, t.floats("simple_clv")?);
+                Ok(zip3(scope, key, simple)
+                    .map(|(scope, key, simple_clv)| SimpleClvRow { scope, key, simple_clv })
+                    .collect())
+            })?,
+            share_of_wallet: rows(tables, "share_of_wallet", |t| {
+                let (period, ours, category, share) = (
+                    t.dates("period")?,
+                    t.floats("our_spend")?,
+                    t.floats("category_spend")?,
+                    t.floats("share_of_wallet")?,
+                );
+                Ok(zip3(period, ours, category)
+                    .zip(share)
+                    .map(|((period, our_spend, category_spend), share_of_wallet)| WalletRow {
+                        period,
+                        our_spend,
+                        category_spend,
+                        share_of_wallet,
+                    })
+                    .collect())
+            })?,
+            lttv_curve: rows(tables, "lttv_curve", |t| {
+                let (days, share) = (t.floats("days")?, t.floats("reached_share")?);
+                Ok(days.into_iter().zip(share).map(|(days, reached_share)| LttvPoint { days, reached_share }).collect())
+            })?,
+            loyalty_program: rows(tables, "loyalty_program", read_loyalty_program)?,
+            loyalty_types: rows(tables, "loyalty_types", |t| {
+                let (id, kind) = (t.strings("customer_id")?, t.strings("loyalty_type")?);
+                Ok(id
+                    .into_iter()
+                    .zip(kind)
+                    .map(|(customer_id, loyalty_type)| LoyaltyTypeRow { customer_id, loyalty_type })
+                    .collect())
+            })?,
+            customer_summary: rows(tables, "customer_summary", |t| {
+                let (id, first, last, revenue) = (
+                    t.strings("customer_id")?,
+                    t.dates("first_purchase_date")?,
+                    t.dates("last_purchase_date")?,
+                    t.floats("revenue")?,
+                );
+                Ok(zip3(id, first, last)
+                    .zip(revenue)
+                    .map(|((customer_id, first_purchase_date, last_purchase_date), revenue)| CustomerRow {
+                        customer_id,
+                        first_purchase_date,
+                        last_purchase_date,
+                        revenue,
+                    })
+                    .collect())
+            })?,
         })
     }
-}
-
-fn read_cohort_retention(t: &Table) -> Result<Vec<CohortCell>> {
-    let (cohort, index, rate) = (t.dates("cohort_month")?, t.integers("period_index")?, t.floats("retention_rate")?);
-    Ok(zip3(cohort, index, rate)
-        .map(|(cohort_month, period_index, retention_rate)| CohortCell { cohort_month, period_index, retention_rate })
-        .collect())
-}
-
-fn read_rfm(t: &Table) -> Result<Vec<RfmRow>> {
-    let (id, monetary, segment) = (t.strings("customer_id")?, t.floats("monetary")?, t.strings("segment")?);
-    Ok(zip3(id, monetary, segment)
-        .map(|(customer_id, monetary, segment)| RfmRow { customer_id, monetary, segment })
-        .collect())
-}
-
-fn read_clv(t: &Table) -> Result<Vec<ClvRow>> {
-    let (id, predicted) = (t.strings("customer_id")?, t.floats("predicted_clv")?);
-    Ok(id
-        .into_iter()
-        .zip(predicted)
-        .map(|(customer_id, predicted_clv)| ClvRow { customer_id, predicted_clv })
-        .collect())
-}
-
-fn read_clv_simple(t: &Table) -> Result<Vec<SimpleClvRow>> {
-    let (scope, key, simple) = (t.strings("scope")?, t.strings("key")?, t.floats("simple_clv")?);
-    Ok(zip3(scope, key, simple).map(|(scope, key, simple_clv)| SimpleClvRow { scope, key, simple_clv }).collect())
-}
-
-fn read_share_of_wallet(t: &Table) -> Result<Vec<WalletRow>> {
-    let (period, ours, category, share) =
-        (t.dates("period")?, t.floats("our_spend")?, t.floats("category_spend")?, t.floats("share_of_wallet")?);
-    Ok(zip3(period, ours, category)
-        .zip(share)
-        .map(|((period, our_spend, category_spend), share_of_wallet)| WalletRow {
-            period,
-            our_spend,
-            category_spend,
-            share_of_wallet,
-        })
-        .collect())
-}
-
-fn read_lttv_curve(t: &Table) -> Result<Vec<LttvPoint>> {
-    let (days, share) = (t.floats("days")?, t.floats("reached_share")?);
-    Ok(days.into_iter().zip(share).map(|(days, reached_share)| LttvPoint { days, reached_share }).collect())
-}
-
-fn read_loyalty_types(t: &Table) -> Result<Vec<LoyaltyTypeRow>> {
-    let (id, kind) = (t.strings("customer_id")?, t.strings("loyalty_type")?);
-    Ok(id
-        .into_iter()
-        .zip(kind)
-        .map(|(customer_id, loyalty_type)| LoyaltyTypeRow { customer_id, loyalty_type })
-        .collect())
-}
-
-fn read_customer_summary(t: &Table) -> Result<Vec<CustomerRow>> {
-    let (id, first, last, revenue) = (
-        t.strings("customer_id")?,
-        t.dates("first_purchase_date")?,
-        t.dates("last_purchase_date")?,
-        t.floats("revenue")?,
-    );
-    Ok(zip3(id, first, last)
-        .zip(revenue)
-        .map(|((customer_id, first_purchase_date, last_purchase_date), revenue)| CustomerRow {
-            customer_id,
-            first_purchase_date,
-            last_purchase_date,
-            revenue,
-        })
-        .collect())
 }
 
 fn zip3<A, B, C>(a: Vec<A>, b: Vec<B>, c: Vec<C>) -> impl Iterator<Item = (A, B, C)> {
