@@ -204,7 +204,11 @@ async fn execute(
                 let (ctx, stage, params) = (ctx.clone(), stage.clone(), plan.params.clone());
                 running.spawn(async move { (order, run_stage(&ctx, &stage, &params).await) });
             }
-            let Some(joined) = running.join_next().await else { break };
+            let Some(joined) = running.join_next().await else {
+                // Stages come in dependency order, so nothing can be left waiting.
+                debug_assert!(waiting.is_empty(), "stages left waiting: {waiting:?}");
+                break;
+            };
             let (order, outcome) = joined.map_err(|e| Error::runtime("running a stage", e))?;
             let stage = plan.stages[order];
             done.insert(&stage.name);
