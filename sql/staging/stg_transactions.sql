@@ -1,10 +1,9 @@
 -- Transactions dated up to as_of, each with its calendar day (and month) in the
 -- pipeline's timezone. kind defaults to 'purchase'; net_amount is what the order adds
 -- to revenue: refunds subtract on their own day. Only the columns later stages use
--- (a stage that needs order_ts or cost can read `transactions`): this is the largest
--- table of a run.
+-- (a stage that needs order_id, order_ts or cost can read `transactions`): this is
+-- the largest table of a run.
 SELECT
-    order_id,
     customer_id,
     local_date(order_ts, $timezone) AS order_date,
     CAST(date_trunc('month', local_date(order_ts, $timezone)) AS DATE) AS order_month,
