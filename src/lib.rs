@@ -15,6 +15,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod sample_data;
+pub mod schedule;
 pub mod sinks;
 pub mod sources;
 pub mod stages;

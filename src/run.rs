@@ -2,7 +2,7 @@
 //! session, stage the output tables, publish them atomically with the manifest.
 //! Also `validate`, which goes as far as planning without reading or writing data.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,8 +24,9 @@ use crate::functions;
 use crate::logging::Step;
 use crate::plan::{Overrides, Plan, bind};
 use crate::report::{self, RenderedFile, ReportRequest, Tables};
+use crate::schedule::{Job, Schedule};
 use crate::sinks::{Sink, StagedFile, TableReport};
-use crate::sources::{self, SourceReport, quarantine_schema};
+use crate::sources::{self, LoadedSource, SourceReport, quarantine_schema};
 use crate::stages;
 use crate::storage::{Location, Storage};
 
@@ -161,57 +162,65 @@ async fn execute(
     // The published tables, kept for the reports.
     let mut outputs = Tables::new();
 
-    // Stages run as soon as the stages they read are done, two at a time: one stage
-    // seldom keeps both cores busy (sorted merges and windows run on one). Output
-    // tables are written while later stages run.
+    // Sources load and stages run as soon as what they need is done, two jobs at a
+    // time: one stage seldom keeps both cores busy (sorted merges and windows run on
+    // one). Output tables are written while later stages run.
     let mut writes: JoinSet<Result<(usize, StagedFile, TableReport)>> = JoinSet::new();
     let mut skipped: Vec<&str> = Vec::new();
     let stages_run: Result<()> = async {
-        // Sources are loaded just before the first stage that reads them and released
-        // after the last, so they are not all in memory at once.
-        let mut loaded: Vec<&str> = Vec::new();
         let mut readers = Readers::new(&plan.stages);
-        let stage_names: HashSet<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
-        let mut done: HashSet<&str> = HashSet::new();
-        let mut waiting: Vec<usize> = (0..plan.stages.len()).collect();
-        let mut running: JoinSet<(usize, Result<Finished>)> = JoinSet::new();
+        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
+        let mut running: JoinSet<Done> = JoinSet::new();
         let mut reports: Vec<(usize, StageReport)> = Vec::new();
         loop {
-            let mut next = 0;
-            while next < waiting.len() && running.len() < STAGES_AT_ONCE {
-                let stage = plan.stages[waiting[next]];
-                let reads = || stage.depends_on.iter().map(String::as_str);
-                if !reads().filter(|d| stage_names.contains(d)).all(|d| done.contains(d)) {
-                    next += 1;
-                    continue;
-                }
-                let order = waiting.remove(next);
-                if let Some(missing) = reads().find(|d| skipped.contains(d)) {
-                    readers.done(&ctx, &stage.depends_on);
-                    let message = format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name);
-                    warn!("{message}");
-                    manifest.warnings.push(message);
-                    skipped.push(&stage.name);
-                    done.insert(&stage.name);
-                    continue;
-                }
-                for source in plan.sources.iter().filter(|s| stage.depends_on.contains(&s.name)) {
-                    if !loaded.contains(&source.name.as_str()) {
-                        load_source(&ctx, plan, storage, sink, source, &mut manifest, &mut files, &mut stale).await?;
-                        loaded.push(&source.name);
+            while running.len() < JOBS_AT_ONCE {
+                let Some(job) = schedule.next() else { break };
+                match job {
+                    Job::Load(name) => {
+                        let source =
+                            plan.sources.iter().find(|s| s.name == name).expect("scheduled sources are the plan's");
+                        let location = storage.resolve(&plan.fill(&source.url))?;
+                        let (ctx, source, timezone) = (ctx.clone(), (*source).clone(), plan.timezone);
+                        running.spawn(async move {
+                            let clock = Instant::now();
+                            let step = Step::start(format!("loading source {}", source.name));
+                            let loaded = sources::load(&ctx, &source, &location, timezone).await;
+                            drop(step);
+                            Done::Loaded(source.name, loaded.map(Box::new), clock.elapsed().as_millis())
+                        });
+                    }
+                    Job::Run(order) => {
+                        let (ctx, stage, params) = (ctx.clone(), plan.stages[order].clone(), plan.params.clone());
+                        running.spawn(async move { Done::Ran(order, run_stage(&ctx, &stage, &params).await) });
+                    }
+                    Job::Skip { stage: order, missing } => {
+                        let stage = plan.stages[order];
+                        let message =
+                            format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name);
+                        warn!("{message}");
+                        manifest.warnings.push(message);
+                        skipped.push(&stage.name);
+                        schedule.finished(order, true);
+                        readers.done(&ctx, &stage.depends_on);
                     }
                 }
-                let (ctx, stage, params) = (ctx.clone(), stage.clone(), plan.params.clone());
-                running.spawn(async move { (order, run_stage(&ctx, &stage, &params).await) });
             }
             let Some(joined) = running.join_next().await else {
                 // Stages come in dependency order, so nothing can be left waiting.
-                debug_assert!(waiting.is_empty(), "stages left waiting: {waiting:?}");
+                debug_assert!(schedule.waiting().is_empty(), "stages left waiting: {:?}", schedule.waiting());
                 break;
             };
-            let (order, outcome) = joined.map_err(|e| Error::runtime("running a stage", e))?;
+            let (order, outcome) = match joined.map_err(|e| Error::runtime("running a stage", e))? {
+                Done::Loaded(name, loaded, duration_ms) => {
+                    let source = plan.sources.iter().find(|s| s.name == name).expect("loaded sources are the plan's");
+                    record_source(&ctx, sink, source, *loaded?, duration_ms, &mut manifest, &mut files, &mut stale)
+                        .await?;
+                    schedule.loaded(&source.name);
+                    continue;
+                }
+                Done::Ran(order, outcome) => (order, outcome),
+            };
             let stage = plan.stages[order];
-            done.insert(&stage.name);
             let finished = match outcome {
                 Ok(finished) => finished,
                 Err(Error::Data(reason)) if stage.on_error == OnError::Warn => {
@@ -219,11 +228,13 @@ async fn execute(
                     warn!("{message}");
                     manifest.warnings.push(message);
                     skipped.push(&stage.name);
+                    schedule.finished(order, true);
                     readers.done(&ctx, &stage.depends_on);
                     continue;
                 }
                 Err(error) => return Err(error),
             };
+            schedule.finished(order, false);
             let Finished { frame, rows, counts, duration_ms } = finished;
             info!(stage = %stage.name, rows, duration_ms = duration_ms as u64, "stage finished");
             for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
@@ -274,8 +285,14 @@ async fn execute(
     Ok((files, stale, manifest))
 }
 
-/// Stages running at once (see `execute`).
-const STAGES_AT_ONCE: usize = 2;
+/// Loads and stages running at once (see `execute`).
+const JOBS_AT_ONCE: usize = 2;
+
+/// A finished job: a source loaded (with the milliseconds it took) or a stage run.
+enum Done {
+    Loaded(String, Result<Box<LoadedSource>>, u128),
+    Ran(usize, Result<Finished>),
+}
 
 /// A stage's result, materialised and registered, with what the manifest records.
 struct Finished {
@@ -296,24 +313,19 @@ async fn run_stage(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String
     Ok(Finished { frame, rows, counts, duration_ms: clock.elapsed().as_millis() })
 }
 
-/// Loads `source`, registers it for the stages, records it in the manifest and stages
+/// Registers a loaded source for the stages, records it in the manifest and stages
 /// its quarantine table (or marks an earlier run's as stale).
 #[allow(clippy::too_many_arguments)] // the run's shared state, passed explicitly
-async fn load_source(
+async fn record_source(
     ctx: &SessionContext,
-    plan: &Plan<'_>,
-    storage: &Storage,
     sink: &Sink,
     source: &Source,
+    loaded: LoadedSource,
+    duration_ms: u128,
     manifest: &mut Manifest,
     files: &mut Vec<StagedFile>,
     stale: &mut Vec<Location>,
 ) -> Result<()> {
-    let location = storage.resolve(&plan.fill(&source.url))?;
-    let clock = Instant::now();
-    let step = Step::start(format!("loading source {}", source.name));
-    let loaded = sources::load(ctx, source, &location, plan.timezone).await?;
-    drop(step);
     let report = &loaded.report;
     info!(
         source = %source.name,
@@ -321,7 +333,7 @@ async fn load_source(
         rows_read = report.rows_read,
         rows_loaded = report.rows_loaded,
         rows_quarantined = report.rows_quarantined,
-        duration_ms = clock.elapsed().as_millis() as u64,
+        duration_ms = duration_ms as u64,
         "source loaded"
     );
     if report.status == "absent" {
