@@ -195,7 +195,9 @@ impl ColumnType {
     /// The Arrow type a column of this type is stored as.
     pub fn data_type(self) -> DataType {
         match self {
-            ColumnType::String => DataType::Utf8,
+            // Views: short keys (customer ids) compare and hash in place, without
+            // reading a separate data buffer; outputs are written as plain strings.
+            ColumnType::String => DataType::Utf8View,
             ColumnType::Integer => DataType::Int64,
             ColumnType::Float => DataType::Float64,
             ColumnType::Boolean => DataType::Boolean,

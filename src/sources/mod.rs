@@ -334,13 +334,16 @@ async fn run_checks(
                 (values, indices.as_any().downcast_ref::<UInt64Array>().expect("row index column is UInt64"))
             })
             .collect();
-        if values.iter().all(|(v, _)| v.data_type() == &DataType::Utf8) {
+        if values.iter().all(|(v, _)| matches!(v.data_type(), DataType::Utf8 | DataType::Utf8View)) {
             // Text keys (order ids, customer ids) are compared in place, without copies.
             let rows = values.iter().map(|(v, _)| v.len()).sum();
             let mut seen: FastMap<&str, usize> = FastMap::with_capacity_and_hasher(rows, Default::default());
             for (values, indices) in &values {
-                let values = values.as_string::<i32>();
-                for (position, value) in values.iter().enumerate() {
+                let texts: Box<dyn Iterator<Item = Option<&str>>> = match values.as_string_view_opt() {
+                    Some(views) => Box::new(views.iter()),
+                    None => Box::new(values.as_string::<i32>().iter()),
+                };
+                for (position, value) in texts.enumerate() {
                     let (Some(value), index) = (value, indices.value(position) as usize) else { continue };
                     match seen.entry(value) {
                         Entry::Occupied(first) => duplicate(index, *first.get()),

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
-    RecordBatch, StringArray, TimestampMicrosecondBuilder,
+    RecordBatch, StringArray, StringViewArray, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -143,7 +143,9 @@ fn parse_text(text: &StringArray, kind: ColumnType, timezone: Tz) -> (ArrayRef, 
         }};
     }
     let array = match kind {
-        ColumnType::String => Arc::new(text.clone()) as ArrayRef,
+        // gc: the views keep only the text they point to (short strings need none), not
+        // the whole buffer of the file's column.
+        ColumnType::String => Arc::new(StringViewArray::from(text).gc()) as ArrayRef,
         ColumnType::Integer => parse_into!(Int64Builder::with_capacity(text.len()), |v: &str| v
             .parse::<i64>()
             .map_err(|_| "not an integer".to_string())),
