@@ -22,14 +22,14 @@ impl<'a> Table<'a> {
         Self { name, batches }
     }
 
-    /// `column` of every batch, cast to `data_type`. A missing column is an error: the
-    /// tables are the pipeline's contract (shared/METRICS.md), and a report silently
-    /// showing "no data" for a renamed column would hide the break.
-    fn column(&self, column: &str, data_type: &DataType) -> Result<Vec<ArrayRef>> {
+    /// `column` of every batch. A missing column is an error: the tables are the
+    /// pipeline's contract (shared/METRICS.md), and a report silently showing "no
+    /// data" for a renamed column would hide the break.
+    fn arrays(&self, column: &str) -> Result<Vec<&'a ArrayRef>> {
         self.batches
             .iter()
             .map(|batch| {
-                let array = batch.column_by_name(column).ok_or_else(|| {
+                batch.column_by_name(column).ok_or_else(|| {
                     let found: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
                     Error::Data(format!(
                         "table `{}` has no column `{column}` (it has {}); the report reads the columns of \
@@ -37,7 +37,16 @@ impl<'a> Table<'a> {
                         self.name,
                         found.join(", ")
                     ))
-                })?;
+                })
+            })
+            .collect()
+    }
+
+    /// `column` of every batch, cast to `data_type`.
+    fn column(&self, column: &str, data_type: &DataType) -> Result<Vec<ArrayRef>> {
+        self.arrays(column)?
+            .into_iter()
+            .map(|array| {
                 cast(array, data_type).map_err(|e| {
                     Error::Data(format!(
                         "table `{}`, column `{column}`: cannot read {} as {data_type}: {e}",
@@ -61,10 +70,25 @@ impl<'a> Table<'a> {
         Ok(collect(&arrays, |a| a.as_primitive::<Int64Type>().iter()))
     }
 
-    /// A text column.
-    pub(crate) fn strings(&self, column: &str) -> Result<Vec<Option<String>>> {
-        let arrays = self.column(column, &DataType::Utf8)?;
-        Ok(collect(&arrays, |a| a.as_string::<i32>().iter().map(|s| s.map(str::to_string))))
+    /// A text column, borrowed from the table: customer-level tables have a million
+    /// ids, which are not worth copying.
+    pub(crate) fn strings(&self, column: &str) -> Result<Vec<Option<&'a str>>> {
+        let arrays = self.arrays(column)?;
+        let mut out = Vec::with_capacity(arrays.iter().map(|a| a.len()).sum());
+        for array in arrays {
+            match array.data_type() {
+                DataType::Utf8 => out.extend(array.as_string::<i32>().iter()),
+                DataType::LargeUtf8 => out.extend(array.as_string::<i64>().iter()),
+                DataType::Utf8View => out.extend(array.as_string_view().iter()),
+                other => {
+                    return Err(Error::Data(format!(
+                        "table `{}`, column `{column}`: cannot read {other} as text",
+                        self.name
+                    )));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A date (or timestamp) column as calendar days.
@@ -130,7 +154,9 @@ mod tests {
         let table = Table::new("kpi_monthly", &batches);
         assert_eq!(table.floats("revenue").unwrap(), [Some(1234.56), None, Some(1234.56), None]);
         assert_eq!(table.integers("orders").unwrap()[..2], [Some(7), None]);
-        assert_eq!(table.strings("segment").unwrap()[..2], [Some("Champions".to_string()), None]);
+        assert_eq!(table.strings("segment").unwrap()[..2], [Some("Champions"), None]);
+        let error = table.strings("revenue").unwrap_err().to_string();
+        assert!(error.contains("column `revenue`: cannot read Decimal128(18, 2) as text"), "{error}");
         assert_eq!(table.dates("period").unwrap()[..2], [NaiveDate::from_ymd_opt(2024, 1, 1), None]);
     }
 

@@ -520,7 +520,7 @@ fn compare(kind: Kind, higher_is_better: bool, value: Option<f64>, period: Naive
 }
 
 fn kpis(
-    inputs: &Inputs,
+    inputs: &Inputs<'_>,
     periods: &Periods,
     by_month: &HashMap<NaiveDate, &KpiMonth>,
     wallet_shares: &HashMap<NaiveDate, f64>,
@@ -602,17 +602,12 @@ fn trend(
 /// The segment name shown for customers no rule of the segment map matches.
 const UNASSIGNED: &str = "Unassigned";
 
-fn segments(inputs: &Inputs) -> Vec<Segment> {
-    let clv: FastMap<&str, f64> = inputs
-        .clv
-        .iter()
-        .filter_map(|c| Some((c.customer_id.as_deref()?, c.predicted_clv.filter(|v| v.is_finite())?)))
-        .collect();
+fn segments(inputs: &Inputs<'_>) -> Vec<Segment> {
     let simple: HashMap<&str, Option<f64>> = inputs
         .clv_simple
         .iter()
-        .filter(|r| r.scope.as_deref() == Some("segment"))
-        .filter_map(|r| Some((r.key.as_deref()?, r.simple_clv)))
+        .filter(|r| r.scope == Some("segment"))
+        .filter_map(|r| Some((r.key?, r.simple_clv)))
         .collect();
     #[derive(Default)]
     struct Totals {
@@ -623,12 +618,12 @@ fn segments(inputs: &Inputs) -> Vec<Segment> {
     }
     let mut by_segment: FastMap<&str, Totals> = FastMap::new();
     for row in &inputs.rfm {
-        let totals = by_segment.entry(row.segment.as_deref().unwrap_or(UNASSIGNED)).or_default();
+        let totals = by_segment.entry(row.segment.unwrap_or(UNASSIGNED)).or_default();
         totals.customers += 1;
         if let Some(m) = row.monetary.filter(|v| v.is_finite()) {
             totals.revenue = Some(totals.revenue.unwrap_or(0.0) + m);
         }
-        if let Some(v) = row.customer_id.as_deref().and_then(|id| clv.get(id)) {
+        if let Some(v) = row.predicted_clv {
             totals.clv_sum += v;
             totals.clv_customers += 1;
         }
@@ -680,18 +675,16 @@ impl ProgramFigures {
     }
 }
 
-fn loyalty_types(inputs: &Inputs) -> Vec<LoyaltyType> {
+fn loyalty_types(inputs: &Inputs<'_>) -> Vec<LoyaltyType> {
     if inputs.loyalty_types.is_empty() {
         return Vec::new();
     }
-    let revenue: FastMap<&str, Option<f64>> =
-        inputs.customer_summary.iter().filter_map(|c| Some((c.customer_id.as_deref()?, c.revenue))).collect();
     let mut counts: FastMap<&str, (u64, Option<f64>)> = LOYALTY_TYPES.iter().map(|t| (*t, (0, None))).collect();
     for row in &inputs.loyalty_types {
-        let Some(kind) = row.loyalty_type.as_deref() else { continue };
+        let Some(kind) = row.loyalty_type else { continue };
         let entry = counts.entry(kind).or_default();
         entry.0 += 1;
-        if let Some(r) = row.customer_id.as_deref().and_then(|id| revenue.get(id).copied().flatten()) {
+        if let Some(r) = row.revenue {
             entry.1 = Some(entry.1.unwrap_or(0.0) + r);
         }
     }
@@ -736,7 +729,7 @@ fn humanize(key: &str) -> String {
     }
 }
 
-fn coverage(inputs: &Inputs, manifest: &serde_json::Value) -> Coverage {
+fn coverage(inputs: &Inputs<'_>, manifest: &serde_json::Value) -> Coverage {
     let customers = &inputs.customer_summary;
     let mut sources: Vec<SourceCoverage> = manifest["sources"]
         .as_object()

@@ -53,7 +53,7 @@ pub struct Charts {
 /// What the charts are drawn from.
 pub(crate) struct Figures<'a> {
     /// The output tables' rows.
-    pub inputs: &'a Inputs,
+    pub inputs: &'a Inputs<'a>,
     /// The reported month, its references and the trend months.
     pub periods: &'a Periods,
     /// The segments table, whose order the segment charts follow.
@@ -228,19 +228,10 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
 }
 
 fn clv_by_segment(f: &Figures) -> String {
-    let segment_of: FastMap<&str, &str> = f
-        .inputs
-        .rfm
-        .iter()
-        .filter_map(|r| Some((r.customer_id.as_deref()?, r.segment.as_deref().unwrap_or("Unassigned"))))
-        .collect();
     let mut values: FastMap<&str, Vec<f64>> = FastMap::new();
-    for row in &f.inputs.clv {
-        let (Some(id), Some(clv)) = (row.customer_id.as_deref(), row.predicted_clv.filter(|v| v.is_finite())) else {
-            continue;
-        };
-        if let Some(segment) = segment_of.get(id) {
-            values.entry(segment).or_default().push(clv);
+    for row in &f.inputs.rfm {
+        if let Some(clv) = row.predicted_clv {
+            values.entry(row.segment.unwrap_or("Unassigned")).or_default().push(clv);
         }
     }
     let groups = if values.is_empty() {

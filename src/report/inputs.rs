@@ -3,6 +3,7 @@
 //! yet) reads as no rows: every figure built from it then says "no data".
 
 use chrono::NaiveDate;
+use datafusion::common::HashMap as FastMap;
 
 use super::Tables;
 use super::columns::Table;
@@ -37,24 +38,26 @@ pub(crate) struct CohortCell {
 
 /// An `rfm` row.
 #[derive(Debug, Clone)]
-pub(crate) struct RfmRow {
-    pub customer_id: Option<String>,
+pub(crate) struct RfmRow<'a> {
+    pub customer_id: Option<&'a str>,
     pub monetary: Option<f64>,
-    pub segment: Option<String>,
+    pub segment: Option<&'a str>,
+    /// The customer's `clv.predicted_clv`, when finite.
+    pub predicted_clv: Option<f64>,
 }
 
 /// A `clv` row.
 #[derive(Debug, Clone)]
-pub(crate) struct ClvRow {
-    pub customer_id: Option<String>,
+pub(crate) struct ClvRow<'a> {
+    pub customer_id: Option<&'a str>,
     pub predicted_clv: Option<f64>,
 }
 
 /// A `clv_simple` row.
 #[derive(Debug, Clone)]
-pub(crate) struct SimpleClvRow {
-    pub scope: Option<String>,
-    pub key: Option<String>,
+pub(crate) struct SimpleClvRow<'a> {
+    pub scope: Option<&'a str>,
+    pub key: Option<&'a str>,
     pub simple_clv: Option<f64>,
 }
 
@@ -84,15 +87,17 @@ pub(crate) struct ProgramMonth {
 
 /// A `loyalty_types` row.
 #[derive(Debug, Clone)]
-pub(crate) struct LoyaltyTypeRow {
-    pub customer_id: Option<String>,
-    pub loyalty_type: Option<String>,
+pub(crate) struct LoyaltyTypeRow<'a> {
+    pub customer_id: Option<&'a str>,
+    pub loyalty_type: Option<&'a str>,
+    /// The customer's `customer_summary.revenue`.
+    pub revenue: Option<f64>,
 }
 
 /// A `customer_summary` row.
 #[derive(Debug, Clone)]
-pub(crate) struct CustomerRow {
-    pub customer_id: Option<String>,
+pub(crate) struct CustomerRow<'a> {
+    pub customer_id: Option<&'a str>,
     pub first_purchase_date: Option<NaiveDate>,
     pub last_purchase_date: Option<NaiveDate>,
     pub revenue: Option<f64>,
@@ -100,31 +105,31 @@ pub(crate) struct CustomerRow {
 
 /// Everything the report reads from the output tables.
 #[derive(Debug, Default)]
-pub(crate) struct Inputs {
+pub(crate) struct Inputs<'a> {
     pub kpi_monthly: Vec<KpiMonth>,
     pub cohort_retention: Vec<CohortCell>,
-    pub rfm: Vec<RfmRow>,
-    pub clv: Vec<ClvRow>,
-    pub clv_simple: Vec<SimpleClvRow>,
+    pub rfm: Vec<RfmRow<'a>>,
+    pub clv: Vec<ClvRow<'a>>,
+    pub clv_simple: Vec<SimpleClvRow<'a>>,
     pub share_of_wallet: Vec<WalletRow>,
     pub lttv_curve: Vec<LttvPoint>,
     pub loyalty_program: Vec<ProgramMonth>,
-    pub loyalty_types: Vec<LoyaltyTypeRow>,
-    pub customer_summary: Vec<CustomerRow>,
+    pub loyalty_types: Vec<LoyaltyTypeRow<'a>>,
+    pub customer_summary: Vec<CustomerRow<'a>>,
 }
 
 /// Reads `name` from `tables` with `read`, or no rows when the table is missing.
-fn rows<T>(tables: &Tables, name: &str, read: impl FnOnce(&Table) -> Result<Vec<T>>) -> Result<Vec<T>> {
+fn rows<'a, T>(tables: &'a Tables, name: &'a str, read: impl FnOnce(&Table<'a>) -> Result<Vec<T>>) -> Result<Vec<T>> {
     match tables.get(name) {
         Some(batches) => read(&Table::new(name, batches)),
         None => Ok(Vec::new()),
     }
 }
 
-impl Inputs {
+impl<'a> Inputs<'a> {
     /// Reads the columns the report uses; a missing column of a present table is an error.
-    pub(crate) fn read(tables: &Tables) -> Result<Self> {
-        Ok(Self {
+    pub(crate) fn read(tables: &'a Tables) -> Result<Self> {
+        let mut inputs = Self {
             kpi_monthly: rows(tables, "kpi_monthly", read_kpi_monthly)?,
             cohort_retention: rows(tables, "cohort_retention", |t| {
                 let (cohort, index, rate) =
@@ -140,7 +145,12 @@ impl Inputs {
             rfm: rows(tables, "rfm", |t| {
                 let (id, monetary, segment) = (t.strings("customer_id")?, t.floats("monetary")?, t.strings("segment")?);
                 Ok(zip3(id, monetary, segment)
-                    .map(|(customer_id, monetary, segment)| RfmRow { customer_id, monetary, segment })
+                    .map(|(customer_id, monetary, segment)| RfmRow {
+                        customer_id,
+                        monetary,
+                        segment,
+                        predicted_clv: None,
+                    })
                     .collect())
             })?,
             clv: rows(tables, "clv", |t| {
@@ -184,7 +194,7 @@ impl Inputs {
                 Ok(id
                     .into_iter()
                     .zip(kind)
-                    .map(|(customer_id, loyalty_type)| LoyaltyTypeRow { customer_id, loyalty_type })
+                    .map(|(customer_id, loyalty_type)| LoyaltyTypeRow { customer_id, loyalty_type, revenue: None })
                     .collect())
             })?,
             customer_summary: rows(tables, "customer_summary", |t| {
@@ -204,8 +214,33 @@ impl Inputs {
                     })
                     .collect())
             })?,
-        })
+        };
+        inputs.join_customer_figures();
+        Ok(inputs)
     }
+
+    /// Gives each RFM customer their predicted CLV and each loyalty type row its
+    /// customer's revenue: the joins on customer_id the report needs, done once.
+    fn join_customer_figures(&mut self) {
+        let clv = by_customer(self.clv.iter().map(|c| (c.customer_id, c.predicted_clv.filter(|v| v.is_finite()))));
+        for row in &mut self.rfm {
+            row.predicted_clv = row.customer_id.and_then(|id| clv.get(id).copied().flatten());
+        }
+        let revenue = by_customer(self.customer_summary.iter().map(|c| (c.customer_id, c.revenue)));
+        for row in &mut self.loyalty_types {
+            row.revenue = row.customer_id.and_then(|id| revenue.get(id).copied().flatten());
+        }
+    }
+}
+
+/// A customer-level value by customer id (sized up front: a million customers would
+/// otherwise rehash the map twenty times).
+fn by_customer<'a>(
+    rows: impl ExactSizeIterator<Item = (Option<&'a str>, Option<f64>)>,
+) -> FastMap<&'a str, Option<f64>> {
+    let mut map = FastMap::with_capacity_and_hasher(rows.len(), Default::default());
+    map.extend(rows.filter_map(|(id, value)| Some((id?, value))));
+    map
 }
 
 fn zip3<A, B, C>(a: Vec<A>, b: Vec<B>, c: Vec<C>) -> impl Iterator<Item = (A, B, C)> {
