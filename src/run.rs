@@ -159,7 +159,8 @@ async fn execute(
     };
     let mut files = Vec::new();
     let mut stale = Vec::new();
-    // The published tables, kept for the reports.
+    // What the reports read of the published tables, kept for them.
+    let renders_reports = plan.runs_everything() && !plan.pipeline.reports.is_empty();
     let mut outputs = Tables::new();
 
     // Sources load and stages run as soon as what they need is done, two jobs at a
@@ -252,7 +253,9 @@ async fn execute(
                     let (file, report) = sink.stage_table(&name, schema, &table).await?;
                     Ok((order, file, report))
                 });
-                outputs.insert(stage.name.clone(), batches);
+                if renders_reports && let Some(needed) = report::needed(&stage.name, &batches) {
+                    outputs.insert(stage.name.clone(), needed);
+                }
             }
             readers.done(&ctx, &stage.depends_on);
             if !readers.is_read(&stage.name) {
@@ -277,7 +280,7 @@ async fn execute(
     }
     // A skipped table's partition from an earlier run would claim to be this run's.
     stale.extend(skipped.iter().filter(|s| plan.tables.iter().any(|t| t == *s)).map(|s| sink.partition(s)));
-    if plan.runs_everything() {
+    if renders_reports {
         files.extend(stage_reports(plan, sink, &outputs, &mut manifest).await?);
     } else if !plan.pipeline.reports.is_empty() {
         info!("reports are rendered by full runs only (not with --only)");

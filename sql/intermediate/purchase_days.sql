@@ -13,7 +13,7 @@
 SELECT
     customer_id,
     order_date AS purchase_date,
-    SUM(amount) AS amount,
+    SUM(net_amount) AS amount,
     COUNT(*) AS orders,
     island_number(customer_id, order_date, 1) OVER by_day AS day_number,
     island_number(customer_id, order_date, $active_window_days) OVER by_day AS activity_spell,

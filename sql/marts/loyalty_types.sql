@@ -32,7 +32,7 @@ per_channel AS (
         channel,
         COUNT(*) AS orders,
         SUM(COALESCE(discount_amount, 0)) AS discounts,
-        SUM(amount + COALESCE(discount_amount, 0)) AS gross_spend
+        SUM(net_amount + COALESCE(discount_amount, 0)) AS gross_spend
     FROM stg_transactions
     WHERE kind = 'purchase'
     GROUP BY customer_id, channel

@@ -1,6 +1,7 @@
 -- Transactions dated up to as_of, each with its calendar day (and month) in the
 -- pipeline's timezone. kind defaults to 'purchase'; net_amount is what the order adds
--- to revenue: refunds subtract on their own day. Only the columns later stages use
+-- to revenue: refunds subtract on their own day (a purchase's net_amount is its amount,
+-- so the amount itself is not kept). Only the columns later stages use
 -- (a stage that needs order_id, order_ts or cost can read `transactions`): this is
 -- the largest table of a run.
 SELECT
@@ -8,7 +9,6 @@ SELECT
     local_date(order_ts, $timezone) AS order_date,
     CAST(date_trunc('month', local_date(order_ts, $timezone)) AS DATE) AS order_month,
     COALESCE(kind, 'purchase') AS kind,
-    amount,
     CASE WHEN kind = 'refund' THEN -amount ELSE amount END AS net_amount,
     channel,
     category,

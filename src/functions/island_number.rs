@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::cmp::Ordering;
 use std::ops::Range;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, make_comparator};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanBufferBuilder, Int64Array, make_comparator};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::compute::kernels::partition::partition;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, FieldRef, Int32Type, Int64Type};
@@ -72,9 +73,10 @@ impl PartitionEvaluator for Islands {
         let [key, value, gap] = values else {
             return exec_err!("island_number takes a key, a value and a gap");
         };
-        let value: Vec<Option<i32>> = match value.data_type() {
-            DataType::Date32 => value.as_primitive::<Date32Type>().iter().collect(),
-            DataType::Int32 => value.as_primitive::<Int32Type>().iter().collect(),
+        // Dates and integers alike are 32-bit values, read in place.
+        let (value, nulls) = match value.data_type() {
+            DataType::Date32 => (value.as_primitive::<Date32Type>().values(), value.nulls()),
+            DataType::Int32 => (value.as_primitive::<Int32Type>().values(), value.nulls()),
             other => return exec_err!("island_number: values of type {other} are not supported"),
         };
         let gap = gap.as_primitive::<Int64Type>();
@@ -82,7 +84,7 @@ impl PartitionEvaluator for Islands {
             return exec_err!("island_number: the gap must not be null");
         }
         let runs = key_runs(key, num_rows)?;
-        match islands(&runs, &value, gap.values()) {
+        match islands(&runs, value, nulls, gap.values()) {
             Some(numbers) => Ok(Arc::new(numbers)),
             None => exec_err!(
                 "island_number: rows are not ordered by key, then value; write it as \
@@ -113,34 +115,43 @@ fn key_runs(key: &ArrayRef, rows: usize) -> Result<Vec<Range<usize>>> {
 /// The island of each row: within each run of one key, a new island starts where a
 /// value is at least its `gap` after the previous non-null value. `None` when values
 /// decrease within a run (the rows are not sorted by value).
-fn islands(runs: &[Range<usize>], values: &[Option<i32>], gaps: &[i64]) -> Option<Int64Array> {
-    let mut numbers: Vec<Option<i64>> = vec![None; values.len()];
+fn islands(runs: &[Range<usize>], values: &[i32], nulls: Option<&NullBuffer>, gaps: &[i64]) -> Option<Int64Array> {
+    // Numbers and their validity are built in place: at millions of rows, a vector of
+    // `Option`s would double the memory the window holds.
+    let mut numbers = vec![0i64; values.len()];
+    let mut numbered = BooleanBufferBuilder::new(values.len());
+    numbered.append_n(values.len(), false);
     for run in runs {
         let mut previous: Option<i32> = None;
         let mut island = 0;
         for row in run.clone() {
-            let Some(value) = values[row] else { continue };
+            if nulls.is_some_and(|nulls| nulls.is_null(row)) {
+                continue;
+            }
+            let value = values[row];
             match previous {
                 Some(p) if value < p => return None,
                 Some(p) if i64::from(value) - i64::from(p) < gaps[row] => {}
                 _ => island += 1,
             }
             previous = Some(value);
-            numbers[row] = Some(island);
+            numbers[row] = island;
+            numbered.set_bit(row, true);
         }
     }
-    Some(Int64Array::from(numbers))
+    Some(Int64Array::new(numbers.into(), Some(NullBuffer::new(numbered.finish()))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::array::{Int32Array, StringArray};
 
     fn numbered(keys: &[Option<&str>], values: &[Option<i32>], gap: i64) -> Option<Vec<Option<i64>>> {
         let key: ArrayRef = Arc::new(StringArray::from(keys.to_vec()));
         let runs = key_runs(&key, keys.len()).ok()?;
-        Some(islands(&runs, values, &vec![gap; values.len()])?.iter().collect())
+        let values = Int32Array::from(values.to_vec());
+        Some(islands(&runs, values.values(), values.nulls(), &vec![gap; values.len()])?.iter().collect())
     }
 
     #[test]

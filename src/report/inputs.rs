@@ -118,6 +118,22 @@ pub(crate) struct Inputs<'a> {
     pub customer_summary: Vec<CustomerRow<'a>>,
 }
 
+/// The columns the report reads of each output table it reads; `None` for every
+/// column (the monthly tables, a few dozen rows each). A run keeps only these in
+/// memory for the report: the customer-level tables have a million rows.
+pub(crate) const TABLES_READ: [(&str, Option<&[&str]>); 10] = [
+    ("kpi_monthly", None),
+    ("cohort_retention", None),
+    ("rfm", Some(&["customer_id", "monetary", "segment"])),
+    ("clv", Some(&["customer_id", "predicted_clv"])),
+    ("clv_simple", None),
+    ("share_of_wallet", Some(&["period", "our_spend", "category_spend", "share_of_wallet"])),
+    ("lttv_curve", None),
+    ("loyalty_program", None),
+    ("loyalty_types", Some(&["customer_id", "loyalty_type"])),
+    ("customer_summary", Some(&["customer_id", "first_purchase_date", "last_purchase_date", "revenue"])),
+];
+
 /// Reads `name` from `tables` with `read`, or no rows when the table is missing.
 fn rows<'a, T>(tables: &'a Tables, name: &'a str, read: impl FnOnce(&Table<'a>) -> Result<Vec<T>>) -> Result<Vec<T>> {
     match tables.get(name) {

@@ -25,6 +25,7 @@ mod templates;
 use std::path::{Component, Path};
 
 use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
 
 use crate::config::Report;
 use crate::error::{Error, Result};
@@ -32,7 +33,7 @@ use format::Locale;
 use templates::Templates;
 
 /// Output tables by name, as computed by a run or read back from its partitions.
-pub type Tables = indexmap::IndexMap<String, Vec<datafusion::arrow::array::RecordBatch>>;
+pub type Tables = indexmap::IndexMap<String, Vec<RecordBatch>>;
 
 /// Everything a render needs.
 pub struct ReportRequest<'a> {
@@ -111,8 +112,27 @@ fn check_output_path(pipeline_file: &str, path: &str) -> Result<()> {
     }
 }
 
-/// Reads the published partitions `{root}/{table}/as_of={as_of}/part-00000.parquet`
-/// of `tables` (missing ones are left out) and the manifest
+/// What the report needs of output table `name`: `batches` with only the columns it
+/// reads (a missing one is left for the report to name), or `None` when it reads
+/// nothing of the table.
+pub fn needed(name: &str, batches: &[RecordBatch]) -> Option<Vec<RecordBatch>> {
+    let (_, columns) = inputs::TABLES_READ.iter().find(|(table, _)| *table == name)?;
+    let Some(columns) = columns else {
+        return Some(batches.to_vec());
+    };
+    let projected = batches
+        .iter()
+        .map(|batch| {
+            let schema = batch.schema();
+            let indices: Vec<usize> = columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+            batch.project(&indices).expect("indices come from the batch's schema")
+        })
+        .collect();
+    Some(projected)
+}
+
+/// Reads what the report needs of the published partitions
+/// `{root}/{table}/as_of={as_of}/part-00000.parquet` of `tables` (missing ones are left out) and the manifest
 /// `{root}/_runs/as_of={as_of}/manifest.json`, which must exist.
 pub async fn read_published(
     root: &crate::storage::Location,

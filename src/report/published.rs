@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::sinks::PART_FILE;
 use crate::storage::Location;
 
-/// The published tables of `as_of` among `tables` (missing ones left out) and the manifest.
+/// What the report reads of the published tables of `as_of` among `tables` (missing
+/// ones left out), and the manifest.
 pub(super) async fn read(root: &Location, tables: &[String], as_of: NaiveDate) -> Result<(Tables, serde_json::Value)> {
     let partition = format!("as_of={as_of}");
     let manifest_location = root.child("_runs").child(&partition).child("manifest.json");
@@ -33,7 +34,9 @@ pub(super) async fn read(root: &Location, tables: &[String], as_of: NaiveDate) -
         }
         let file = file.child(&partition).child(PART_FILE);
         let Some(bytes) = fetch(&file).await? else { continue };
-        read.insert(table.clone(), parquet_batches(&file, bytes)?);
+        if let Some(needed) = super::needed(table, &parquet_batches(&file, bytes)?) {
+            read.insert(table.clone(), needed);
+        }
     }
     Ok((read, manifest))
 }
