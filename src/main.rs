@@ -2,11 +2,38 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before the runtime starts its threads.
+    limit_allocator_retention();
     let cli = fidelis::cli::Cli::parse();
-    if let Err(error) = fidelis::cli::execute(cli).await {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let outcome = match runtime {
+        Ok(runtime) => runtime.block_on(fidelis::cli::execute(cli)),
+        Err(error) => Err(fidelis::Error::runtime("starting the async runtime", error)),
+    };
+    if let Err(error) = outcome {
         eprintln!("error: {error}");
         std::process::exit(error.exit_code());
     }
 }
+
+/// glibc's allocator gives threads arenas of their own (up to eight per core) and
+/// serves buffers of up to 32 MiB from them once such a buffer has been freed. A run
+/// allocates and frees Arrow buffers of megabytes from several threads, so the process
+/// kept hundreds of megabytes it no longer used: at a million customers, 2.3-2.5 GiB
+/// resident for 1.9 GiB in use. One arena per core, and buffers of 4 MiB or more
+/// mapped on their own (returned to the system when freed), keep what the process
+/// holds close to what it uses.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_allocator_retention() {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    // SAFETY: mallopt only sets allocator parameters; it is called before any other
+    // thread exists. A rejected value leaves glibc's default, which is only slower.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, i32::try_from(cores).unwrap_or(i32::MAX));
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_allocator_retention() {}

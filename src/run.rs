@@ -175,7 +175,7 @@ async fn execute(
         let mut reports: Vec<(usize, StageReport)> = Vec::new();
         loop {
             while running.len() < JOBS_AT_ONCE {
-                let Some(job) = schedule.next() else { break };
+                let Some(job) = schedule.next_job() else { break };
                 match job {
                     Job::Load(name) => {
                         let source =
@@ -192,7 +192,9 @@ async fn execute(
                     }
                     Job::Run(order) => {
                         let (ctx, stage, params) = (ctx.clone(), plan.stages[order].clone(), plan.params.clone());
-                        running.spawn(async move { Done::Ran(order, run_stage(&ctx, &stage, &params).await) });
+                        running.spawn(
+                            async move { Done::Ran(order, run_stage(&ctx, &stage, &params).await.map(Box::new)) },
+                        );
                     }
                     Job::Skip { stage: order, missing } => {
                         let stage = plan.stages[order];
@@ -236,7 +238,7 @@ async fn execute(
                 Err(error) => return Err(error),
             };
             schedule.finished(order, false);
-            let Finished { frame, rows, counts, duration_ms } = finished;
+            let Finished { frame, rows, counts, duration_ms } = *finished;
             info!(stage = %stage.name, rows, duration_ms = duration_ms as u64, "stage finished");
             for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
                 let message = format!("stage `{}`: {count} rows are {name}", stage.name);
@@ -294,7 +296,7 @@ const JOBS_AT_ONCE: usize = 2;
 /// A finished job: a source loaded (with the milliseconds it took) or a stage run.
 enum Done {
     Loaded(String, Result<Box<LoadedSource>>, u128),
-    Ran(usize, Result<Finished>),
+    Ran(usize, Result<Box<Finished>>),
 }
 
 /// A stage's result, materialised and registered, with what the manifest records.

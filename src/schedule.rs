@@ -63,7 +63,7 @@ impl<'p> Schedule<'p> {
 
     /// The most urgent job that can start now, marked started; `None` when every job
     /// that can start has (wait for one to finish), or nothing is left.
-    pub fn next(&mut self) -> Option<Job<'p>> {
+    pub fn next_job(&mut self) -> Option<Job<'p>> {
         for position in 0..self.waiting.len() {
             let index = self.waiting[position];
             let reads = || self.stages[index].depends_on.iter().map(String::as_str);
@@ -130,7 +130,7 @@ mod tests {
 
     /// Starts every job that can start, as `Load(x)`, `Run(x)` or `Skip(x)`.
     fn start_all<'p>(schedule: &mut Schedule<'p>, stages: &[&Stage]) -> Vec<String> {
-        std::iter::from_fn(|| schedule.next())
+        std::iter::from_fn(|| schedule.next_job())
             .map(|job| match job {
                 Job::Load(source) => format!("Load({source})"),
                 Job::Run(index) => format!("Run({})", stages[index].name),
@@ -173,7 +173,7 @@ mod tests {
         let mut schedule = Schedule::new(&stages, ["source"]);
         assert_eq!(start_all(&mut schedule, &stages), ["Run(first)"]);
         schedule.finished(0, true);
-        assert_eq!(schedule.next(), Some(Job::Skip { stage: 1, missing: "first" }));
-        assert_eq!(schedule.next(), None);
+        assert_eq!(schedule.next_job(), Some(Job::Skip { stage: 1, missing: "first" }));
+        assert_eq!(schedule.next_job(), None);
     }
 }
