@@ -318,4 +318,31 @@ mod tests {
         let found: Vec<(usize, &str)> = bad.iter().map(|b| (b.index, b.reason.as_str())).collect();
         assert_eq!(found, [(1, "not a decimal number: `x`"), (2, "required value is missing")]);
     }
+
+    #[test]
+    fn text_of_any_arrow_string_layout_becomes_string_views() {
+        use datafusion::arrow::array::{DictionaryArray, LargeStringArray};
+        use datafusion::arrow::datatypes::Int32Type;
+        let layouts: [ArrayRef; 3] = [
+            Arc::new(StringArray::from(vec![Some("C00000001"), None, Some("a customer id longer than twelve bytes")])),
+            Arc::new(LargeStringArray::from(vec![
+                Some("C00000001"),
+                None,
+                Some("a customer id longer than twelve bytes"),
+            ])),
+            Arc::new(
+                vec![Some("C00000001"), None, Some("a customer id longer than twelve bytes")]
+                    .into_iter()
+                    .collect::<DictionaryArray<Int32Type>>(),
+            ),
+        ];
+        for values in layouts {
+            let layout = values.data_type().clone();
+            let (typed, bad) = convert(&values, ColumnType::String, Tz::UTC);
+            assert!(bad.is_empty(), "{layout}: {:?}", bad);
+            assert_eq!(typed.data_type(), &DataType::Utf8View, "{layout}");
+            let texts: Vec<Option<&str>> = typed.as_string_view().iter().collect();
+            assert_eq!(texts, [Some("C00000001"), None, Some("a customer id longer than twelve bytes")], "{layout}");
+        }
+    }
 }
