@@ -2,8 +2,8 @@
 //!
 //! Data flows one way: pipeline YAML → [`config`] (typed, validated) → [`plan`]
 //! (parameters bound, stages chosen) → [`run`] (one DataFusion session:
-//! [`sources`], [`stages`], [`functions`]) → [`sinks`] (staged Parquet, atomic
-//! publish, manifest).
+//! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks) →
+//! [`sinks`] (staged Parquet, atomic publish, manifest).
 
 pub mod cli;
 pub mod config;
