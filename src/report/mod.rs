@@ -132,8 +132,8 @@ pub fn needed(name: &str, batches: &[RecordBatch]) -> Option<Vec<RecordBatch>> {
 }
 
 /// Reads what the report needs of the published partitions
-/// `{root}/{table}/as_of={as_of}/part-00000.parquet` of `tables` (missing ones are left out) and the manifest
-/// `{root}/_runs/as_of={as_of}/manifest.json`, which must exist.
+/// `{root}/{table}/as_of={as_of}/part-00000.parquet` of `tables` (missing ones are left
+/// out) and the manifest `{root}/_runs/as_of={as_of}/manifest.json`, which must exist.
 pub async fn read_published(
     root: &crate::storage::Location,
     tables: &[String],

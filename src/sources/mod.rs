@@ -339,18 +339,9 @@ async fn run_checks(
             let rows = values.iter().map(|(v, _)| v.len()).sum();
             let mut seen: FastMap<&str, usize> = FastMap::with_capacity_and_hasher(rows, Default::default());
             for (values, indices) in &values {
-                let texts: Box<dyn Iterator<Item = Option<&str>>> = match values.as_string_view_opt() {
-                    Some(views) => Box::new(views.iter()),
-                    None => Box::new(values.as_string::<i32>().iter()),
-                };
-                for (position, value) in texts.enumerate() {
-                    let (Some(value), index) = (value, indices.value(position) as usize) else { continue };
-                    match seen.entry(value) {
-                        Entry::Occupied(first) => duplicate(index, *first.get()),
-                        Entry::Vacant(slot) => {
-                            slot.insert(index);
-                        }
-                    }
+                match values.as_string_view_opt() {
+                    Some(views) => first_rows(views.iter(), indices, &mut seen, &mut duplicate),
+                    None => first_rows(values.as_string::<i32>().iter(), indices, &mut seen, &mut duplicate),
                 }
             }
         } else {
@@ -379,6 +370,26 @@ async fn run_checks(
     }
     failures.sort_by_key(|failure| failure.index);
     Ok(failures)
+}
+
+/// Records the row of each text value's first occurrence in `seen`, and reports every
+/// later occurrence to `duplicate(row, first row)`. Generic over the text layout, so
+/// the loop over millions of keys is compiled for each.
+fn first_rows<'a>(
+    texts: impl Iterator<Item = Option<&'a str>>,
+    indices: &UInt64Array,
+    seen: &mut FastMap<&'a str, usize>,
+    duplicate: &mut impl FnMut(usize, usize),
+) {
+    for (position, value) in texts.enumerate() {
+        let (Some(value), index) = (value, indices.value(position) as usize) else { continue };
+        match seen.entry(value) {
+            Entry::Occupied(first) => duplicate(index, *first.get()),
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
+        }
+    }
 }
 
 fn drop_rows(typed: Vec<RecordBatch>, bad: &BTreeMap<usize, usize>) -> Result<Vec<RecordBatch>> {
