@@ -77,8 +77,13 @@ fn peak_memory_bytes() -> Option<u64> {
 /// A session with fidelis's functions registered.
 pub fn session() -> SessionContext {
     // Larger batches than the default 8192 rows: fewer, cheaper steps through the window
-    // and aggregate operators on tables of millions of rows.
-    let config = SessionConfig::new().with_information_schema(false).with_batch_size(32 * 1024);
+    // and aggregate operators on tables of millions of rows. One partition per query:
+    // a run keeps the cores busy with several stages at once (see `execute`), and a
+    // query on one partition skips the repartitioning, the two-phase aggregations and
+    // the sorted merges that spreading it over the cores costs (a fifth of the CPU time
+    // of the benchmark).
+    let config =
+        SessionConfig::new().with_information_schema(false).with_batch_size(32 * 1024).with_target_partitions(1);
     let ctx = SessionContext::new_with_config(config);
     functions::register(&ctx);
     ctx
@@ -163,18 +168,19 @@ async fn execute(
     let renders_reports = plan.runs_everything() && !plan.pipeline.reports.is_empty();
     let mut outputs = Tables::new();
 
-    // Sources load and stages run as soon as what they need is done, two jobs at a
-    // time: one stage seldom keeps both cores busy (sorted merges and windows run on
-    // one). Output tables are written while later stages run.
+    // Sources load and stages run as soon as what they need is done, one job per core
+    // (a stage runs on one core, see `session`). Output tables are written while later
+    // stages run.
     let mut writes: JoinSet<Result<(usize, StagedFile, TableReport)>> = JoinSet::new();
     let mut skipped: Vec<&str> = Vec::new();
+    let jobs_at_once = std::thread::available_parallelism().map_or(2, usize::from);
     let stages_run: Result<()> = async {
         let mut readers = Readers::new(&plan.stages);
         let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
         let mut running: JoinSet<Done> = JoinSet::new();
         let mut reports: Vec<(usize, StageReport)> = Vec::new();
         loop {
-            while running.len() < JOBS_AT_ONCE {
+            while running.len() < jobs_at_once {
                 let Some(job) = schedule.next_job() else { break };
                 match job {
                     Job::Load(name) => {
@@ -289,9 +295,6 @@ async fn execute(
     }
     Ok((files, stale, manifest))
 }
-
-/// Loads and stages running at once (see `execute`).
-const JOBS_AT_ONCE: usize = 2;
 
 /// A finished job: a source loaded (with the milliseconds it took) or a stage run.
 enum Done {
