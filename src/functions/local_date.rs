@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use chrono::DateTime;
+use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array};
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::error::ArrowError;
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
-
-use crate::config::types::days_since_epoch;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct LocalDate {
@@ -63,15 +62,58 @@ impl ScalarUDFImpl for LocalDate {
         // Timestamps without a zone are already wall-clock times: their day is the date part.
         let zoned = !matches!(timestamps.data_type(), DataType::Timestamp(_, None));
         let instants = datafusion::arrow::compute::cast(&timestamps, &INSTANT)?;
-        let days: Date32Array = instants
-            .as_primitive::<TimestampMicrosecondType>()
-            .iter()
-            .map(|micros| {
-                let utc = DateTime::from_timestamp_micros(micros?)?;
-                let date = if zoned { utc.with_timezone(&zone).date_naive() } else { utc.date_naive() };
-                Some(days_since_epoch(date))
-            })
-            .collect();
+        let instants = instants.as_primitive::<TimestampMicrosecondType>();
+        let days: Date32Array = if zoned {
+            instants.try_unary(|micros| local_day(micros, zone))?
+        } else {
+            instants.try_unary(|micros| local_day(micros, Tz::UTC))?
+        };
         Ok(ColumnarValue::Array(Arc::new(days) as ArrayRef))
+    }
+}
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The day (days since 1970-01-01) of the instant `micros` after the epoch in `zone`:
+/// the zone's offset at that instant, then whole days by integer division (this runs
+/// once per order, and chrono's calendar dates cost more than the offset lookup).
+fn local_day(micros: i64, zone: Tz) -> Result<i32, ArrowError> {
+    let seconds = micros.div_euclid(MICROS_PER_SECOND);
+    let utc = DateTime::from_timestamp(seconds, 0)
+        .ok_or_else(|| ArrowError::ComputeError(format!("local_date: timestamp {micros} µs is out of range")))?;
+    let offset = zone.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc();
+    Ok((seconds + i64::from(offset)).div_euclid(SECONDS_PER_DAY) as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, NaiveDate};
+
+    use super::*;
+    use crate::config::types::days_since_epoch;
+
+    /// Every quarter hour of 2024, and of a few years with unusual transitions, agrees
+    /// with chrono's calendar date in zones with daylight saving on both hemispheres,
+    /// half-hour offsets and a transition at midnight.
+    #[test]
+    fn agrees_with_the_calendar_across_daylight_saving_changes() {
+        let zones = ["Europe/Rome", "America/New_York", "Australia/Lord_Howe", "America/Sao_Paulo", "Asia/Kolkata"];
+        for zone in zones.map(|name| name.parse::<Tz>().unwrap()) {
+            for year in [1900, 1970, 2018, 2024] {
+                let start = NaiveDate::from_ymd_opt(year, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+                for step in 0..(366 * 96) {
+                    let instant = start + Duration::minutes(15 * step) - Duration::seconds(1);
+                    let expected = days_since_epoch(instant.with_timezone(&zone).date_naive());
+                    assert_eq!(local_day(instant.timestamp_micros(), zone).unwrap(), expected, "{instant} in {zone}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn instants_before_the_epoch_round_down_to_their_day() {
+        let micros = -1; // 1969-12-31T23:59:59.999999Z
+        assert_eq!(local_day(micros, Tz::UTC).unwrap(), -1);
     }
 }
