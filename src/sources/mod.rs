@@ -5,19 +5,17 @@
 
 mod files;
 mod read;
+mod repeats;
 mod typing;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono_tz::Tz;
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::common::HashMap as FastMap;
-use datafusion::common::hash_map::Entry;
 use datafusion::prelude::{SessionContext, col};
 use serde::Serialize;
 
@@ -319,77 +317,35 @@ async fn run_checks(
         }
     }
     for column in &source.unique {
-        let mut duplicate = |index: usize, first: usize| {
-            if failed.insert(index) {
-                let reason = format!("duplicate `{column}`");
-                failures.push(Failure { index, column: Some(column.clone()), reason, first: Some(first) });
-            }
-        };
-        let values: Vec<(&ArrayRef, &UInt64Array)> = candidates
+        let values: Vec<&ArrayRef> = candidates
             .iter()
             .map(|batch| {
-                let values =
-                    batch.column_by_name(column).expect("unique columns are validated against the declared schema");
-                let indices = batch.column_by_name(ROW_INDEX).expect("added above");
-                (values, indices.as_any().downcast_ref::<UInt64Array>().expect("row index column is UInt64"))
+                batch.column_by_name(column).expect("unique columns are validated against the declared schema")
             })
             .collect();
-        if values.iter().all(|(v, _)| matches!(v.data_type(), DataType::Utf8 | DataType::Utf8View)) {
-            // Text keys (order ids, customer ids) are compared in place, without copies.
-            let rows = values.iter().map(|(v, _)| v.len()).sum();
-            let mut seen: FastMap<&str, usize> = FastMap::with_capacity_and_hasher(rows, Default::default());
-            for (values, indices) in &values {
-                match values.as_string_view_opt() {
-                    Some(views) => first_rows(views.iter(), indices, &mut seen, &mut duplicate),
-                    None => first_rows(values.as_string::<i32>().iter(), indices, &mut seen, &mut duplicate),
-                }
-            }
-        } else {
-            let rows = values.iter().map(|(v, _)| v.len()).sum();
-            let mut seen: FastMap<OwnedRow, usize> = FastMap::with_capacity_and_hasher(rows, Default::default());
-            for (values, indices) in &values {
-                let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])
-                    .map_err(|e| Error::runtime("checking uniqueness", e))?;
-                let rows = converter
-                    .convert_columns(&[Arc::clone(values)])
-                    .map_err(|e| Error::runtime("checking uniqueness", e))?;
-                for (position, row) in rows.iter().enumerate() {
-                    if values.is_null(position) {
-                        continue;
-                    }
-                    let (index, row) = (indices.value(position) as usize, row.owned());
-                    match seen.get(&row) {
-                        Some(&first) => duplicate(index, first),
-                        None => {
-                            seen.insert(row, index);
-                        }
-                    }
-                }
+        let indices: Vec<&UInt64Array> = candidates
+            .iter()
+            .map(|batch| {
+                let indices = batch.column_by_name(ROW_INDEX).expect("added above");
+                indices.as_any().downcast_ref::<UInt64Array>().expect("row index column is UInt64")
+            })
+            .collect();
+        let index = |(batch, row): repeats::Row| indices[batch].value(row) as usize;
+        let found = repeats::repeats(&values).map_err(|e| Error::runtime("checking uniqueness", e))?;
+        for (repeat, first) in found {
+            if failed.insert(index(repeat)) {
+                let (index, first) = (index(repeat), Some(index(first)));
+                failures.push(Failure {
+                    index,
+                    column: Some(column.clone()),
+                    reason: format!("duplicate `{column}`"),
+                    first,
+                });
             }
         }
     }
     failures.sort_by_key(|failure| failure.index);
     Ok(failures)
-}
-
-/// Records the row of each text value's first occurrence in `seen`, and reports every
-/// later occurrence to `duplicate(row, first row)`. Generic over the text layout, so
-/// the loop over millions of keys is compiled for each.
-fn first_rows<'a>(
-    texts: impl Iterator<Item = Option<&'a str>>,
-    indices: &UInt64Array,
-    seen: &mut FastMap<&'a str, usize>,
-    duplicate: &mut impl FnMut(usize, usize),
-) {
-    for (position, value) in texts.enumerate() {
-        let (Some(value), index) = (value, indices.value(position) as usize) else { continue };
-        match seen.entry(value) {
-            Entry::Occupied(first) => duplicate(index, *first.get()),
-            Entry::Vacant(slot) => {
-                slot.insert(index);
-            }
-        }
-    }
 }
 
 fn drop_rows(typed: Vec<RecordBatch>, bad: &BTreeMap<usize, usize>) -> Result<Vec<RecordBatch>> {
