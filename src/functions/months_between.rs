@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
+use datafusion::arrow::array::{ArrayRef, AsArray, Int32Array};
+use datafusion::arrow::compute::binary;
 use datafusion::arrow::datatypes::{DataType, Date32Type};
-use datafusion::common::{Result, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -40,6 +41,14 @@ fn months_between(from: i32, to: i32) -> i32 {
     (month_index(to) - month_index(from)) as i32
 }
 
+/// The day of a constant argument (`None` for NULL).
+fn date(value: &ScalarValue) -> Result<Option<i32>> {
+    match value {
+        ScalarValue::Date32(day) => Ok(*day),
+        other => exec_err!("months_between takes dates, got {}", other.data_type()),
+    }
+}
+
 impl ScalarUDFImpl for MonthsBetween {
     fn name(&self) -> &str {
         "months_between"
@@ -57,14 +66,23 @@ impl ScalarUDFImpl for MonthsBetween {
         let [from, to] = args.args.as_slice() else {
             return exec_err!("months_between takes two dates");
         };
-        let (from, to) = (from.to_array(args.number_rows)?, to.to_array(args.number_rows)?);
-        let (from, to) = (from.as_primitive::<Date32Type>(), to.as_primitive::<Date32Type>());
-        let months: Int32Array = (0..from.len())
-            .map(|i| {
-                let (a, b) = (from.is_valid(i).then(|| from.value(i))?, to.is_valid(i).then(|| to.value(i))?);
-                Some(months_between(a, b))
-            })
-            .collect();
+        // Whole arrays at once (a null either side gives null): this runs on every
+        // order and purchase day. A constant side, such as DATE '1970-01-01' to number
+        // months, is not expanded to an array first.
+        let months: Int32Array = match (from, to) {
+            (ColumnarValue::Scalar(from), ColumnarValue::Array(to)) => match date(from)? {
+                Some(from) => to.as_primitive::<Date32Type>().unary(|to| months_between(from, to)),
+                None => Int32Array::new_null(to.len()),
+            },
+            (ColumnarValue::Array(from), ColumnarValue::Scalar(to)) => match date(to)? {
+                Some(to) => from.as_primitive::<Date32Type>().unary(|from| months_between(from, to)),
+                None => Int32Array::new_null(from.len()),
+            },
+            _ => {
+                let (from, to) = (from.to_array(args.number_rows)?, to.to_array(args.number_rows)?);
+                binary(from.as_primitive::<Date32Type>(), to.as_primitive::<Date32Type>(), months_between)?
+            }
+        };
         Ok(ColumnarValue::Array(Arc::new(months) as ArrayRef))
     }
 }
@@ -72,6 +90,7 @@ impl ScalarUDFImpl for MonthsBetween {
 #[cfg(test)]
 mod tests {
     use chrono::{Datelike, NaiveDate};
+    use datafusion::arrow::datatypes::Int32Type;
 
     use super::*;
 
@@ -96,5 +115,24 @@ mod tests {
             let date = epoch + chrono::Duration::days(i64::from(offset));
             assert_eq!(month_index(offset), i64::from(date.year()) * 12 + i64::from(date.month0()), "{date}");
         }
+    }
+
+    #[tokio::test]
+    async fn constant_or_column_on_either_side_and_nulls_give_null() {
+        let ctx = crate::run::session();
+        let sql = "SELECT months_between(DATE '1970-01-01', a) AS from_epoch, months_between(a, DATE '2024-03-01') AS to_march, \
+                   months_between(a, b) AS between, months_between(NULL, a) AS from_null \
+                   FROM (VALUES (DATE '2024-01-31', DATE '2024-02-01'), (NULL, DATE '2024-02-01'), (DATE '1969-12-31', NULL)) AS t(a, b)";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let column = |name: &str| -> Vec<Option<i32>> {
+            batches
+                .iter()
+                .flat_map(|b| b.column_by_name(name).unwrap().as_primitive::<Int32Type>().iter().collect::<Vec<_>>())
+                .collect()
+        };
+        assert_eq!(column("from_epoch"), [Some(648), None, Some(-1)]);
+        assert_eq!(column("to_march"), [Some(2), None, Some(651)]);
+        assert_eq!(column("between"), [Some(1), None, None]);
+        assert_eq!(column("from_null"), [None, None, None]);
     }
 }
