@@ -27,12 +27,19 @@ g_revenue AS (
         LEAST(r.month + 23, b.to_month + 12) AS previous_to
     FROM (SELECT customer_id, months_between(DATE '1970-01-01', month) AS month, revenue FROM customer_months) AS r
     JOIN spans AS b ON b.customer_id = r.customer_id
+),
+-- Rows with the same four ranges summed first: a few thousand rows, not millions, to
+-- split into the two measures below.
+g_ranges AS (
+    SELECT current_from, current_to, previous_from, previous_to, SUM(revenue) AS revenue
+    FROM g_revenue
+    GROUP BY current_from, current_to, previous_from, previous_to
 )
 SELECT 'buyers_12m' AS measure, from_month, to_month, CAST(COUNT(*) AS DECIMAL(28, 2)) AS amount
 FROM spans
 GROUP BY from_month, to_month
 UNION ALL
--- Both nrr measures from one pass over g_revenue (a CTE is computed per reference).
+-- Both nrr measures from one pass over g_ranges (a CTE is computed per reference).
 SELECT measure, from_month, to_month, SUM(revenue)
 FROM (
     SELECT
@@ -40,7 +47,7 @@ FROM (
         g.revenue,
         CASE m.measure WHEN 'nrr_current' THEN g.current_from ELSE g.previous_from END AS from_month,
         CASE m.measure WHEN 'nrr_current' THEN g.current_to ELSE g.previous_to END AS to_month
-    FROM g_revenue AS g
+    FROM g_ranges AS g
     CROSS JOIN (VALUES ('nrr_current'), ('nrr_previous')) AS m(measure)
 ) AS nrr
 WHERE from_month <= to_month
