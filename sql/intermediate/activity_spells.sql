@@ -26,11 +26,11 @@ SELECT
     spell_number,
     spell_start,
     active_until,
-    CAST(date_trunc('month', spell_start) AS DATE) AS first_month_active,
+    month_start(spell_start) AS first_month_active,
     -- The last month whose end the spell covers: as_of's month if still active at
     -- as_of, else the month before the one in which the customer became inactive.
     CASE
-        WHEN active_until >= $as_of THEN CAST(date_trunc('month', $as_of) AS DATE)
-        ELSE CAST(date_trunc('month', active_until + 1) AS DATE) - INTERVAL '1 month'
+        WHEN active_until >= $as_of THEN month_start($as_of)
+        ELSE month_start(active_until + 1) - INTERVAL '1 month'
     END AS last_month_active
 FROM bounded

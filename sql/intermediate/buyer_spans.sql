@@ -4,7 +4,7 @@
 SELECT
     customer_id,
     buyer_span AS span_number,
-    CAST(date_trunc('month', MIN(purchase_date)) AS DATE) AS from_month,
-    CAST(date_trunc('month', MAX(purchase_date)) AS DATE) + INTERVAL '11 months' AS to_month
+    month_start(MIN(purchase_date)) AS from_month,
+    month_start(MAX(purchase_date)) + INTERVAL '11 months' AS to_month
 FROM purchase_days
 GROUP BY customer_id, buyer_span

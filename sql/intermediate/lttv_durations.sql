@@ -36,7 +36,7 @@ reached AS (
 SELECT
     customer_id,
     acquisition_date,
-    CAST(date_trunc('month', acquisition_date) AS DATE) AS cohort_month,
+    month_start(acquisition_date) AS cohort_month,
     value_date,
     value_date IS NOT NULL AS reached_value,
     COALESCE(value_date, $as_of) - acquisition_date AS days

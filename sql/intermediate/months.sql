@@ -4,7 +4,7 @@ WITH bounds AS (
     SELECT MIN(order_month) AS first_month FROM stg_transactions
 ),
 series AS (
-    SELECT unnest(range(b.first_month, CAST(date_trunc('month', $as_of) AS DATE) + INTERVAL '1 month', INTERVAL '1 month')) AS month
+    SELECT unnest(range(b.first_month, month_start($as_of) + INTERVAL '1 month', INTERVAL '1 month')) AS month
     FROM bounds AS b
     WHERE b.first_month IS NOT NULL
 )

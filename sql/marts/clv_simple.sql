@@ -34,7 +34,7 @@ segment_window AS (
     SELECT r.segment, SUM(m.revenue) AS revenue, SUM(m.orders) AS orders
     FROM rfm AS r
     LEFT JOIN customer_months AS m
-        ON m.customer_id = r.customer_id AND m.month > CAST(date_trunc('month', $as_of) AS DATE) - INTERVAL '12 months'
+        ON m.customer_id = r.customer_id AND m.month > month_start($as_of) - INTERVAL '12 months'
     GROUP BY r.customer_id, r.segment
 ),
 by_segment AS (
@@ -45,7 +45,7 @@ by_segment AS (
         CAST(SUM(w.orders) AS DOUBLE) / NULLIF(SUM(CASE WHEN w.orders > 0 THEN 1 ELSE 0 END), 0) AS purchase_frequency,
         b.churn_rate
     FROM segment_window AS w
-    JOIN base AS b ON b.month = CAST(date_trunc('month', $as_of) AS DATE)
+    JOIN base AS b ON b.month = month_start($as_of)
     WHERE w.segment IS NOT NULL
     GROUP BY w.segment, b.churn_rate
 ),

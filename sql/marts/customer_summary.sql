@@ -44,7 +44,7 @@ SELECT
     END AS monetary_value,
     $as_of - c.last_purchase_date AS recency_days,
     o.distinct_categories,
-    CAST(date_trunc('month', c.first_purchase_date) AS DATE) AS acquisition_cohort
+    month_start(c.first_purchase_date) AS acquisition_cohort
 FROM per_customer AS c
 JOIN orders AS o ON o.customer_id = c.customer_id
 ORDER BY c.customer_id

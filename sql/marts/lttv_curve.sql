@@ -6,7 +6,7 @@
 WITH recent AS (
     SELECT d.days, d.reached_value
     FROM lttv_durations AS d
-    WHERE d.cohort_month > CAST(date_trunc('month', $as_of) AS DATE) - INTERVAL '12 months'
+    WHERE d.cohort_month > month_start($as_of) - INTERVAL '12 months'
 ),
 by_day AS (
     SELECT

@@ -2,7 +2,7 @@
 SELECT
     customer_id,
     local_date(event_ts, $timezone) AS event_date,
-    CAST(date_trunc('month', local_date(event_ts, $timezone)) AS DATE) AS event_month,
+    month_start(local_date(event_ts, $timezone)) AS event_month,
     event_type,
     points,
     reward_cost

@@ -2,7 +2,7 @@
 SELECT
     customer_id,
     local_date(response_ts, $timezone) AS response_date,
-    CAST(date_trunc('month', local_date(response_ts, $timezone)) AS DATE) AS response_month,
+    month_start(local_date(response_ts, $timezone)) AS response_month,
     response_ts,
     nps_score,
     repurchase_intent,

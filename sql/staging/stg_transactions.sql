@@ -7,7 +7,7 @@
 SELECT
     customer_id,
     local_date(order_ts, $timezone) AS order_date,
-    CAST(date_trunc('month', local_date(order_ts, $timezone)) AS DATE) AS order_month,
+    month_start(local_date(order_ts, $timezone)) AS order_month,
     COALESCE(kind, 'purchase') AS kind,
     CASE WHEN kind = 'refund' THEN -amount ELSE amount END AS net_amount,
     channel,

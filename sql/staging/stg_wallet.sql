@@ -1,4 +1,4 @@
 -- Wallet estimates for months up to as_of's month (period is the month's first day).
 SELECT customer_id, period, category_spend
 FROM wallet
-WHERE period <= CAST(date_trunc('month', $as_of) AS DATE)
+WHERE period <= month_start($as_of)

@@ -5,6 +5,7 @@ mod clv;
 mod island_number;
 mod km_median;
 mod local_date;
+mod month_start;
 mod months_between;
 
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
@@ -13,6 +14,7 @@ use datafusion::prelude::SessionContext;
 /// Registers every fidelis function in `ctx`.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(local_date::LocalDate::new()));
+    ctx.register_udf(ScalarUDF::from(month_start::MonthStart::new()));
     ctx.register_udf(ScalarUDF::from(months_between::MonthsBetween::new()));
     ctx.register_udaf(AggregateUDF::from(km_median::KmMedian::new()));
     ctx.register_udwf(WindowUDF::from(island_number::IslandNumber::new()));

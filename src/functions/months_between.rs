@@ -23,7 +23,7 @@ impl MonthsBetween {
 /// The month of a Date32 (days since 1970-01-01) as a count of months since year 0,
 /// by Howard Hinnant's `civil_from_days`: plain integer arithmetic, because pipelines
 /// call this on millions of rows.
-fn month_index(days: i32) -> i64 {
+pub(super) fn month_index(days: i32) -> i64 {
     let shifted = i64::from(days) + 719_468; // days since 0000-03-01
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted - era * 146_097;
