@@ -1,7 +1,7 @@
 //! `months_between(from, to)`: whole calendar months from `from`'s month to `to`'s
 //! month (2024-01-31 → 2024-02-01 is 1). Cohort tables index months this way.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, AsArray, Int32Array};
 use datafusion::arrow::compute::binary;
@@ -20,10 +20,26 @@ impl MonthsBetween {
     }
 }
 
-/// The month of a Date32 (days since 1970-01-01) as a count of months since year 0,
-/// by Howard Hinnant's `civil_from_days`: plain integer arithmetic, because pipelines
-/// call this on millions of rows.
+/// The month of a Date32 (days since 1970-01-01) as a count of months since year 0.
+/// Pipelines call this on tens of millions of dates per run, nearly all within a few
+/// years, so the months of the days of 1900-2199 are computed once and looked up.
 pub(super) fn month_index(days: i32) -> i64 {
+    static MONTHS: LazyLock<Vec<i32>> = LazyLock::new(|| {
+        (TABLE_FIRST_DAY..TABLE_FIRST_DAY + TABLE_DAYS as i32).map(|day| civil_month_index(day) as i32).collect()
+    });
+    let slot = days.checked_sub(TABLE_FIRST_DAY).and_then(|i| usize::try_from(i).ok());
+    match slot.and_then(|i| MONTHS.get(i)) {
+        Some(&month) => i64::from(month),
+        None => civil_month_index(days),
+    }
+}
+
+/// 1900-01-01 as days since 1970-01-01, and the days up to 2199-12-31.
+const TABLE_FIRST_DAY: i32 = -25_567;
+const TABLE_DAYS: usize = 109_573;
+
+/// `month_index` by Howard Hinnant's `civil_from_days`: integer arithmetic.
+fn civil_month_index(days: i32) -> i64 {
     let shifted = i64::from(days) + 719_468; // days since 0000-03-01
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted - era * 146_097;
@@ -100,6 +116,12 @@ mod tests {
     }
 
     #[test]
+    fn the_table_spans_1900_to_2199() {
+        assert_eq!(TABLE_FIRST_DAY, days("1900-01-01"));
+        assert_eq!(TABLE_FIRST_DAY + TABLE_DAYS as i32 - 1, days("2199-12-31"));
+    }
+
+    #[test]
     fn counts_calendar_months() {
         assert_eq!(months_between(days("2024-01-31"), days("2024-02-01")), 1);
         assert_eq!(months_between(days("2023-11-15"), days("2024-02-10")), 3);
@@ -113,7 +135,9 @@ mod tests {
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
         for offset in days("1600-01-01")..days("2400-12-31") {
             let date = epoch + chrono::Duration::days(i64::from(offset));
-            assert_eq!(month_index(offset), i64::from(date.year()) * 12 + i64::from(date.month0()), "{date}");
+            let expected = i64::from(date.year()) * 12 + i64::from(date.month0());
+            assert_eq!(month_index(offset), expected, "{date}");
+            assert_eq!(civil_month_index(offset), expected, "{date}");
         }
     }
 
