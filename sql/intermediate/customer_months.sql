@@ -3,8 +3,8 @@
 -- all start from here, so the transactions are grouped once.
 SELECT
     customer_id,
-    order_month AS month,
+    month_start(order_date) AS month,
     SUM(net_amount) AS revenue,
-    SUM(CASE WHEN kind = 'purchase' THEN 1 ELSE 0 END) AS orders
+    SUM(CASE WHEN is_purchase THEN 1 ELSE 0 END) AS orders
 FROM stg_transactions
-GROUP BY customer_id, order_month
+GROUP BY customer_id, month_start(order_date)

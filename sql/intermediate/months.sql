@@ -1,7 +1,7 @@
 -- Calendar months from the first month with a transaction to as_of's month.
 -- month_end is the month's last day, or as_of for the month as_of falls in.
 WITH bounds AS (
-    SELECT MIN(order_month) AS first_month FROM stg_transactions
+    SELECT month_start(MIN(order_date)) AS first_month FROM stg_transactions
 ),
 series AS (
     SELECT unnest(range(b.first_month, month_start($as_of) + INTERVAL '1 month', INTERVAL '1 month')) AS month

@@ -19,6 +19,6 @@ SELECT
     island_number(customer_id, order_date, $active_window_days) OVER by_day AS activity_spell,
     island_number(customer_id, months_between(DATE '1970-01-01', order_date), 13) OVER by_day AS buyer_span
 FROM stg_transactions
-WHERE kind = 'purchase'
+WHERE is_purchase
 GROUP BY customer_id, order_date
 WINDOW by_day AS (ORDER BY customer_id, order_date)

@@ -15,7 +15,7 @@ WITH per_customer AS (
 -- Categories counted by grouping on them first: cheaper than COUNT(DISTINCT), whose
 -- accumulator keeps a set per customer.
 per_category AS (
-    SELECT customer_id, category, SUM(net_amount) AS revenue, bool_or(kind = 'purchase') AS bought
+    SELECT customer_id, category, SUM(net_amount) AS revenue, bool_or(is_purchase) AS bought
     FROM stg_transactions
     GROUP BY customer_id, category
 ),

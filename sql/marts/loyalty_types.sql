@@ -34,7 +34,7 @@ per_channel AS (
         SUM(COALESCE(discount_amount, 0)) AS discounts,
         SUM(net_amount + COALESCE(discount_amount, 0)) AS gross_spend
     FROM stg_transactions
-    WHERE kind = 'purchase'
+    WHERE is_purchase
     GROUP BY customer_id, channel
 ),
 orders AS (

@@ -1,14 +1,14 @@
--- Transactions dated up to as_of, each with its calendar day (and month) in the
--- pipeline's timezone. kind defaults to 'purchase'; net_amount is what the order adds
--- to revenue: refunds subtract on their own day (a purchase's net_amount is its amount,
--- so the amount itself is not kept). Only the columns later stages use
--- (a stage that needs order_id, order_ts or cost can read `transactions`): this is
--- the largest table of a run.
+-- Transactions dated up to as_of, each with its calendar day in the pipeline's
+-- timezone. is_purchase: the order is a purchase (a missing kind is one), not a
+-- refund. net_amount is what the order adds to revenue: refunds subtract on their own
+-- day (a purchase's net_amount is its amount, so the amount itself is not kept). Only
+-- the columns later stages use, as compactly as they allow (a stage that needs
+-- order_id, order_ts, the kind's text or cost can read `transactions`): this is the
+-- largest table of a run.
 SELECT
     customer_id,
     local_date(order_ts, $timezone) AS order_date,
-    month_start(local_date(order_ts, $timezone)) AS order_month,
-    COALESCE(kind, 'purchase') AS kind,
+    kind IS DISTINCT FROM 'refund' AS is_purchase,
     CASE WHEN kind = 'refund' THEN -amount ELSE amount END AS net_amount,
     channel,
     category,
