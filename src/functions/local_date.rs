@@ -60,14 +60,13 @@ impl ScalarUDFImpl for LocalDate {
         };
         let timestamps = timestamps.to_array(args.number_rows)?;
         // Timestamps without a zone are already wall-clock times: their day is the date part.
-        let zoned = !matches!(timestamps.data_type(), DataType::Timestamp(_, None));
-        let instants = datafusion::arrow::compute::cast(&timestamps, &INSTANT)?;
-        let instants = instants.as_primitive::<TimestampMicrosecondType>();
-        let days: Date32Array = if zoned {
-            instants.try_unary(|micros| local_day(micros, zone))?
-        } else {
-            instants.try_unary(|micros| local_day(micros, Tz::UTC))?
+        let zone = match timestamps.data_type() {
+            DataType::Timestamp(_, None) => Tz::UTC,
+            _ => zone,
         };
+        let instants = datafusion::arrow::compute::cast(&timestamps, &INSTANT)?;
+        let days: Date32Array =
+            instants.as_primitive::<TimestampMicrosecondType>().try_unary(|micros| local_day(micros, zone))?;
         Ok(ColumnarValue::Array(Arc::new(days) as ArrayRef))
     }
 }

@@ -330,17 +330,13 @@ async fn run_checks(
                 indices.as_any().downcast_ref::<UInt64Array>().expect("row index column is UInt64")
             })
             .collect();
-        let index = |(batch, row): repeats::Row| indices[batch].value(row) as usize;
+        let row_index = |(batch, row): repeats::Row| indices[batch].value(row) as usize;
         let found = repeats::repeats(&values).map_err(|e| Error::runtime("checking uniqueness", e))?;
         for (repeat, first) in found {
-            if failed.insert(index(repeat)) {
-                let (index, first) = (index(repeat), Some(index(first)));
-                failures.push(Failure {
-                    index,
-                    column: Some(column.clone()),
-                    reason: format!("duplicate `{column}`"),
-                    first,
-                });
+            let index = row_index(repeat);
+            if failed.insert(index) {
+                let (column, reason) = (Some(column.clone()), format!("duplicate `{column}`"));
+                failures.push(Failure { index, column, reason, first: Some(row_index(first)) });
             }
         }
     }
