@@ -51,6 +51,14 @@ pub struct SourceReport {
     pub rows_read: u64,
     pub rows_loaded: u64,
     pub rows_quarantined: u64,
+    /// Bytes of the loaded rows stored in a local file because the memory budget could
+    /// not hold them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub spilled_bytes: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// The schema of every `_quarantine/{source}` table.
@@ -242,7 +250,15 @@ pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, ti
         schema,
         batches,
         quarantine,
-        report: SourceReport { url, status, files: input_files, rows_read, rows_loaded, rows_quarantined },
+        report: SourceReport {
+            url,
+            status,
+            files: input_files,
+            rows_read,
+            rows_loaded,
+            rows_quarantined,
+            spilled_bytes: 0,
+        },
     })
 }
 
