@@ -28,6 +28,12 @@ const POOL_SHARE: f64 = 0.6;
 /// left to the operators (sorts, aggregations, joins) so they do not spill needlessly.
 const RESULTS_SHARE: f64 = 0.5;
 
+/// Batch sizes: rows per batch are the pool's bytes over this, between the bounds. A row
+/// of the pipeline's tables takes 50-200 bytes, and an operator holds a few batches.
+const BYTES_PER_BATCH_ROW: usize = 4096;
+const MIN_BATCH_ROWS: usize = 1024;
+const MAX_BATCH_ROWS: usize = 32 * 1024;
+
 /// Headroom left under a container's limit: 10 %, at least 256 MiB, so that what the pool
 /// does not see never meets the kernel's OOM killer.
 const CONTAINER_HEADROOM_SHARE: f64 = 0.1;
@@ -104,6 +110,19 @@ impl MemoryBudget {
     /// Bytes of DataFusion's memory pool.
     pub fn pool_bytes(&self) -> usize {
         usize::try_from((self.bytes as f64 * POOL_SHARE) as u64).unwrap_or(usize::MAX)
+    }
+
+    /// Rows per batch: 32 Ki rows (fewer, cheaper steps through the operators on tables of
+    /// millions of rows), fewer under a budget so small that an operator could not hold
+    /// a few batches of that size in its share of the pool.
+    pub fn batch_rows(&self) -> usize {
+        (self.pool_bytes() / BYTES_PER_BATCH_ROW).clamp(MIN_BATCH_ROWS, MAX_BATCH_ROWS)
+    }
+
+    /// Bytes a sort sets aside for merging its spill files: DataFusion's 10 MB, less under
+    /// a budget so small that 10 MB would not leave the sort room to sort anything.
+    pub fn sort_spill_reservation_bytes(&self) -> usize {
+        (self.pool_bytes() / 16).min(10 << 20)
     }
 
     /// Bytes of the pool that stage results and sources may hold in memory.
@@ -336,5 +355,8 @@ mod tests {
         let budget = MemoryBudget::resolve(Some(4 << 30));
         assert_eq!(budget, MemoryBudget { bytes: 4 << 30, origin: Origin::Given });
         assert_eq!(budget.to_string(), "4.0 GiB (--memory-limit)");
+        assert_eq!(budget.batch_rows(), 32 * 1024);
+        assert_eq!(MemoryBudget::resolve(Some(16 << 20)).batch_rows(), 2457);
+        assert_eq!(MemoryBudget::resolve(Some(1 << 20)).batch_rows(), 1024);
     }
 }

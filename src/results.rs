@@ -133,7 +133,7 @@ impl Results {
     /// The error for `work` (e.g. "stage `rfm`") that did not fit the budget even with
     /// spilling, or ran out of spill space (`reason`, DataFusion's words).
     pub fn exhausted(&self, work: &str, reason: &str) -> Error {
-        Error::Runtime(format!(
+        Error::Resources(format!(
             "{work} does not fit in the memory budget of {} even with spilling to {}: {reason}\n  \
              help: raise the budget with --memory-limit (or FIDELIS_MEMORY_LIMIT, or the container's memory limit), \
              or, if the spill folder's disk is full, point --spill-dir at a disk with more free space",

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::{Manifest, StageReport, render_reports, session_on};
 use crate::config::{OnError, Source, Stage};
 use crate::error::{Error, Result};
+use crate::functions;
 use crate::logging::Step;
 use crate::plan::Plan;
 use crate::report::{self, Tables};
@@ -84,6 +85,8 @@ enum Done {
 struct Loaded {
     report: SourceReport,
     quarantine: Option<datafusion::arrow::array::RecordBatch>,
+    /// The loaded rows' bytes, and whether they live on disk.
+    size: (u64, bool),
     duration_ms: u128,
 }
 
@@ -112,6 +115,8 @@ struct Executor<'a> {
     stage_reports: Vec<(usize, StageReport)>,
     /// What the reports read of the output tables, when the run renders them.
     report_tables: Option<Tables>,
+    /// Each stored source and stage result: its bytes, and whether it lives on disk.
+    sizes: HashMap<String, (u64, bool)>,
 }
 
 impl<'a> Executor<'a> {
@@ -122,7 +127,7 @@ impl<'a> Executor<'a> {
             storage,
             sink,
             results,
-            ctx: session_on(Arc::clone(results.runtime())),
+            ctx: session_on(Arc::clone(results.runtime()), &results.budget()),
             manifest,
             files: Vec::new(),
             stale: Vec::new(),
@@ -131,6 +136,7 @@ impl<'a> Executor<'a> {
             skipped: Vec::new(),
             stage_reports: Vec::new(),
             report_tables: renders_reports.then(Tables::new),
+            sizes: HashMap::new(),
         }
     }
 
@@ -181,8 +187,10 @@ impl<'a> Executor<'a> {
             Job::Run(order) => {
                 let (ctx, results) = (self.ctx.clone(), self.results.clone());
                 let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
-                running
-                    .spawn(async move { Done::Ran(order, run(&ctx, &results, &stage, &params).await.map(Box::new)) });
+                let frugal = self.frugal(&stage);
+                running.spawn(async move {
+                    Done::Ran(order, run(&ctx, &results, &stage, &params, frugal).await.map(Box::new))
+                });
             }
             Job::Skip { stage: order, missing } => {
                 let stage = self.plan.stages[order];
@@ -191,6 +199,14 @@ impl<'a> Executor<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `stage` should run in its memory-frugal form from the start: when what it
+    /// reads lives on disk or takes more than a quarter of the memory pool.
+    fn frugal(&self, stage: &Stage) -> bool {
+        let inputs = stage.depends_on.iter().filter_map(|name| self.sizes.get(name));
+        let (bytes, on_disk) = inputs.fold((0, false), |(bytes, on_disk), (b, d)| (bytes + b, on_disk || *d));
+        on_disk || bytes > self.results.budget().pool_bytes() as u64 / 4
     }
 
     /// Records a stage skipped for `reason`, and that it no longer reads anything.
@@ -204,7 +220,8 @@ impl<'a> Executor<'a> {
     /// Records a loaded source in the manifest and stages its quarantine table (or marks
     /// an earlier run's as stale).
     async fn loaded(&mut self, source: &Source, loaded: Loaded) -> Result<()> {
-        let Loaded { report, quarantine, duration_ms } = loaded;
+        let Loaded { report, quarantine, size, duration_ms } = loaded;
+        self.sizes.insert(source.name.clone(), size);
         info!(
             source = %source.name,
             files = report.files.len(),
@@ -266,6 +283,7 @@ impl<'a> Executor<'a> {
         };
         schedule.finished(order, false);
         let Ran { result, spilled_bytes, counts, duration_ms } = *ran;
+        self.sizes.insert(stage.name.clone(), (result.bytes, result.on_disk()));
         let spilled_bytes = spilled_bytes + if result.on_disk() { result.bytes } else { 0 };
         info!(stage = %stage.name, rows = result.rows, duration_ms = duration_ms as u64, spilled_bytes, "stage finished");
         for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
@@ -354,22 +372,31 @@ async fn load(
     if stored.on_disk() {
         report.spilled_bytes = stored.bytes;
     }
+    let size = (stored.bytes, stored.on_disk());
     ctx.register_table(source.name.as_str(), Arc::new(stored).table())
         .map_err(|e| Error::runtime(format!("registering source `{}`", source.name), e))?;
     drop(step);
-    Ok(Loaded { report, quarantine: loaded.quarantine, duration_ms: clock.elapsed().as_millis() })
+    Ok(Loaded { report, quarantine: loaded.quarantine, size, duration_ms: clock.elapsed().as_millis() })
 }
 
-/// Runs `stage`, stores and registers its result, and counts its declared `counts`.
+/// Runs `stage`, stores and registers its result, and counts its declared `counts`. A
+/// stage that runs out of memory in its fast form runs again in its memory-frugal form.
 async fn run(
     ctx: &SessionContext,
     results: &Results,
     stage: &Stage,
     params: &IndexMap<String, crate::config::ParamValue>,
+    frugal: bool,
 ) -> Result<Ran> {
     let clock = Instant::now();
     let step = Step::start(format!("running stage {}", stage.name));
-    let executed = stages::execute(&stage_state(ctx), stage, params, results).await?;
+    let executed = match stages::execute(&stage_state(ctx, frugal)?, stage, params, results).await {
+        Err(Error::Resources(reason)) if !frugal => {
+            warn!(stage = %stage.name, "stage ran out of memory; running it again in its memory-frugal form: {reason}");
+            stages::execute(&stage_state(ctx, true)?, stage, params, results).await
+        }
+        executed => executed,
+    }?;
     let result = Arc::new(executed.result);
     ctx.register_table(stage.name.as_str(), result.table())
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
@@ -378,9 +405,18 @@ async fn run(
     Ok(Ran { result, spilled_bytes: executed.spilled_bytes, counts, duration_ms: clock.elapsed().as_millis() })
 }
 
-/// The session state a stage is planned and run in.
-fn stage_state(ctx: &SessionContext) -> SessionState {
-    ctx.state()
+/// The session state a stage is planned and run in. The memory-frugal form joins by
+/// sorting and merging (sorts spill to disk; a hash join's table must fit in memory)
+/// and evaluates window functions as rows stream by instead of holding them all.
+fn stage_state(ctx: &SessionContext, frugal: bool) -> Result<SessionState> {
+    if !frugal {
+        return Ok(ctx.state());
+    }
+    // A copy of the session's state: changing it leaves the session (and its tables) as is.
+    let mut state = ctx.state();
+    state.config_mut().options_mut().optimizer.prefer_hash_join = false;
+    functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    Ok(state)
 }
 
 /// Renders the pipeline's reports over `tables` into the sink's staging area, to be

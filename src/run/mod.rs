@@ -90,13 +90,16 @@ fn peak_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// A session with fidelis's functions registered, on `runtime` (memory pool and disk).
-pub fn session_on(runtime: Arc<RuntimeEnv>) -> SessionContext {
-    // Larger batches than the default 8192 rows: fewer, cheaper steps through the window
-    // and aggregate operators on tables of millions of rows. One partition per query by
-    // default; the executor sets each stage's own (see `executor::stage_state`).
-    let config =
-        SessionConfig::new().with_information_schema(false).with_batch_size(32 * 1024).with_target_partitions(1);
+/// A session with fidelis's functions registered, on `runtime` (memory pool and disk)
+/// sized for `budget`.
+pub fn session_on(runtime: Arc<RuntimeEnv>, budget: &MemoryBudget) -> SessionContext {
+    // One partition per query by default; the executor sets each stage's own (see
+    // `executor::stage_state`).
+    let mut config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_batch_size(budget.batch_rows())
+        .with_target_partitions(1);
+    config.options_mut().execution.sort_spill_reservation_bytes = budget.sort_spill_reservation_bytes();
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     functions::register(&ctx);
     ctx
@@ -104,7 +107,7 @@ pub fn session_on(runtime: Arc<RuntimeEnv>) -> SessionContext {
 
 /// A session with fidelis's functions registered and no memory limit, for planning.
 pub fn session() -> SessionContext {
-    session_on(Arc::new(RuntimeEnv::default()))
+    session_on(Arc::new(RuntimeEnv::default()), &MemoryBudget::resolve(None))
 }
 
 /// Runs `pipeline` and publishes its outputs; returns the manifest written.
