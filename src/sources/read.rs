@@ -16,10 +16,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, TimeUnit};
 use datafusion::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
+use datafusion::parquet::basic::Type as PhysicalType;
 use object_store::ObjectStoreExt;
 
 use super::files::InputFile;
@@ -76,6 +77,7 @@ pub async fn read(location: &Location, file: &InputFile, source: &Source) -> Res
             Ok(metadata) => metadata,
             Err(error) => return Ok(unreadable(file, error.to_string(), &bytes)),
         };
+        let metadata = int96_as_instants(metadata);
         let names: Vec<&str> = metadata.schema().fields().iter().map(|field| field.name().as_str()).collect();
         check_columns(source, file, &names)?;
         return Ok(read_parquet(bytes, &metadata));
@@ -93,6 +95,36 @@ pub async fn read(location: &Location, file: &InputFile, source: &Source) -> Res
     let keys: Option<Vec<String>> =
         source.columns.as_ref().map(|columns| columns.iter().map(|c| c.file_name().to_string()).collect());
     Ok(read_ndjson(&bytes, keys.as_deref()))
+}
+
+/// INT96 timestamps (Spark's default until 3.x) hold UTC instants, as Spark writes and
+/// reads them, but Arrow reads them as naive times, which typing would take for
+/// wall-clock times in the pipeline's timezone: they are read as instants instead.
+fn int96_as_instants(metadata: ArrowReaderMetadata) -> ArrowReaderMetadata {
+    let columns = metadata.metadata().file_metadata().schema_descr().columns();
+    let int96: Vec<&str> = columns
+        .iter()
+        .filter(|column| column.physical_type() == PhysicalType::INT96 && column.path().parts().len() == 1)
+        .map(|column| column.name())
+        .collect();
+    if int96.is_empty() {
+        return metadata;
+    }
+    let naive = DataType::Timestamp(TimeUnit::Nanosecond, None);
+    let fields: Vec<FieldRef> = metadata
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() == &naive && int96.contains(&field.name().as_str()) {
+            true => Arc::new(
+                field.as_ref().clone().with_data_type(DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))),
+            ),
+            false => Arc::clone(field),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, metadata.schema().metadata().clone()));
+    let options = ArrowReaderOptions::new().with_schema(schema);
+    ArrowReaderMetadata::try_new(Arc::clone(metadata.metadata()), options).unwrap_or(metadata)
 }
 
 /// Why a text file (CSV, NDJSON) is not one: Parquet files start with `PAR1`,

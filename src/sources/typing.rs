@@ -620,7 +620,7 @@ fn date_time(nanos: i128) -> Option<NaiveDateTime> {
 
 /// An instant as UTC microseconds; finer digits would be lost, so they are bad.
 fn micros(instant: DateTime<Utc>) -> Result<i64, String> {
-    if instant.timestamp_subsec_nanos() % 1_000 != 0 {
+    if !instant.timestamp_subsec_nanos().is_multiple_of(1_000) {
         return Err("more precise than a microsecond".into());
     }
     Ok(instant.timestamp_micros())
@@ -830,7 +830,7 @@ mod tests {
         // float32 steps by 1/128 around 100000: each number with 2 places is its own float32.
         assert_eq!(float_exact(Float::Single(100_000.01), 18, 2), Ok(10_000_001));
         // ...and by 1/8 around 1234567.89, which is stored as 1234567.875 as 1234567.9 is.
-        assert_eq!(float_exact(Float::Single(1_234_567.89), 18, 2), Err(Inexact::Coarse("float32")));
+        assert_eq!(float_exact(Float::Single(1_234_567.89_f64 as f32), 18, 2), Err(Inexact::Coarse("float32")));
         assert_eq!(float_exact(Float::Single(1_234_567.0), 18, 0), Ok(1_234_567));
         // Whole float64s are told apart up to 2^53, and no further.
         assert_eq!(float_exact(Float::Double(9_007_199_254_740_991.0), 18, 0), Ok(9_007_199_254_740_991));
@@ -1244,7 +1244,8 @@ mod tests {
             ),
             (
                 Decimal(18, 2),
-                Arc::new(Float32Array::from(vec![1_234_567.89, 0.1, 12.34])),
+                // What a writer stores for 1234567.89 in a float32 column.
+                Arc::new(Float32Array::from(vec![1_234_567.89_f64 as f32, 0.1, 12.34])),
                 vec!["!a float32 this large cannot hold 2 decimal places exactly: `1234567.9`", "0.10", "12.34"],
             ),
             (

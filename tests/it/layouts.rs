@@ -1,6 +1,6 @@
 //! Parquet as pandas, Spark and a warehouse unload write it — text as large_string
 //! or dictionaries, naive nanosecond timestamps, UTC instants, decimal(38,10),
-//! float amounts, months as text or as dates — loads to the same values as the same
+//! float amounts, months as text or as dates, Spark's INT96 instants — loads to the same values as the same
 //! rows in CSV, naive times read in the pipeline's timezone (New York). The fixtures
 //! and the script that wrote them are in `tests/fixtures/layouts/`.
 
@@ -26,13 +26,14 @@ sources:
       customer_id: {type: string, required: true}
       period: {type: month, required: true}
       category_spend: {type: "decimal(18,2)", required: true}
+      loaded_at: timestamp
 stages:
   orders:
     query: >
       SELECT order_id, customer_id, order_ts, local_date(order_ts, 'America/New_York') AS order_day, amount
       FROM transactions ORDER BY order_id
   wallet_months:
-    query: SELECT customer_id, period, category_spend FROM wallet ORDER BY customer_id
+    query: SELECT customer_id, period, category_spend, loaded_at FROM wallet ORDER BY customer_id
 outputs:
   root: ${output}
   tables: [orders, wallet_months]
