@@ -33,6 +33,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::spill_file::{SpillFile, SpillWriter};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
@@ -202,18 +203,21 @@ impl Results {
         Ok(Stored { schema, rows, bytes, place: Place::Memory { partitions: batches, _held: held } })
     }
 
-    /// Stores batches already in memory (a loaded source) as `name`'s result.
-    pub async fn keep(
-        &self,
-        name: &str,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> datafusion::error::Result<Stored> {
-        let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-            Arc::clone(&schema),
-            futures::stream::iter(batches.into_iter().map(Ok)),
-        );
-        self.store(name, schema, vec![Box::pin(stream)]).await
+    /// A writer storing the batches pushed to it as `name`'s result, as `store` does.
+    pub fn writer(&self, name: &str, schema: SchemaRef) -> ResultWriter {
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let batches = futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|batch| (Ok(batch), receiver))
+        });
+        let stream = RecordBatchStreamAdapter::new(Arc::clone(&schema), batches);
+        let (results, name) = (self.clone(), name.to_string());
+        let task = tokio::spawn(async move { results.store(&name, schema, vec![Box::pin(stream)]).await });
+        ResultWriter { sender: Some(sender), task }
+    }
+
+    /// The folder spill files and other local files of the run go below.
+    pub fn spill_dir(&self) -> &Path {
+        &self.spill_dir
     }
 
     /// Counts `bytes` more against the results' share, if they fit.
@@ -223,6 +227,30 @@ impl Results {
                 (held + bytes <= self.capacity).then_some(held + bytes)
             })
             .is_ok()
+    }
+}
+
+/// Stores batches pushed one at a time (see [`Results::writer`]).
+pub struct ResultWriter {
+    sender: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
+    task: tokio::task::JoinHandle<datafusion::error::Result<Stored>>,
+}
+
+impl ResultWriter {
+    /// Stores `batch` after the batches pushed before it.
+    pub async fn push(&mut self, batch: RecordBatch) -> datafusion::error::Result<()> {
+        let Some(sender) = &self.sender else { return Ok(()) };
+        if sender.send(batch).await.is_err() {
+            // The store stopped: its error is what `finish` returns.
+            self.sender = None;
+        }
+        Ok(())
+    }
+
+    /// The stored result (or why storing failed).
+    pub async fn finish(mut self) -> datafusion::error::Result<Stored> {
+        self.sender = None;
+        (&mut self.task).await.map_err(|e| DataFusionError::External(Box::new(e)))?
     }
 }
 
@@ -426,7 +454,11 @@ mod tests {
         results.capacity = capacity;
         let runtime = Arc::clone(results.runtime());
         let batches: Vec<RecordBatch> = (0..10).map(|i| batch(i * 1000, 1000)).collect();
-        let stored = Arc::new(results.keep("numbers", batches[0].schema(), batches).await.unwrap());
+        let mut writer = results.writer("numbers", batches[0].schema());
+        for batch in batches {
+            writer.push(batch).await.unwrap();
+        }
+        let stored = Arc::new(writer.finish().await.unwrap());
         let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
         ctx.register_table("numbers", stored.table()).unwrap();
         let read = ctx

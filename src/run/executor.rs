@@ -84,7 +84,7 @@ enum Done {
 /// A source loaded and stored.
 struct Loaded {
     report: SourceReport,
-    quarantine: Option<datafusion::arrow::array::RecordBatch>,
+    quarantine: Option<Stored>,
     /// The loaded rows' bytes, and whether they live on disk.
     size: (u64, bool),
     duration_ms: u128,
@@ -241,9 +241,9 @@ impl<'a> Executor<'a> {
         }
         let quarantine_table = format!("_quarantine/{}", source.name);
         match quarantine {
-            Some(batch) => {
+            Some(rows) => {
                 let (file, table) =
-                    self.sink.stage_table(&quarantine_table, quarantine_schema(), std::iter::once(Ok(batch))).await?;
+                    self.sink.stage_table(&quarantine_table, quarantine_schema(), rows.batches()).await?;
                 self.files.push(file);
                 self.manifest.quarantine.insert(source.name.clone(), table);
             }
@@ -363,20 +363,13 @@ async fn load(
 ) -> Result<Loaded> {
     let clock = Instant::now();
     let step = Step::start(format!("loading source {}", source.name));
-    let loaded = sources::load(ctx, source, location, timezone).await?;
-    let stored = results
-        .keep(&source.name, loaded.schema, loaded.batches)
-        .await
-        .map_err(|e| Error::runtime(format!("storing source `{}`", source.name), e))?;
-    let mut report = loaded.report;
-    if stored.on_disk() {
-        report.spilled_bytes = stored.bytes;
-    }
-    let size = (stored.bytes, stored.on_disk());
-    ctx.register_table(source.name.as_str(), Arc::new(stored).table())
+    let loaded = sources::load(ctx, source, location, timezone, results).await?;
+    let size = (loaded.rows.bytes, loaded.rows.on_disk());
+    ctx.register_table(source.name.as_str(), Arc::new(loaded.rows).table())
         .map_err(|e| Error::runtime(format!("registering source `{}`", source.name), e))?;
     drop(step);
-    Ok(Loaded { report, quarantine: loaded.quarantine, size, duration_ms: clock.elapsed().as_millis() })
+    let (report, quarantine) = (loaded.report, loaded.quarantine);
+    Ok(Loaded { report, quarantine, size, duration_ms: clock.elapsed().as_millis() })
 }
 
 /// Runs `stage`, stores and registers its result, and counts its declared `counts`. A
