@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod functions;
+pub mod lineage;
 pub mod logging;
 pub mod models;
 pub mod plan;

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use crate::config::{OnError, ParamValue, Pipeline, Source, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
+use crate::lineage::RunLineage;
 use crate::logging::Step;
 use crate::plan::{Overrides, Plan, bind};
 use crate::report::{self, RenderedFile, ReportRequest, Tables};
@@ -105,6 +106,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
     let root = storage.resolve(&plan.fill(&outputs.root))?;
     let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
     info!(pipeline = %pipeline.name, as_of = %plan.as_of, output = %root, run_id = %run_id, "run started");
+    let lineage = RunLineage::start(&plan, &storage, &run_id).await;
     let sink = Sink::new(root.clone(), plan.as_of, &run_id);
     match execute(&plan, &storage, &sink, &run_id, started).await {
         Ok((files, stale, mut manifest)) => {
@@ -113,10 +115,12 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
             manifest.peak_memory_bytes = peak_memory_bytes();
             let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
             let published = sink.publish(files, &stale, &json).await;
-            if published.is_err() {
+            if let Err(error) = &published {
                 sink.abort().await;
+                lineage.fail(error).await;
             }
             published?;
+            lineage.complete(&manifest.sources, manifest.tables.values().chain(manifest.quarantine.values())).await;
             info!(
                 tables = manifest.tables.len(),
                 duration_ms = manifest.duration_ms as u64,
@@ -128,6 +132,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         }
         Err(error) => {
             sink.abort().await;
+            lineage.fail(&error).await;
             Err(error)
         }
     }

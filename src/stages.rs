@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{self, CastKind, Expr, Value, visit_expressions_mut};
 use indexmap::IndexMap;
@@ -33,7 +33,16 @@ pub async fn plan(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String,
     if let Statement::Statement(inner) = &mut statement {
         bind(inner, params).map_err(planning_error)?;
     }
-    ctx.state().statement_to_plan(statement).await.map_err(|e| planning_error(e.to_string()))
+    let plan = ctx.state().statement_to_plan(statement).await.map_err(|e| planning_error(e.to_string()))?;
+    // The pipeline compiler admits queries only, but a query can still plan into a
+    // statement (`SELECT … INTO t` creates a table): a stage only reads.
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(|e| planning_error(format!("{e}: a stage is a query, and its result is the table named after it")))?;
+    Ok(plan)
 }
 
 /// Runs `stage` and registers its result under the stage's name, computed once:
