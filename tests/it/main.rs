@@ -13,4 +13,5 @@ mod params_and_stages;
 mod publish;
 mod report;
 mod s3;
+mod secrets;
 mod support;
