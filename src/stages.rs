@@ -13,6 +13,7 @@ use datafusion::prelude::{SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{self, CastKind, Expr, Value, visit_expressions_mut};
 use indexmap::IndexMap;
+use tracing::debug;
 
 use crate::config::{ParamValue, Stage};
 use crate::error::{Diagnostic, Error, Result};
@@ -42,6 +43,7 @@ pub async fn plan(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String,
         .with_allow_statements(false)
         .verify_plan(&plan)
         .map_err(|e| planning_error(format!("{e}: a stage is a query, and its result is the table named after it")))?;
+    debug!(stage = %stage.name, plan = %plan.display_indent(), "stage planned");
     Ok(plan)
 }
 

@@ -9,6 +9,7 @@ mod customer_summary;
 mod formats;
 mod invariants;
 mod metrics;
+mod operations;
 mod params_and_stages;
 mod publish;
 mod report;
