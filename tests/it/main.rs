@@ -8,6 +8,7 @@ mod config_errors;
 mod customer_summary;
 mod formats;
 mod invariants;
+mod lineage;
 mod metrics;
 mod operations;
 mod params_and_stages;
