@@ -6,6 +6,7 @@ mod cli;
 mod clv;
 mod config_errors;
 mod customer_summary;
+mod deploy;
 mod formats;
 mod invariants;
 mod lineage;
