@@ -57,7 +57,8 @@ const SCHEMA_FACET: &str = "https://openlineage.io/spec/facets/1-2-0/SchemaDatas
 const INPUT_STATISTICS_FACET: &str = "https://openlineage.io/spec/facets/1-0-0/InputStatisticsInputDatasetFacet.json#/$defs/InputStatisticsInputDatasetFacet";
 const OUTPUT_STATISTICS_FACET: &str = "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet";
 const PARENT_FACET: &str = "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet";
-const NOMINAL_TIME_FACET: &str = "https://openlineage.io/spec/facets/1-0-1/NominalTimeRunFacet.json#/$defs/NominalTimeRunFacet";
+const NOMINAL_TIME_FACET: &str =
+    "https://openlineage.io/spec/facets/1-0-1/NominalTimeRunFacet.json#/$defs/NominalTimeRunFacet";
 const PROCESSING_ENGINE_FACET: &str =
     "https://openlineage.io/spec/facets/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet";
 const ERROR_MESSAGE_FACET: &str =
@@ -224,13 +225,21 @@ impl RunLineage {
                     Ok(client) => Some(client),
                     Err(error) => {
                         warn!("OpenLineage: cannot set up an HTTP client ({error}); no lineage events are sent");
-                        return RunLineage { transport: None, client: None, run_id, job, run_facets: Value::Null, inputs };
+                        return RunLineage {
+                            transport: None,
+                            client: None,
+                            run_id,
+                            job,
+                            run_facets: Value::Null,
+                            inputs,
+                        };
                     }
                 }
             }
             _ => None,
         };
-        let lineage = RunLineage { transport: Some(transport), client, run_id, job, run_facets: run_facets.into(), inputs };
+        let lineage =
+            RunLineage { transport: Some(transport), client, run_id, job, run_facets: run_facets.into(), inputs };
         let inputs = lineage.inputs.iter().map(|input| input.dataset(None)).collect();
         lineage.emit(lineage.event("START", lineage.run_facets.clone(), inputs, Vec::new())).await;
         lineage
@@ -290,10 +299,8 @@ impl RunLineage {
             return;
         }
         let mut run_facets = self.run_facets.clone();
-        run_facets["errorMessage"] = facet(
-            ERROR_MESSAGE_FACET,
-            json!({"message": redact(&error.to_string()), "programmingLanguage": "Rust"}),
-        );
+        run_facets["errorMessage"] =
+            facet(ERROR_MESSAGE_FACET, json!({"message": redact(&error.to_string()), "programmingLanguage": "Rust"}));
         let inputs = self.inputs.iter().map(|input| input.dataset(None)).collect();
         self.emit(self.event("FAIL", run_facets, inputs, Vec::new())).await;
     }
@@ -386,7 +393,8 @@ async fn published_schema(storage: &Storage, table: &TableReport) -> Option<Valu
         let failed = |error: &dyn fmt::Display| error.to_string();
         let location = storage.resolve(file).map_err(|e| failed(&e))?;
         let (store, path, size) = (&location.store, &location.path, table.bytes);
-        let tail = store.get_range(path, size.saturating_sub(FOOTER_SIZE as u64)..size).await.map_err(|e| failed(&e))?;
+        let tail =
+            store.get_range(path, size.saturating_sub(FOOTER_SIZE as u64)..size).await.map_err(|e| failed(&e))?;
         let tail: &[u8; FOOTER_SIZE] = tail.as_ref().try_into().map_err(|_| "the file is too short".to_string())?;
         let footer = FooterTail::try_new(tail).map_err(|e| failed(&e))?;
         let start = size.saturating_sub((FOOTER_SIZE + footer.metadata_length()) as u64);
@@ -467,7 +475,9 @@ fn parent_facet(var: impl Fn(&str) -> Option<String>) -> Option<Value> {
             Some((namespace.to_string(), job.to_string(), run.to_string()))
         });
         if parsed.is_none() {
-            warn!("{name}=`{text}` is not `{{namespace}}/{{job name}}/{{run id (a UUID)}}`; it is left out of the lineage events");
+            warn!(
+                "{name}=`{text}` is not `{{namespace}}/{{job name}}/{{run id (a UUID)}}`; it is left out of the lineage events"
+            );
         }
         parsed
     };

@@ -328,7 +328,8 @@ pub fn redact(text: &str) -> String {
             .map_or(0, |i| i + 1);
         let scheme = &rest[scheme_start..at];
         let after = &rest[at + 3..];
-        let end = after.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>')).unwrap_or(after.len());
+        let end =
+            after.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>')).unwrap_or(after.len());
         shown.push_str(&rest[..at + 3]);
         if scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
             shown.push_str(&redact_after_scheme(scheme, &after[..end]));
@@ -391,7 +392,9 @@ mod tests {
     #[test]
     fn redact_finds_every_url_in_a_message() {
         assert_eq!(
-            redact("--set input=s3://k:secret@raw/x: not found; output `az://acct:key@c/y?sv=1&sig=2`, \"http://u:p@h\""),
+            redact(
+                "--set input=s3://k:secret@raw/x: not found; output `az://acct:key@c/y?sv=1&sig=2`, \"http://u:p@h\""
+            ),
             "--set input=s3://raw/x: not found; output `az://c/y`, \"http://h\""
         );
         assert_eq!(redact("no URL here: a://"), "no URL here: a://");
@@ -427,7 +430,10 @@ mod tests {
         );
         let error = Timeouts::from_vars(vars(&[("FIDELIS_STORE_TIMEOUT", "soon")])).unwrap_err();
         assert_eq!(error.exit_code(), crate::error::exit_code::CONFIG);
-        assert!(error.to_string().contains("environment variable FIDELIS_STORE_TIMEOUT: `soon` is not a duration"), "{error}");
+        assert!(
+            error.to_string().contains("environment variable FIDELIS_STORE_TIMEOUT: `soon` is not a duration"),
+            "{error}"
+        );
         assert!(Timeouts::from_vars(vars(&[("FIDELIS_STORE_TIMEOUT", "0s")])).is_err());
     }
 

@@ -524,7 +524,10 @@ fn analyze_sql(sql: &str) -> std::result::Result<SqlAnalysis, (String, Option<(u
     if !matches!(inner.as_ref(), ast::Statement::Query(_)) {
         let text = inner.to_string();
         let keyword = text.split_whitespace().next().unwrap_or_default();
-        return Err((format!("expected a query (SELECT, WITH … SELECT or VALUES), found a `{keyword}` statement"), None));
+        return Err((
+            format!("expected a query (SELECT, WITH … SELECT or VALUES), found a `{keyword}` statement"),
+            None,
+        ));
     }
     let (tables, _ctes) = resolve_table_references(statement, true).map_err(|error| (error.to_string(), None))?;
     let mut placeholders = BTreeSet::new();
@@ -601,11 +604,16 @@ mod tests {
 
     #[test]
     fn a_stage_is_one_query_not_another_statement() {
-        for (sql, keyword) in
-            [("SET datafusion.execution.batch_size = 1", "SET"), ("DROP TABLE orders", "DROP"), ("CREATE TABLE t AS SELECT 1", "CREATE")]
-        {
+        for (sql, keyword) in [
+            ("SET datafusion.execution.batch_size = 1", "SET"),
+            ("DROP TABLE orders", "DROP"),
+            ("CREATE TABLE t AS SELECT 1", "CREATE"),
+        ] {
             let (message, _) = analyze_sql(sql).err().unwrap();
-            assert_eq!(message, format!("expected a query (SELECT, WITH … SELECT or VALUES), found a `{keyword}` statement"));
+            assert_eq!(
+                message,
+                format!("expected a query (SELECT, WITH … SELECT or VALUES), found a `{keyword}` statement")
+            );
         }
         let (message, _) = analyze_sql("SELECT 1; SELECT 2").err().unwrap();
         assert_eq!(message, "expected exactly one SQL statement, found 2");

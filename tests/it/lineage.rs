@@ -109,7 +109,10 @@ fn assert_spec_fields(event: &Value) {
     for (name, facet) in facets.into_iter().filter_map(Value::as_object).flatten() {
         assert_eq!(facet["_producer"], PRODUCER, "facet `{name}`");
         let schema = facet["_schemaURL"].as_str().unwrap_or_default();
-        assert!(schema.starts_with("https://openlineage.io/spec/facets/") && schema.contains("#/$defs/"), "{name}: {schema}");
+        assert!(
+            schema.starts_with("https://openlineage.io/spec/facets/") && schema.contains("#/$defs/"),
+            "{name}: {schema}"
+        );
     }
 }
 
@@ -118,7 +121,9 @@ fn fields(facet: &Value) -> Vec<(String, String)> {
         .as_array()
         .expect("schema fields")
         .iter()
-        .map(|field| (field["name"].as_str().unwrap_or_default().into(), field["type"].as_str().unwrap_or_default().into()))
+        .map(|field| {
+            (field["name"].as_str().unwrap_or_default().into(), field["type"].as_str().unwrap_or_default().into())
+        })
         .collect()
 }
 
@@ -267,10 +272,8 @@ fn lineage_that_cannot_be_delivered_is_a_warning_not_a_failed_run() {
     let ws = Workspace::new();
     // A port nothing listens on: connections are refused.
     let closed = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
-    let output = summary_run(&ws.path("out"))
-        .env("OPENLINEAGE_URL", format!("http://{closed}"))
-        .output()
-        .expect("fidelis runs");
+    let output =
+        summary_run(&ws.path("out")).env("OPENLINEAGE_URL", format!("http://{closed}")).output().expect("fidelis runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     for event in ["START", "COMPLETE"] {

@@ -37,7 +37,10 @@ fn a_panic_is_an_internal_error_with_its_own_exit_code() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(70), "{stderr}");
         assert!(
-            stderr.starts_with(&format!("internal error: fidelis {} panicked at src/main.rs:", env!("CARGO_PKG_VERSION"))),
+            stderr.starts_with(&format!(
+                "internal error: fidelis {} panicked at src/main.rs:",
+                env!("CARGO_PKG_VERSION")
+            )),
             "{stderr}"
         );
         assert!(stderr.contains(&format!(": FIDELIS_DEBUG_PANIC={mode}\n")), "{stderr}");
@@ -78,7 +81,10 @@ fn a_store_that_accepts_connections_but_never_answers_fails_the_run_retryably() 
     let output = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("error: run failed: source `transactions`: cannot list s3://bucket/raw/transactions"), "{stderr}");
+    assert!(
+        stderr.contains("error: run failed: source `transactions`: cannot list s3://bucket/raw/transactions"),
+        "{stderr}"
+    );
     drop(listener);
 }
 

@@ -121,7 +121,11 @@ fn templates_cannot_read_the_environment() {
         .output()
         .expect("fidelis runs");
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
-    assert!(text(&output).contains("`get_env` is disabled: templates cannot read the environment"), "{}", text(&output));
+    assert!(
+        text(&output).contains("`get_env` is disabled: templates cannot read the environment"),
+        "{}",
+        text(&output)
+    );
     assert!(!text(&output).contains("tok-3141"));
     assert!(!ws.path("out/reports").exists(), "nothing is published");
 }
