@@ -174,27 +174,34 @@ impl RunLineage {
     pub async fn start(plan: &Plan<'_>, storage: &Storage, run_id: &str) -> RunLineage {
         let pipeline = &plan.pipeline.name;
         let name = format!("fidelis:{pipeline}:{}:{run_id}", plan.as_of);
-        let run_id = Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes());
-        let Some(transport) = transport() else {
-            return RunLineage {
-                transport: None,
-                client: None,
-                run_id,
-                job: Value::Null,
-                run_facets: Value::Null,
-                inputs: Vec::new(),
-            };
+        let mut lineage = RunLineage {
+            transport: transport(),
+            client: None,
+            run_id: Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()),
+            job: Value::Null,
+            run_facets: Value::Null,
+            inputs: Vec::new(),
         };
+        let Some(transport) = lineage.transport else { return lineage };
+        if let Transport::Http { .. } = transport {
+            match reqwest::Client::builder().timeout(HTTP_TIMEOUT).connect_timeout(HTTP_TIMEOUT).build() {
+                Ok(client) => lineage.client = Some(client),
+                Err(error) => {
+                    warn!("OpenLineage: cannot set up an HTTP client ({error}); no lineage events are sent");
+                    lineage.transport = None;
+                    return lineage;
+                }
+            }
+        }
         let namespace = std::env::var("OPENLINEAGE_NAMESPACE")
             .ok()
             .filter(|namespace| !namespace.is_empty())
             .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let job = json!({
+        let job_type = json!({"processingType": "BATCH", "integration": "FIDELIS", "jobType": "JOB"});
+        lineage.job = json!({
             "namespace": namespace,
             "name": pipeline,
-            "facets": {
-                "jobType": facet(JOB_TYPE_FACET, json!({"processingType": "BATCH", "integration": "FIDELIS", "jobType": "JOB"})),
-            },
+            "facets": {"jobType": facet(JOB_TYPE_FACET, job_type)},
         });
         let mut run_facets = serde_json::Map::new();
         run_facets.insert(
@@ -207,7 +214,9 @@ impl RunLineage {
         if let Some(parent) = parent_facet(|name| std::env::var(name).ok()) {
             run_facets.insert("parent".into(), parent);
         }
-        let inputs = plan
+        lineage.run_facets = run_facets.into();
+        // A source whose location does not resolve fails the run anyway, with its error.
+        lineage.inputs = plan
             .sources
             .iter()
             .filter_map(|source| {
@@ -219,27 +228,6 @@ impl RunLineage {
                 Some(Input { source: source.name.clone(), namespace, name, schema })
             })
             .collect();
-        let client = match transport {
-            Transport::Http { .. } => {
-                match reqwest::Client::builder().timeout(HTTP_TIMEOUT).connect_timeout(HTTP_TIMEOUT).build() {
-                    Ok(client) => Some(client),
-                    Err(error) => {
-                        warn!("OpenLineage: cannot set up an HTTP client ({error}); no lineage events are sent");
-                        return RunLineage {
-                            transport: None,
-                            client: None,
-                            run_id,
-                            job,
-                            run_facets: Value::Null,
-                            inputs,
-                        };
-                    }
-                }
-            }
-            _ => None,
-        };
-        let lineage =
-            RunLineage { transport: Some(transport), client, run_id, job, run_facets: run_facets.into(), inputs };
         let inputs = lineage.inputs.iter().map(|input| input.dataset(None)).collect();
         lineage.emit(lineage.event("START", lineage.run_facets.clone(), inputs, Vec::new())).await;
         lineage
