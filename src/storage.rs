@@ -202,12 +202,11 @@ impl Timeouts {
         }
     }
 
-    /// The client settings as object_store's configuration values.
-    fn client_config(&self) -> [(ClientConfigKey, String); 2] {
-        [
-            (ClientConfigKey::ConnectTimeout, format!("{}ms", self.connect.as_millis())),
-            (ClientConfigKey::Timeout, format!("{}ms", self.request.as_millis())),
-        ]
+    /// `builder` with the connect and request timeouts, set through `set`, the store
+    /// builder's own way to set a client option.
+    fn apply<B>(&self, builder: B, set: impl Fn(B, ClientConfigKey, String) -> B) -> B {
+        let builder = set(builder, ClientConfigKey::ConnectTimeout, format!("{}ms", self.connect.as_millis()));
+        set(builder, ClientConfigKey::Timeout, format!("{}ms", self.request.as_millis()))
     }
 }
 
@@ -248,11 +247,7 @@ fn build_remote(scheme: &str, url: &Url) -> Result<Arc<dyn ObjectStore>> {
     let store: Arc<dyn ObjectStore> = match scheme {
         "s3" | "s3a" => Arc::new(
             timeouts
-                .client_config()
-                .into_iter()
-                .fold(AmazonS3Builder::from_env(), |builder, (key, value)| {
-                    builder.with_config(AmazonS3ConfigKey::Client(key), value)
-                })
+                .apply(AmazonS3Builder::from_env(), |builder, key, value| builder.with_config(AmazonS3ConfigKey::Client(key), value))
                 .with_retry(timeouts.retry_config())
                 .with_url(url.as_str())
                 .build()
@@ -260,11 +255,7 @@ fn build_remote(scheme: &str, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         ),
         "gs" => Arc::new(
             timeouts
-                .client_config()
-                .into_iter()
-                .fold(GoogleCloudStorageBuilder::from_env(), |builder, (key, value)| {
-                    builder.with_config(GoogleConfigKey::Client(key), value)
-                })
+                .apply(GoogleCloudStorageBuilder::from_env(), |builder, key, value| builder.with_config(GoogleConfigKey::Client(key), value))
                 .with_retry(timeouts.retry_config())
                 .with_url(url.as_str())
                 .build()
@@ -272,11 +263,7 @@ fn build_remote(scheme: &str, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         ),
         "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
             timeouts
-                .client_config()
-                .into_iter()
-                .fold(MicrosoftAzureBuilder::from_env(), |builder, (key, value)| {
-                    builder.with_config(AzureConfigKey::Client(key), value)
-                })
+                .apply(MicrosoftAzureBuilder::from_env(), |builder, key, value| builder.with_config(AzureConfigKey::Client(key), value))
                 .with_retry(timeouts.retry_config())
                 .with_url(url.as_str())
                 .build()

@@ -4,14 +4,13 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{Workspace, fidelis, repo};
+use crate::support::{Workspace, fidelis, repo, summary_run};
 
 const PRODUCER: &str = concat!("urn:fidelis:", env!("CARGO_PKG_VERSION"));
 const PARENT_RUN: &str = "01890f5e-8d2a-7f3e-9c4b-2a1d3e4f5a6b";
@@ -76,17 +75,6 @@ fn receive_until_exit(listener: &TcpListener, mut child: Child) -> (Vec<Request>
         }
     }
     (received, child.wait_with_output().expect("output"))
-}
-
-/// `fidelis run` of the shipped pipeline's `customer_summary` on the bundled fixture.
-fn summary_run(out: &Path) -> Command {
-    let mut command = fidelis();
-    command
-        .args(["run", "pipelines/loyalty.yaml", "--as-of", "2024-03-31", "--only", "customer_summary", "--set"])
-        .arg(format!("input={}", repo().join("tests/fixtures/summary").display()))
-        .arg("--set")
-        .arg(format!("output={}", out.display()));
-    command
 }
 
 /// Checks what the spec requires of every RunEvent, and that every facet names its

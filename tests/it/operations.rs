@@ -3,24 +3,13 @@
 //! given up on, and logs fit for a file or a pipe.
 
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Workspace, fidelis, repo};
+use crate::support::{Workspace, fidelis, summary_run};
 
 fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// `--set input=… --set output=…` for the bundled one-source fixture.
-fn summary_run(ws: &Workspace) -> Command {
-    let mut command = fidelis();
-    command
-        .args(["run", "pipelines/loyalty.yaml", "--as-of", "2024-03-31", "--only", "customer_summary", "--set"])
-        .arg(format!("input={}", repo().join("tests/fixtures/summary").display()))
-        .arg("--set")
-        .arg(format!("output={}", ws.path("out").display()));
-    command
 }
 
 #[test]
@@ -157,21 +146,24 @@ fn configuration_mistakes_are_found_when_the_pipeline_loads_not_while_it_runs() 
 #[test]
 fn piped_logs_carry_no_colour_codes() {
     let ws = Workspace::new();
-    let output = summary_run(&ws).env_remove("NO_COLOR").output().expect("fidelis runs");
+    let output = summary_run(&ws.path("out")).env_remove("NO_COLOR").output().expect("fidelis runs");
     assert!(output.status.success(), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("INFO run published"));
     assert!(!output.stderr.contains(&0x1b), "escape bytes in:\n{}", String::from_utf8_lossy(&output.stderr));
 
     // Asked for explicitly, a pipe gets them too; NO_COLOR still wins.
-    let forced = summary_run(&ws).env_remove("NO_COLOR").env("FORCE_COLOR", "1").output().expect("fidelis runs");
+    let forced =
+        summary_run(&ws.path("out")).env_remove("NO_COLOR").env("FORCE_COLOR", "1").output().expect("fidelis runs");
     assert!(forced.stderr.contains(&0x1b));
-    let refused = summary_run(&ws).env("NO_COLOR", "1").env("FORCE_COLOR", "1").output().expect("fidelis runs");
+    let refused =
+        summary_run(&ws.path("out")).env("NO_COLOR", "1").env("FORCE_COLOR", "1").output().expect("fidelis runs");
     assert!(!refused.stderr.contains(&0x1b));
 }
 
 /// The targets of the JSON log lines of a run with `FIDELIS_LOG=filter`.
 fn log_targets(ws: &Workspace, filter: &str) -> Vec<String> {
-    let output = summary_run(ws).args(["--log-format", "json"]).env("FIDELIS_LOG", filter).output().expect("runs");
+    let output =
+        summary_run(&ws.path("out")).args(["--log-format", "json"]).env("FIDELIS_LOG", filter).output().expect("runs");
     assert!(output.status.success(), "{}", text(&output));
     let mut targets: Vec<String> = String::from_utf8_lossy(&output.stderr)
         .lines()
