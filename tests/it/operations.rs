@@ -70,10 +70,9 @@ fn a_store_that_accepts_connections_but_never_answers_fails_the_run_retryably() 
     let output = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(4), "{stderr}");
-    assert!(
-        stderr.contains("error: run failed: source `transactions`: cannot list s3://bucket/raw/transactions"),
-        "{stderr}"
-    );
+    // Sources load concurrently: whichever is listed first gives up.
+    assert!(stderr.contains("error: run failed: source `"), "{stderr}");
+    assert!(stderr.contains("cannot list s3://bucket/raw/"), "{stderr}");
     drop(listener);
 }
 
