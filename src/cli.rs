@@ -9,6 +9,7 @@ use tracing::info;
 
 use crate::config::{self, Format};
 use crate::error::{Error, Result};
+use crate::lineage::{self, Transport};
 use crate::logging::{self, LogFormat, Step};
 use crate::memory;
 use crate::plan::Overrides;
@@ -20,7 +21,8 @@ const EXIT_CODES: &str = "Exit codes:
   0  success
   2  bad configuration or usage (fix the pipeline or command; retrying will not help)
   3  bad input data, or data a model cannot be fitted to (fix the data; retrying will not help)
-  4  runtime or I/O failure (storage unreachable, disk full, …; retrying may help)";
+  4  runtime or I/O failure (storage unreachable, disk full, …; retrying may help)
+  70 internal error: a bug in fidelis (please report it; retrying will not help)";
 
 /// Customer-loyalty analytics: YAML pipelines of SQL stages over object storage,
 /// published as warehouse-ready Parquet tables and a monthly KPI report.
@@ -128,6 +130,14 @@ pub struct RunArgs {
     /// Default: the system's temporary folder (TMPDIR).
     #[arg(long, value_name = "DIR", env = "FIDELIS_SPILL_DIR")]
     pub spill_dir: Option<PathBuf>,
+
+    /// Send OpenLineage run events (START, then COMPLETE or FAIL) to `file:PATH` (one
+    /// JSON event per line, appended), `console` (standard output) or an OpenLineage
+    /// server's URL. Default: OPENLINEAGE_URL when set (with OPENLINEAGE_ENDPOINT,
+    /// OPENLINEAGE_API_KEY, OPENLINEAGE_NAMESPACE), else none. A failure to send is a
+    /// warning, never a failed run.
+    #[arg(long, value_name = "file:PATH|console|URL", env = "FIDELIS_LINEAGE")]
+    pub lineage: Option<Transport>,
 }
 
 fn parse_date(text: &str) -> std::result::Result<NaiveDate, String> {
@@ -162,6 +172,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
     logging::init(cli.log_format);
     match cli.command {
         Command::Run(args) => {
+            lineage::configure(args.lineage.clone());
             let pipeline = config::load(&args.bind.pipeline)?;
             run::run(&pipeline, &args.overrides()).await?;
         }

@@ -16,6 +16,9 @@ pub mod exit_code {
     pub const DATA: i32 = 3;
     /// Runtime or I/O failure (storage unreachable, disk full, …): retrying may help.
     pub const RUNTIME: i32 = 4;
+    /// An internal error (a panic): a bug in fidelis, to be reported; retrying will not
+    /// help. 70 is `EX_SOFTWARE` of BSD's `sysexits.h`.
+    pub const INTERNAL: i32 = 70;
 }
 
 /// One problem found in a pipeline file, with where it is and how to fix it.

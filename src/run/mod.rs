@@ -23,6 +23,7 @@ use tracing::info;
 use crate::config::{ParamValue, Pipeline};
 use crate::error::{Error, Result};
 use crate::functions;
+use crate::lineage::RunLineage;
 use crate::memory::{self, MemoryBudget};
 use crate::plan::{Overrides, Plan, bind};
 use crate::report::{self, RenderedFile, ReportRequest, Tables};
@@ -131,6 +132,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         pipeline = %pipeline.name, as_of = %plan.as_of, output = %root, run_id = %run_id,
         memory_limit = %budget, spill_dir = %spill_dir.display(), "run started"
     );
+    let lineage = RunLineage::start(&plan, &storage, &run_id).await;
     let sink = Sink::new(root.clone(), plan.as_of, &run_id);
     // The results (and DataFusion's spill folder) are dropped before this returns, on
     // success and failure alike, which removes their files.
@@ -141,6 +143,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         Ok(staged) => staged,
         Err(error) => {
             sink.abort().await;
+            lineage.fail(&error).await;
             return Err(error);
         }
     };
@@ -149,10 +152,12 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
     manifest.peak_memory_bytes = peak_memory_bytes();
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
     let published = sink.publish(files, &stale, &json).await;
-    if published.is_err() {
+    if let Err(error) = &published {
         sink.abort().await;
+        lineage.fail(error).await;
     }
     published?;
+    lineage.complete(&manifest.sources, manifest.tables.values().chain(manifest.quarantine.values())).await;
     info!(
         tables = manifest.tables.len(),
         duration_ms = manifest.duration_ms as u64,
