@@ -190,8 +190,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let spec = SampleSpec { customers: args.customers, seed: args.seed, end_date, years: args.years };
             let out = Storage::new().resolve(&args.out)?;
             let step = Step::start(format!("generating {} customers", args.customers));
-            let data = sample_data::generate::generate(&spec);
-            let written = sample_data::write(&data, &out, args.format).await?;
+            let written = sample_data::write(&spec, &out, args.format).await?;
             drop(step);
             for (table, rows) in written {
                 info!(table, rows, "sample table written");
