@@ -70,14 +70,14 @@ pub async fn write(spec: &SampleSpec, out: &Location, format: Format) -> Result<
 
 /// One table's file, written batch by batch.
 enum TableFile {
-    Parquet(ParquetFile),
+    Parquet(Box<ParquetFile>),
     Text { location: Location, format: Format, writer: BufWriter, rows: usize },
 }
 
 impl TableFile {
     fn create(location: Location, format: Format) -> Result<Self> {
         Ok(match format {
-            Format::Parquet => TableFile::Parquet(ParquetFile::create(&location, &table_schema(&location)?)?),
+            Format::Parquet => TableFile::Parquet(Box::new(ParquetFile::create(&location, &table_schema(&location)?)?)),
             Format::Csv | Format::Ndjson => {
                 let writer = BufWriter::new(Arc::clone(&location.store), location.path.clone());
                 TableFile::Text { location, format, writer, rows: 0 }
