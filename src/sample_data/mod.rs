@@ -71,7 +71,15 @@ pub async fn write(spec: &SampleSpec, out: &Location, format: Format) -> Result<
 /// One table's file, written batch by batch.
 enum TableFile {
     Parquet(Box<ParquetFile>),
-    Text { location: Location, format: Format, writer: BufWriter, rows: usize },
+    Text(Box<TextFile>),
+}
+
+/// A CSV or NDJSON file being written.
+struct TextFile {
+    location: Location,
+    format: Format,
+    writer: BufWriter,
+    rows: usize,
 }
 
 impl TableFile {
@@ -80,7 +88,7 @@ impl TableFile {
             Format::Parquet => TableFile::Parquet(Box::new(ParquetFile::create(&location, &table_schema(&location)?)?)),
             Format::Csv | Format::Ndjson => {
                 let writer = BufWriter::new(Arc::clone(&location.store), location.path.clone());
-                TableFile::Text { location, format, writer, rows: 0 }
+                TableFile::Text(Box::new(TextFile { location, format, writer, rows: 0 }))
             }
         })
     }
@@ -101,9 +109,9 @@ impl TableFile {
     async fn finish(self) -> Result<usize> {
         match self {
             TableFile::Parquet(file) => Ok(file.finish().await?.0 as usize),
-            TableFile::Text { location, mut writer, rows, .. } => {
-                writer.shutdown().await.map_err(|e| Error::runtime(format!("writing {location}"), e))?;
-                Ok(rows)
+            TableFile::Text(mut file) => {
+                file.writer.shutdown().await.map_err(|e| Error::runtime(format!("writing {}", file.location), e))?;
+                Ok(file.rows)
             }
         }
     }
