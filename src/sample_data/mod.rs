@@ -96,11 +96,11 @@ impl TableFile {
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self {
             TableFile::Parquet(file) => file.write(batch).await,
-            TableFile::Text { location, format, writer, rows } => {
-                let bytes =
-                    text(batch, *format, *rows == 0).map_err(|e| Error::runtime(format!("writing {location}"), e))?;
-                *rows += batch.num_rows();
-                writer.write_all(&bytes).await.map_err(|e| Error::runtime(format!("writing {location}"), e))
+            TableFile::Text(file) => {
+                let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {}", file.location), e);
+                let bytes = text(batch, file.format, file.rows == 0).map_err(|e| failed(&e))?;
+                file.rows += batch.num_rows();
+                file.writer.write_all(&bytes).await.map_err(|e| failed(&e))
             }
         }
     }
