@@ -42,7 +42,10 @@ pub(super) async fn execute(
     started: DateTime<Utc>,
 ) -> Result<Staged> {
     let mut executor = Executor::new(plan, storage, sink, results, manifest(plan, results, run_id, started));
-    if let Err(error) = executor.walk().await {
+    let mut running = JoinSet::new();
+    if let Err(error) = executor.walk(&mut running).await {
+        // Stop the other jobs before the run cleans up after them.
+        running.shutdown().await;
         // Nothing may still be writing to staging when the run cleans it up.
         executor.writes.shutdown().await;
         return Err(error);
@@ -142,11 +145,10 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs every job of the schedule, as many at once as there are cores.
-    async fn walk(&mut self) -> Result<()> {
+    async fn walk(&mut self, running: &mut JoinSet<Done>) -> Result<()> {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let plan = self.plan;
         let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
-        let mut running: JoinSet<Done> = JoinSet::new();
         loop {
             // As many jobs as there are cores; the cores are shared out among the jobs
             // running, so a stage running alone on a large machine gets several.
@@ -157,7 +159,7 @@ impl<'a> Executor<'a> {
             }
             let partitions = (cores / (running.len() + starting.len()).max(1)).max(1);
             for job in starting {
-                self.start(job, partitions, &mut schedule, &mut running)?;
+                self.start(job, partitions, &mut schedule, running)?;
             }
             let Some(joined) = running.join_next().await else {
                 // Stages come in dependency order, so nothing can be left waiting.
@@ -313,7 +315,15 @@ impl<'a> Executor<'a> {
             warn!("{message}");
             self.manifest.warnings.push(message);
         }
-        let report = StageReport { name: stage.name.clone(), rows: result.rows, duration_ms, spilled_bytes, counts };
+        let report = StageReport {
+            name: stage.name.clone(),
+            rows: result.rows,
+            duration_ms,
+            spilled_bytes,
+            partitions: form.partitions,
+            memory_frugal: form.frugal,
+            counts,
+        };
         self.stage_reports.push((order, report));
         if self.plan.tables.contains(&stage.name) {
             self.write(order, &stage.name, &result)?;

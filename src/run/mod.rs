@@ -74,6 +74,13 @@ pub struct StageReport {
     /// when stored in files.
     #[serde(skip_serializing_if = "is_zero")]
     pub spilled_bytes: u64,
+    /// Partitions the stage ran on (one by default; more when cores are idle).
+    pub partitions: usize,
+    /// The stage ran in its memory-frugal form: sort-merge joins and streaming windows,
+    /// because what it reads is on disk or large for the budget, or its fast form ran out
+    /// of memory.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub memory_frugal: bool,
     /// The stage's declared `counts`: rows matching each named condition.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub counts: IndexMap<String, u64>,
@@ -134,11 +141,11 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
     );
     let lineage = RunLineage::start(&plan, &storage, &run_id).await;
     let sink = Sink::new(root.clone(), plan.as_of, &run_id);
-    // The results (and DataFusion's spill folder) are dropped before this returns, on
-    // success and failure alike, which removes their files.
+    // The run's spill folder (DataFusion's spill files, stored results, spooled inputs)
+    // is removed once the stages are done, on success and failure alike.
     let results = Results::new(budget, &spill_dir)?;
     let executed = executor::execute(&plan, &storage, &sink, &results, &run_id, started).await;
-    drop(results);
+    results.close();
     let (files, stale, mut manifest) = match executed {
         Ok(staged) => staged,
         Err(error) => {

@@ -11,6 +11,7 @@ mod formats;
 mod invariants;
 mod layouts;
 mod lineage;
+mod memory;
 mod metrics;
 mod operations;
 mod params_and_stages;
