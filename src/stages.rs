@@ -69,7 +69,7 @@ pub async fn execute(
     let schema = physical.schema();
     let streams = execute_stream_partitioned(Arc::clone(&physical), state.task_ctx()).map_err(failed)?;
     let result = results.store(&stage.name, schema, streams).await.map_err(failed)?;
-    Ok(Executed { result, spilled_bytes: spilled_bytes(physical.as_ref()) })
+    Ok(Executed { result, spilled_bytes: spilled_bytes(&stage.name, physical.as_ref()) })
 }
 
 /// What a failed stage means for the run: a model that cannot be fitted to the data is a
@@ -85,10 +85,14 @@ fn stage_error(stage: &Stage, results: &Results, error: DataFusionError) -> Erro
     }
 }
 
-/// The bytes the operators of `plan` spilled to disk.
-fn spilled_bytes(plan: &dyn ExecutionPlan) -> u64 {
+/// The bytes the operators of `plan` spilled to disk (each spilling operator is logged at
+/// debug level).
+fn spilled_bytes(stage: &str, plan: &dyn ExecutionPlan) -> u64 {
     let own = plan.metrics().and_then(|metrics| metrics.spilled_bytes()).unwrap_or(0) as u64;
-    own + plan.children().into_iter().map(|child| spilled_bytes(child.as_ref())).sum::<u64>()
+    if own > 0 {
+        debug!(stage, operator = plan.name(), spilled_bytes = own, "operator spilled");
+    }
+    own + plan.children().into_iter().map(|child| spilled_bytes(stage, child.as_ref())).sum::<u64>()
 }
 
 /// The model-fitting error behind a DataFusion error, if that is what it is.
