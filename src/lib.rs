@@ -3,22 +3,31 @@
 //! Data flows one way: pipeline YAML → [`config`] (typed, validated) → [`plan`]
 //! (parameters bound, stages chosen) → [`run`] (one DataFusion session:
 //! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks) →
-//! [`sinks`] (staged Parquet, atomic publish, manifest).
+//! [`sinks`] (staged Parquet, atomic publish, manifest; [`publish`]: the partition's
+//! lease and the publish journal). Around runs: [`signals`] (stopping cleanly),
+//! [`backfill`] (a run per date), [`repair`], [`summary`] (`--result-json`).
 
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod failpoints;
 pub mod functions;
 pub mod logging;
 pub mod models;
+pub mod pipeline_version;
 pub mod plan;
+pub mod publish;
+pub mod repair;
 pub mod report;
 pub mod run;
 pub mod sample_data;
 pub mod schedule;
+pub mod signals;
 pub mod sinks;
 pub mod sources;
 pub mod stages;
 pub mod storage;
+pub mod summary;
 
 pub use error::{Error, Result};

@@ -6,14 +6,22 @@ fn main() {
     // Before the runtime starts its threads.
     limit_allocator_retention();
     let cli = fidelis::cli::Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
-    let outcome = match runtime {
-        Ok(runtime) => runtime.block_on(fidelis::cli::execute(cli)),
+    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => {
+            let outcome = runtime.block_on(fidelis::cli::execute(cli));
+            // A stopped run may leave threads busy in work it no longer needs (a source
+            // being decoded): exit without waiting for them.
+            runtime.shutdown_background();
+            outcome
+        }
         Err(error) => Err(fidelis::Error::runtime("starting the async runtime", error)),
     };
-    if let Err(error) = outcome {
-        eprintln!("error: {error}");
-        std::process::exit(error.exit_code());
+    match code {
+        Ok(code) => std::process::exit(code),
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(error.exit_code());
+        }
     }
 }
 

@@ -22,10 +22,14 @@ use crate::config::{OnError, ParamValue, Pipeline, Source, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
+use crate::pipeline_version::pipeline_version;
 use crate::plan::{Overrides, Plan, bind};
+use crate::publish::kept;
+use crate::publish::lease::LeaseOptions;
 use crate::report::{self, RenderedFile, ReportRequest, Tables};
 use crate::schedule::{Job, Schedule};
-use crate::sinks::{Sink, StagedFile, TableReport};
+use crate::signals;
+use crate::sinks::{Sink, StagedFile, TableReport, output_root};
 use crate::sources::{self, LoadedSource, SourceReport, quarantine_schema};
 use crate::stages;
 use crate::storage::{Location, Storage};
@@ -36,6 +40,8 @@ pub struct Manifest {
     pub pipeline: String,
     pub pipeline_file: String,
     pub fidelis_version: &'static str,
+    /// What the pipeline computes with besides parameters and data (`crate::pipeline_version`).
+    pub pipeline_version: String,
     pub run_id: String,
     pub as_of: String,
     pub started_at: String,
@@ -53,6 +59,11 @@ pub struct Manifest {
     /// Metrics that are null because an optional source they need is absent.
     pub metrics_without_data: Vec<String>,
     pub warnings: Vec<String>,
+    /// Tables, quarantine tables (`_quarantine/{source}`) and reports (`reports/{file}`)
+    /// of the partition that a run with `--only` kept from earlier runs, with the run that
+    /// wrote each; they are listed in `tables`, `quarantine` and `reports` too.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub kept: IndexMap<String, String>,
 }
 
 /// What the manifest records about a stage.
@@ -89,48 +100,49 @@ pub fn session() -> SessionContext {
     ctx
 }
 
-/// Runs `pipeline` and publishes its outputs; returns the manifest written.
-pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest> {
+/// Runs `pipeline` and publishes its outputs, holding the partition's lease (taken as
+/// `lease` says) throughout; returns the manifest written.
+pub async fn run(pipeline: &Pipeline, overrides: &Overrides, lease: &LeaseOptions) -> Result<Manifest> {
     let started = Utc::now();
     let clock = Instant::now();
     let plan = bind(pipeline, overrides)?;
-    let Some(outputs) = &pipeline.outputs else {
-        return Err(Error::config(
-            pipeline.file.display().to_string(),
-            "the pipeline has no `outputs`, so a run would write nothing",
-            "add `outputs: {root: …, tables: [...]}`, or use `fidelis validate` to only check it",
-        ));
-    };
     let storage = Storage::new();
-    let root = storage.resolve(&plan.fill(&outputs.root))?;
+    let root = output_root(&plan, &storage)?;
+    let version = pipeline_version(&plan)?;
     let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
     info!(pipeline = %pipeline.name, as_of = %plan.as_of, output = %root, run_id = %run_id, "run started");
-    let sink = Sink::new(root.clone(), plan.as_of, &run_id);
-    match execute(&plan, &storage, &sink, &run_id, started).await {
-        Ok((files, stale, mut manifest)) => {
-            manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-            manifest.duration_ms = clock.elapsed().as_millis();
-            manifest.peak_memory_bytes = peak_memory_bytes();
-            let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
-            let published = sink.publish(files, &stale, &json).await;
-            if published.is_err() {
-                sink.abort().await;
-            }
-            published?;
-            info!(
-                tables = manifest.tables.len(),
-                duration_ms = manifest.duration_ms as u64,
-                peak_memory_mb = manifest.peak_memory_bytes.map(|b| b / (1 << 20)),
-                output = %root,
-                "run published"
-            );
-            Ok(manifest)
+    let (sink, _) = Sink::open(root.clone(), plan.as_of, &run_id, lease).await?;
+    let published = async {
+        let partial = !plan.runs_everything();
+        if partial {
+            kept::check(sink.published(), &plan, &version)?;
         }
-        Err(error) => {
-            sink.abort().await;
-            Err(error)
-        }
+        // A stop signal or the loss of the lease drops the run's work (its queries with it).
+        let (files, mut stale, mut manifest) = tokio::select! {
+            staged = execute(&plan, &storage, &sink, &run_id, started) => staged,
+            error = signals::stopped() => Err(error),
+            error = sink.lease_lost() => Err(error),
+        }?;
+        manifest.pipeline_version = version;
+        let gone = kept::carry_over(sink.published(), partial, &plan.tables, &mut manifest);
+        stale.extend(gone.iter().map(|table| sink.partition(table)));
+        manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        manifest.duration_ms = clock.elapsed().as_millis();
+        manifest.peak_memory_bytes = peak_memory_bytes();
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
+        sink.publish(&files, &stale, Some(&json)).await?;
+        info!(
+            tables = manifest.tables.len(),
+            duration_ms = manifest.duration_ms as u64,
+            peak_memory_mb = manifest.peak_memory_bytes.map(|b| b / (1 << 20)),
+            output = %root,
+            "run published"
+        );
+        Ok(manifest)
     }
+    .await;
+    sink.close().await;
+    published
 }
 
 type Staged = (Vec<StagedFile>, Vec<Location>, Manifest);
@@ -147,6 +159,7 @@ async fn execute(
         pipeline: plan.pipeline.name.clone(),
         pipeline_file: plan.pipeline.file.display().to_string(),
         fidelis_version: env!("CARGO_PKG_VERSION"),
+        pipeline_version: String::new(),
         run_id: run_id.to_string(),
         as_of: plan.as_of.to_string(),
         started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -161,6 +174,7 @@ async fn execute(
         reports: IndexMap::new(),
         metrics_without_data: Vec::new(),
         warnings: Vec::new(),
+        kept: IndexMap::new(),
     };
     let mut files = Vec::new();
     let mut stale = Vec::new();
@@ -419,16 +433,12 @@ fn render_reports(plan: &Plan<'_>, tables: &Tables, manifest: &serde_json::Value
 }
 
 /// `fidelis report`: renders the reports again from the tables published for as_of,
-/// without recomputing them, and replaces the published reports.
-pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<String>> {
+/// without recomputing them, and replaces the published reports, holding the
+/// partition's lease (taken as `lease` says).
+pub async fn report(pipeline: &Pipeline, overrides: &Overrides, lease: &LeaseOptions) -> Result<Vec<String>> {
     let plan = bind(pipeline, overrides)?;
-    let Some(outputs) = &pipeline.outputs else {
-        return Err(Error::config(
-            pipeline.file.display().to_string(),
-            "the pipeline has no `outputs`",
-            "add `outputs`",
-        ));
-    };
+    let storage = Storage::new();
+    let root = output_root(&plan, &storage)?;
     if pipeline.reports.is_empty() {
         return Err(Error::config(
             pipeline.file.display().to_string(),
@@ -436,28 +446,30 @@ pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<St
             "add `reports: [{template: report.html.tera, path: report.html}]`",
         ));
     }
-    let storage = Storage::new();
-    let root = storage.resolve(&plan.fill(&outputs.root))?;
-    let (tables, manifest) = report::read_published(&root, &outputs.tables, plan.as_of).await?;
-    if tables.is_empty() {
-        return Err(Error::Data(format!(
-            "no tables are published for as_of {} under {root}; run the pipeline first",
-            plan.as_of
-        )));
-    }
     let run_id = format!("{}-{}-report", Utc::now().format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
-    let sink = Sink::new(root, plan.as_of, &run_id);
-    let mut staged = Vec::new();
-    let mut written = Vec::new();
-    for file in render_reports(&plan, &tables, &manifest)? {
-        let report = sink.stage_report(&file.path, file.bytes).await?;
-        written.push(report.url());
-        staged.push(report);
+    let (sink, _) = Sink::open(root.clone(), plan.as_of, &run_id, lease).await?;
+    let written = async {
+        let outputs = pipeline.outputs.as_ref().map_or(&[][..], |outputs| &outputs.tables);
+        let (tables, manifest) = report::read_published(&root, outputs, plan.as_of).await?;
+        if tables.is_empty() {
+            return Err(Error::Data(format!(
+                "no tables are published for as_of {} under {root}; run the pipeline first",
+                plan.as_of
+            )));
+        }
+        let mut staged = Vec::new();
+        let mut written = Vec::new();
+        for file in render_reports(&plan, &tables, &manifest)? {
+            let report = sink.stage_report(&file.path, file.bytes).await?;
+            written.push(report.url());
+            staged.push(report);
+        }
+        sink.publish(&staged, &[], None).await?;
+        Ok(written)
     }
-    let moved = sink.move_into_place(&staged, &[]).await;
-    sink.abort().await;
-    moved?;
-    Ok(written)
+    .await;
+    sink.close().await;
+    written
 }
 
 /// How many stages still have to read each table. At zero the table is released, so a

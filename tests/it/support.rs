@@ -64,7 +64,7 @@ pub async fn run_only(path: &Path, as_of: &str, set: &[(&str, &str)], only: &[&s
     let pipeline = fidelis::config::load(path)?;
     let mut bound = overrides(as_of, set);
     bound.only = only.iter().map(|s| s.to_string()).collect();
-    fidelis::run::run(&pipeline, &bound).await
+    fidelis::run::run(&pipeline, &bound, &fidelis::publish::lease::LeaseOptions::default()).await
 }
 
 /// The batches of a published Parquet file.
