@@ -25,8 +25,9 @@ const EXIT_CODES: &str = "Exit codes:
   3    bad input data, or data a model cannot be fitted to (fix the data; retrying will not help)
   4    runtime or I/O failure (storage unreachable, disk full, …; retrying may help)
   5    another run holds the partition's lease (retry later, or use --wait-for-lock)
-  130  stopped by SIGINT before publishing; 143: by SIGTERM (nothing was published)
-A backfill exits with the worst code of its dates.";
+  130  stopped by SIGINT (Ctrl-C) before publishing: nothing was published (retrying may help)
+  143  stopped by SIGTERM before publishing: nothing was published (retrying may help)
+A backfill exits with the worst code of its dates: 130/143, then 2, 3, 4, 5, 0.";
 
 /// Customer-loyalty analytics: YAML pipelines of SQL stages over object storage,
 /// published as warehouse-ready Parquet tables and a monthly KPI report.
@@ -47,7 +48,11 @@ pub enum Command {
     ///
     /// Tables are written as Parquet under `{root}/{table}/as_of={as_of}/`; a rerun of the
     /// same as_of replaces them. The run manifest and `_SUCCESS` land in
-    /// `{root}/_runs/as_of={as_of}/` last.
+    /// `{root}/_runs/as_of={as_of}/` last. A run holds the partition's lease from start to
+    /// end (another run of the same as_of fails with exit code 5, or waits with
+    /// --wait-for-lock), and first repairs a publish that a killed run left half done.
+    /// SIGTERM or SIGINT before publishing stops the run, published data unchanged (exit
+    /// 143 or 130); during publishing, the publish is finished first.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// Check a pipeline without running it: parameters, sources reachable, every stage planned.

@@ -89,7 +89,8 @@ pub fn table(root: &Path, table: &str, as_of: &str) -> String {
     pretty_format_batches(&batches).expect("printable batches").to_string()
 }
 
-/// Every file below `dir`, relative, sorted.
+/// Every file below `dir`, relative, sorted, but the partitions' lease files
+/// (`_runs/as_of=…/_lease/`), which stay behind, released, after a run.
 pub fn files_below(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -98,7 +99,9 @@ pub fn files_below(dir: &Path) -> Vec<String> {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
-                pending.push(path);
+                if !path.ends_with("_lease") {
+                    pending.push(path);
+                }
             } else {
                 found.push(path.strip_prefix(dir).expect("below dir").display().to_string());
             }
