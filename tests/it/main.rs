@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod clv;
 mod config_errors;
+mod crash_safety;
 mod customer_summary;
 mod formats;
 mod invariants;
