@@ -112,12 +112,12 @@ impl Lease {
                 let hint = match options.wait.is_zero() {
                     true => "wait for it with --wait-for-lock DURATION, or run again later".to_string(),
                     false => {
-                        format!("waited {}; wait longer, or run again later", humantime::format_duration(options.wait))
+                        format!("waited {}: wait longer, or run again later", humantime::format_duration(options.wait))
                     }
                 };
                 return Err(Error::Locked(format!(
-                    "{runs} is being written by another {holder}. {hint}; a lease whose run died expires at the \
-                     time shown (leases last {} after their last renewal by default)",
+                    "{runs} is being written by another {holder}; {hint}. A run that died keeps its lease until \
+                     it expires ({} after its last renewal unless the run set --lease-ttl)",
                     humantime::format_duration(DEFAULT_TTL)
                 )));
             }

@@ -1,6 +1,7 @@
 //! fidelis integration tests: one binary (as ripgrep and delta-rs do), running real
 //! pipelines on small fixtures and reading back the Parquet they publish.
 
+mod backfill;
 mod bad_input;
 mod cli;
 mod clv;
@@ -9,9 +10,12 @@ mod crash_safety;
 mod customer_summary;
 mod formats;
 mod invariants;
+mod lease;
 mod metrics;
 mod params_and_stages;
 mod publish;
 mod report;
+mod result_json;
 mod s3;
+mod signals;
 mod support;
