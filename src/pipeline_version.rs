@@ -4,8 +4,9 @@
 //!
 //! It covers fidelis's own version, the pipeline file, the SQL of every stage, the files
 //! of `templates_dir` (when the pipeline has reports), and the seeds: the files of the
-//! sources located inside the pipeline file's folder (such as `pipelines/seeds/`), which
-//! are part of the pipeline rather than data. It is the first 16 hex digits of a SHA-256.
+//! sources located in the `seeds` folder beside the pipeline file (`pipelines/seeds/`,
+//! where dbt keeps them too), reference tables that are part of the pipeline rather than
+//! data. It is the first 16 hex digits of a SHA-256.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,7 @@ pub fn pipeline_version(plan: &Plan<'_>) -> Result<String> {
     if !pipeline.reports.is_empty() {
         hash.add_files(&pipeline.templates_dir)?;
     }
-    let folder = pipeline.file.parent().map(canonical).unwrap_or_default();
+    let seeds = canonical(&pipeline.file.parent().unwrap_or(Path::new(".")).join("seeds"));
     for source in pipeline.sources.values() {
         let url = plan.fill(&source.url);
         let path = url.strip_prefix("file://").unwrap_or(&url);
@@ -34,7 +35,7 @@ pub fn pipeline_version(plan: &Plan<'_>) -> Result<String> {
             continue;
         }
         let path = canonical(Path::new(path));
-        if path.starts_with(&folder) && path.exists() {
+        if path.starts_with(&seeds) && path.exists() {
             hash.add_files(&path)?;
         }
     }
@@ -106,14 +107,14 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
         };
-        let data = tempfile::tempdir().unwrap();
-        std::fs::write(data.path().join("orders.csv"), "id\n1\n").unwrap();
+        // Data beside the pipeline, but not among its seeds.
+        write("data/orders.csv", "id\n1\n");
         write(
             "pipeline.yaml",
             &format!(
                 "name: t\nsources:\n  seeds: {{url: {}}}\n  orders: {{url: {}}}\nstages:\n  s: {{sql: s.sql}}\n",
                 dir.path().join("seeds/map.csv").display(),
-                data.path().join("orders.csv").display()
+                dir.path().join("data/orders.csv").display()
             ),
         );
         write("seeds/map.csv", "a,b\n1,2\n");
@@ -122,7 +123,7 @@ mod tests {
         assert_eq!(first.len(), 16);
         assert_eq!(version(dir.path()), first, "the same files, the same version");
 
-        std::fs::write(data.path().join("orders.csv"), "id\n1\n2\n").unwrap();
+        write("data/orders.csv", "id\n1\n2\n");
         assert_eq!(version(dir.path()), first, "input data is not part of the version");
         write("s.sql", "SELECT id FROM orders, seeds");
         let changed_sql = version(dir.path());
