@@ -130,7 +130,10 @@ impl fmt::Display for BackfillSummary {
         for run in &self.runs {
             let run_id = run.run_id.as_deref().unwrap_or_default();
             let detail = match run.status {
-                "published" => format!("{} tables, run {run_id}", run.tables.len()),
+                "published" => {
+                    let tables = run.tables.len();
+                    format!("{tables} table{}, run {run_id}", if tables == 1 { "" } else { "s" })
+                }
                 "skipped" => format!("published by run {run_id} with the same pipeline version and parameters"),
                 "failed" => {
                     let error = run.error.as_deref().and_then(|error| error.lines().next()).unwrap_or_default();
