@@ -13,7 +13,6 @@ use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::pipeline_version::pipeline_version;
 use crate::plan::{Overrides, bind};
-use crate::publish::lease::LeaseOptions;
 use crate::publish::published::PublishedRun;
 use crate::run;
 use crate::signals;
@@ -66,7 +65,6 @@ pub async fn backfill(
     overrides: &Overrides,
     dates: &[NaiveDate],
     skip_existing: bool,
-    lease: &LeaseOptions,
 ) -> BackfillSummary {
     let mut runs = Vec::with_capacity(dates.len());
     for &as_of in dates {
@@ -75,24 +73,18 @@ pub async fn backfill(
             continue;
         }
         let overrides = Overrides { as_of: Some(as_of), ..overrides.clone() };
-        runs.push(run_date(pipeline, &overrides, as_of, skip_existing, lease).await);
+        runs.push(run_date(pipeline, &overrides, as_of, skip_existing).await);
     }
     BackfillSummary::new(&pipeline.name, runs)
 }
 
-async fn run_date(
-    pipeline: &Pipeline,
-    overrides: &Overrides,
-    as_of: NaiveDate,
-    skip_existing: bool,
-    lease: &LeaseOptions,
-) -> RunSummary {
+async fn run_date(pipeline: &Pipeline, overrides: &Overrides, as_of: NaiveDate, skip_existing: bool) -> RunSummary {
     let outcome = async {
         if skip_existing && let Some(run_id) = published_alike(pipeline, overrides).await? {
             info!(%as_of, run_id, "already published with the same pipeline version and parameters: skipped");
             return Ok(RunSummary::skipped(&pipeline.name, as_of, &run_id));
         }
-        run::run(pipeline, overrides, lease).await.map(|manifest| RunSummary::published(&manifest))
+        run::run(pipeline, overrides).await.map(|manifest| RunSummary::published(&manifest))
     };
     outcome.await.unwrap_or_else(|failure| {
         error!(%as_of, "{failure}");

@@ -12,6 +12,7 @@ use crate::backfill::{self, Every};
 use crate::config::{self, Format};
 use crate::error::{Error, Result, exit_code};
 use crate::logging::{self, LogFormat, Step};
+use crate::memory;
 use crate::plan::Overrides;
 use crate::publish::lease::{DEFAULT_TTL, LeaseOptions};
 use crate::sample_data::{self, SampleSpec};
@@ -166,6 +167,19 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_name = "STAGE,...")]
     pub only: Vec<String>,
 
+    /// Memory the whole run may use, e.g. `4GiB`, `512MiB` (binary units; KB/MB/GB are
+    /// decimal). Sorts, aggregations and joins spill to `--spill-dir` beyond it, and
+    /// source data and stage results that do not fit live there; work that cannot fit even
+    /// so fails with exit code 4. Default: the container's memory limit minus headroom
+    /// (10 %, at least 256 MiB), else 75 % of physical memory.
+    #[arg(long, value_name = "SIZE", env = "FIDELIS_MEMORY_LIMIT", value_parser = memory::parse_size)]
+    pub memory_limit: Option<u64>,
+
+    /// Folder for spill files (removed at the end of the run, success or failure).
+    /// Default: the system's temporary folder (TMPDIR).
+    #[arg(long, value_name = "DIR", env = "FIDELIS_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
+
     /// Backfill: run every date from this one to --to, oldest first, each an ordinary run.
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, requires = "to", conflicts_with = "as_of")]
     pub from: Option<NaiveDate>,
@@ -210,8 +224,26 @@ fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> 
 }
 
 impl BindArgs {
-    fn overrides(&self, only: Vec<String>) -> Overrides {
-        Overrides { as_of: self.as_of, set: self.set.clone(), env: Overrides::from_env(), only }
+    fn overrides(&self) -> Overrides {
+        Overrides { as_of: self.as_of, set: self.set.clone(), env: Overrides::from_env(), ..Overrides::default() }
+    }
+}
+
+impl RunArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            only: self.only.clone(),
+            memory_limit: self.memory_limit,
+            spill_dir: self.spill_dir.clone(),
+            lease: self.lease.options(),
+            ..self.bind.overrides()
+        }
+    }
+}
+
+impl LeasedArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides { lease: self.lease.options(), ..self.bind.overrides() }
     }
 }
 
@@ -227,14 +259,14 @@ pub async fn execute(cli: Cli) -> Result<i32> {
         Command::Report(args) => {
             signals::listen()?;
             let pipeline = config::load(&args.bind.pipeline)?;
-            for written in run::report(&pipeline, &args.bind.overrides(Vec::new()), &args.lease.options()).await? {
+            for written in run::report(&pipeline, &args.overrides()).await? {
                 println!("{written}");
             }
         }
         Command::Repair(args) => {
             signals::listen()?;
             let pipeline = config::load(&args.bind.pipeline)?;
-            let recovered = repair::repair(&pipeline, &args.bind.overrides(Vec::new()), &args.lease.options()).await?;
+            let recovered = repair::repair(&pipeline, &args.overrides()).await?;
             if recovered.is_empty() {
                 println!("nothing to repair: no publish was interrupted");
             }
@@ -260,7 +292,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
         }
         Command::Validate(args) => {
             let pipeline = config::load(&args.pipeline)?;
-            let validation = run::validate(&pipeline, &args.overrides(Vec::new())).await?;
+            let validation = run::validate(&pipeline, &args.overrides()).await?;
             println!("pipeline `{}` is valid", pipeline.name);
             if let Some(description) = &pipeline.description {
                 println!("  {}", description.trim());
@@ -281,7 +313,6 @@ pub async fn execute(cli: Cli) -> Result<i32> {
 
 /// `fidelis run`: one run, or a backfill; writes the result JSON when asked to.
 async fn run(args: RunArgs) -> Result<i32> {
-    let lease = args.lease.options();
     let pipeline = match config::load(&args.bind.pipeline) {
         Ok(pipeline) => pipeline,
         Err(error) => {
@@ -293,15 +324,14 @@ async fn run(args: RunArgs) -> Result<i32> {
     };
     if let (Some(from), Some(to)) = (args.from, args.to) {
         let dates = backfill::dates(from, to, args.every)?;
-        let overrides = args.bind.overrides(args.only);
-        let done = backfill::backfill(&pipeline, &overrides, &dates, args.skip_existing, &lease).await;
+        let done = backfill::backfill(&pipeline, &args.overrides(), &dates, args.skip_existing).await;
         print!("{done}");
         if let Some(path) = &args.result_json {
             summary::write(path, &done)?;
         }
         return Ok(done.exit_code);
     }
-    let outcome = run::run(&pipeline, &args.bind.overrides(args.only), &lease).await;
+    let outcome = run::run(&pipeline, &args.overrides()).await;
     if let Some(path) = &args.result_json {
         let summary = match &outcome {
             Ok(manifest) => RunSummary::published(manifest),

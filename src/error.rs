@@ -82,6 +82,8 @@ pub enum Error {
     Data(String),
     /// Storage, I/O or execution failed.
     Runtime(String),
+    /// The work does not fit the run's memory budget, or its spill disk, even with spilling.
+    Resources(String),
     /// Another run holds the partition's lease (the message names it).
     Locked(String),
     /// A signal stopped the run before it published anything.
@@ -94,7 +96,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage(_) => exit_code::CONFIG,
             Error::Data(_) => exit_code::DATA,
-            Error::Runtime(_) => exit_code::RUNTIME,
+            Error::Runtime(_) | Error::Resources(_) => exit_code::RUNTIME,
             Error::Locked(_) => exit_code::LOCKED,
             Error::Stopped(signal) => signal.exit_code(),
         }
@@ -129,7 +131,7 @@ impl fmt::Display for Error {
             }
             Error::Usage(message) => write!(f, "usage error: {message}"),
             Error::Data(message) => write!(f, "bad input data: {message}"),
-            Error::Runtime(message) => write!(f, "run failed: {message}"),
+            Error::Runtime(message) | Error::Resources(message) => write!(f, "run failed: {message}"),
             Error::Locked(message) => write!(f, "partition locked: {message}"),
             Error::Stopped(signal) => {
                 write!(f, "stopped by {signal} before publishing: the published data is unchanged")

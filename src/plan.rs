@@ -9,6 +9,7 @@ use indexmap::IndexMap;
 
 use crate::config::{AS_OF, ParamValue, Pipeline, Source, Stage, TIMEZONE};
 use crate::error::{Error, Result};
+use crate::publish::lease::LeaseOptions;
 
 /// What the command line and environment say about a run.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +22,12 @@ pub struct Overrides {
     pub env: Vec<(String, String)>,
     /// `--only`: stages to run (with what they read); empty means all.
     pub only: Vec<String>,
+    /// `--memory-limit` (or `FIDELIS_MEMORY_LIMIT`) in bytes; `None`: what the machine implies.
+    pub memory_limit: Option<u64>,
+    /// `--spill-dir`; `None`: the system's temporary folder.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// `--wait-for-lock` and `--lease-ttl`: how the run takes its partition's lease.
+    pub lease: LeaseOptions,
 }
 
 impl Overrides {

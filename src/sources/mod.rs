@@ -51,6 +51,14 @@ pub struct SourceReport {
     pub rows_read: u64,
     pub rows_loaded: u64,
     pub rows_quarantined: u64,
+    /// Bytes of the loaded rows stored in a local file because the memory budget could
+    /// not hold them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub spilled_bytes: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// The schema of every `_quarantine/{source}` table.
@@ -74,7 +82,7 @@ pub async fn schema(source: &Source, location: &Location) -> Result<SchemaRef> {
     let Some(first) = files.first() else {
         return Err(no_files(source, location));
     };
-    let raw = read::read(location, first, None).await?;
+    let raw = read::read(location, first, source).await?;
     raw.chunks.first().map(|chunk| chunk.batch.schema()).ok_or_else(|| {
         Error::Data(format!(
             "source `{}`: {} has no rows to take a schema from; declare `columns`",
@@ -106,6 +114,8 @@ struct BadRow {
     index: Option<usize>,
     file: usize,
     row: Option<u64>,
+    /// How many input rows it stands for: 1, or more for a part of a file that cannot be read.
+    rows: u64,
     column: Option<String>,
     reason: String,
     record: String,
@@ -113,9 +123,7 @@ struct BadRow {
 
 /// Loads `source` from `location`.
 pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, timezone: Tz) -> Result<LoadedSource> {
-    let input_files = list_files(source, location).await?;
-    let wanted: Option<Vec<String>> =
-        source.columns.as_ref().map(|columns| columns.iter().map(|c| c.file_name().to_string()).collect());
+    let mut input_files = list_files(source, location).await?;
     let mut bad: Vec<BadRow> = Vec::new();
     let mut rows_read = 0;
     let mut typed: Vec<RecordBatch> = Vec::new();
@@ -123,39 +131,23 @@ pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, ti
     // For each typed row, in order: (file, row number). Global row index = position.
     let mut origin: Vec<(usize, u64)> = Vec::new();
     let mut row_groups: Vec<Vec<u64>> = Vec::new();
+    let mut rows_unknown = Vec::new();
     for (file_index, file) in input_files.iter().enumerate() {
-        let raw = read::read(location, file, wanted.as_deref()).await?;
-        rows_read += raw.rows_read.max(raw.malformed.iter().filter(|m| m.row.is_none()).count() as u64);
+        let raw = read::read(location, file, source).await?;
+        rows_read += raw.rows_read;
+        rows_unknown.push(raw.rows_unknown);
         row_groups.push(raw.row_group_starts);
         bad.extend(raw.malformed.into_iter().map(|m| BadRow {
             index: None,
             file: file_index,
             row: m.row,
+            rows: m.rows,
             column: None,
             reason: m.reason,
             record: m.record,
         }));
         for chunk in raw.chunks {
             if let Some(columns) = &source.columns {
-                let schema = chunk.batch.schema();
-                let missing: Vec<String> = columns
-                    .iter()
-                    .filter(|c| c.required && schema.index_of(c.file_name()).is_err())
-                    .map(|c| match &c.from {
-                        Some(from) => format!("`{}` (from `{from}`)", c.name),
-                        None => format!("`{}`", c.name),
-                    })
-                    .collect();
-                if !missing.is_empty() {
-                    let found: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    return Err(Error::Data(format!(
-                        "source `{}`: {} lacks required column {}; it has: {}. Map your column names with `from:` in the source's `columns`",
-                        source.name,
-                        file.url,
-                        missing.join(", "),
-                        found.join(", ")
-                    )));
-                }
                 let first = origin.len();
                 let (batch, problems) = typing::type_batch(&chunk.batch, columns, timezone);
                 for problem in problems {
@@ -163,6 +155,7 @@ pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, ti
                         index: Some(first + problem.index),
                         file: file_index,
                         row: Some(chunk.rows[problem.index]),
+                        rows: 1,
                         column: Some(problem.column),
                         reason: problem.reason,
                         record: String::new(),
@@ -183,6 +176,9 @@ pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, ti
             origin.extend(chunk.rows.iter().map(|&row| (file_index, row)));
             raw_batches.push(chunk.batch);
         }
+    }
+    for (file, unknown) in input_files.iter_mut().zip(rows_unknown) {
+        file.rows_unknown = unknown;
     }
     let schema = match typed.first() {
         Some(batch) => batch.schema(),
@@ -206,7 +202,7 @@ pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, ti
             reason.push_str(&format!(": the same value is in {} {label} {first_row}", input_files[first_file].url));
         }
         bad_index.entry(index).or_insert(bad.len());
-        bad.push(BadRow { index: Some(index), file, row: Some(row), column, reason, record: String::new() });
+        bad.push(BadRow { index: Some(index), file, row: Some(row), rows: 1, column, reason, record: String::new() });
     }
 
     // Fill in the raw record of typed rows found bad, for people fixing the data.
@@ -226,7 +222,7 @@ pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, ti
     let url = location.to_string();
     let quarantined_rows = {
         let mut rows: HashSet<(usize, Option<u64>)> = HashSet::new();
-        bad.iter().filter(|b| rows.insert((b.file, b.row))).count() as u64
+        bad.iter().filter(|b| rows.insert((b.file, b.row))).map(|b| b.rows).sum::<u64>()
     };
     if !bad.is_empty() && source.on_bad_rows == OnBadRows::Fail {
         return Err(bad_rows_error(source, &input_files, &row_groups, &bad, quarantined_rows));
@@ -242,7 +238,15 @@ pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, ti
         schema,
         batches,
         quarantine,
-        report: SourceReport { url, status, files: input_files, rows_read, rows_loaded, rows_quarantined },
+        report: SourceReport {
+            url,
+            status,
+            files: input_files,
+            rows_read,
+            rows_loaded,
+            rows_quarantined,
+            spilled_bytes: 0,
+        },
     })
 }
 

@@ -10,6 +10,7 @@ mod crash_safety;
 mod customer_summary;
 mod formats;
 mod invariants;
+mod layouts;
 mod lease;
 mod metrics;
 mod params_and_stages;

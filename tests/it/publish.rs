@@ -185,7 +185,11 @@ async fn only_into_an_empty_partition_publishes_its_tables_alone() {
     assert!(manifest.kept.is_empty());
     assert_eq!(
         files_below(&ws.path("out")),
-        ["_runs/as_of=2024-01-31/_SUCCESS", "_runs/as_of=2024-01-31/manifest.json", "big/as_of=2024-01-31/part-00000.parquet"]
+        [
+            "_runs/as_of=2024-01-31/_SUCCESS",
+            "_runs/as_of=2024-01-31/manifest.json",
+            "big/as_of=2024-01-31/part-00000.parquet"
+        ]
     );
 }
 

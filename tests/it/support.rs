@@ -61,6 +61,7 @@ pub fn overrides(as_of: &str, set: &[(&str, &str)]) -> Overrides {
         set: set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         env: Vec::new(),
         only: Vec::new(),
+        ..Overrides::default()
     }
 }
 
@@ -74,7 +75,7 @@ pub async fn run_only(path: &Path, as_of: &str, set: &[(&str, &str)], only: &[&s
     let pipeline = fidelis::config::load(path)?;
     let mut bound = overrides(as_of, set);
     bound.only = only.iter().map(|s| s.to_string()).collect();
-    fidelis::run::run(&pipeline, &bound, &fidelis::publish::lease::LeaseOptions::default()).await
+    fidelis::run::run(&pipeline, &bound).await
 }
 
 /// The batches of a published Parquet file.
