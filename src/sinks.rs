@@ -160,9 +160,10 @@ impl Sink {
 
     /// Publishes the staged `files` and the `manifest` (when given) as one step, all or
     /// nothing (see `crate::publish::journal`): each file replaces its partition's
-    /// contents, the `stale` partitions are removed, `_SUCCESS` is written last. A stop
-    /// signal received before this starts cancels it; one received during it waits for
-    /// it to finish.
+    /// contents, the `stale` partitions are removed, and `_SUCCESS` is written last when
+    /// the publish has a manifest (a whole run's partition; otherwise it stays as it was).
+    /// A stop signal received before this starts cancels it; one received during it waits
+    /// for it to finish.
     pub async fn publish(&self, files: &[StagedFile], stale: &[Location], manifest: Option<&[u8]>) -> Result<()> {
         failpoints::reach("before-publish").await;
         if let Some(signal) = signals::requested() {
@@ -177,7 +178,8 @@ impl Sink {
             journal::put(&staged, manifest.to_vec()).await?;
             moves.push((staged, runs.child(MANIFEST)));
         }
-        let journal = Journal::plan(&runs, &self.run_id, &moves, &self.removals(files, stale).await?).await?;
+        let removals = self.removals(files, stale).await?;
+        let journal = Journal::plan(&runs, &self.run_id, &moves, &removals, manifest.is_some()).await?;
         journal.publish(&runs).await?;
         if let Some(signal) = signals::requested() {
             info!("{signal} received while publishing: the publish was completed first");

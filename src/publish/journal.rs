@@ -40,6 +40,9 @@ pub struct Journal {
     run_id: String,
     /// Whether the partition had `_SUCCESS` before: a rollback puts it back.
     success_existed: bool,
+    /// Whether the partition is complete once published (a run's publish, manifest and
+    /// all), so `_SUCCESS` is written; otherwise (`fidelis report`) it ends as it was.
+    completes: bool,
     /// Files moved into place, in order.
     moves: Vec<Move>,
     /// Objects removed once the publish is committed: what the new partition no longer has.
@@ -80,13 +83,14 @@ impl std::fmt::Display for Recovered {
 
 impl Journal {
     /// Plans a publish into the partition whose `_runs` folder is `runs`: `moves` (staged
-    /// file, target) in order, then `removals`. Looks at what is published now, to know
-    /// what a rollback must put back.
+    /// file, target) in order, then `removals`; `completes`: whether the partition is then
+    /// complete. Looks at what is published now, to know what a rollback must put back.
     pub async fn plan(
         runs: &Location,
         run_id: &str,
         moves: &[(Location, Location)],
         removals: &[Location],
+        completes: bool,
     ) -> Result<Journal> {
         let previous_folder = runs.child(JOURNALS).child(run_id);
         let mut planned = Vec::with_capacity(moves.len());
@@ -100,6 +104,7 @@ impl Journal {
         Ok(Journal {
             run_id: run_id.to_string(),
             success_existed: exists(&success(runs)).await?,
+            completes,
             moves: planned,
             removals: removal_paths,
         })
@@ -151,16 +156,19 @@ impl Journal {
     }
 
     /// After the commit point: removes what the new partition no longer has and the
-    /// previous versions, writes `_SUCCESS`, removes the journal (then its marker: a marker
-    /// without a journal means nothing, a journal without its marker means roll back).
+    /// previous versions, writes `_SUCCESS` (if the partition is complete), removes the
+    /// journal (then its marker: a marker without a journal means nothing, a journal
+    /// without its marker means roll back).
     async fn roll_forward(&self, runs: &Location, steps: Steps) -> Result<()> {
         let previous = self.moves.iter().filter_map(|m| m.previous.as_ref());
         for path in self.removals.iter().chain(previous) {
             failpoints::step(steps).await;
             delete_if_present(&at(runs, path)?).await?;
         }
-        failpoints::step(steps).await;
-        put(&success(runs), Vec::new()).await?;
+        if self.completes || self.success_existed {
+            failpoints::step(steps).await;
+            put(&success(runs), Vec::new()).await?;
+        }
         self.remove(runs, steps).await
     }
 

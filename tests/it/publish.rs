@@ -6,7 +6,7 @@
 
 use indexmap::IndexMap;
 
-use crate::support::{Workspace, files_below, run, run_only, transactions_pipeline};
+use crate::support::{Output, Workspace, files_below, run, run_only, transactions_pipeline};
 
 const GOOD: &str = "order_id,customer_id,order_ts,amount,kind\nO1,C1,2024-01-01,10.00,\nO2,C2,2024-01-02,20.00,\n";
 
@@ -149,10 +149,8 @@ async fn only_refuses_to_publish_beside_tables_computed_with_other_parameters() 
     ws.write("input/transactions/t.csv", GOOD);
     let set = [(input.0, input.1.as_str()), (output.0, output.1.as_str())];
     let full = run(&path, "2024-01-31", &set).await.expect("full run");
-    let before: Vec<(String, Vec<u8>)> = files_below(&ws.path("out"))
-        .into_iter()
-        .map(|file| (file.clone(), std::fs::read(ws.path("out").join(&file)).expect("read")))
-        .collect();
+    let out = Output::local(&ws, "out");
+    let before = out.contents().await;
 
     let other = [set[0], set[1], ("min_amount", "15")];
     let error = run_only(&path, "2024-01-31", &other, &["big"]).await.expect_err("refused");
@@ -166,11 +164,7 @@ async fn only_refuses_to_publish_beside_tables_computed_with_other_parameters() 
             full.run_id
         )
     );
-    let after: Vec<(String, Vec<u8>)> = files_below(&ws.path("out"))
-        .into_iter()
-        .map(|file| (file.clone(), std::fs::read(ws.path("out").join(&file)).expect("read")))
-        .collect();
-    assert!(before == after, "nothing published");
+    assert!(out.contents().await == before, "nothing published");
 }
 
 #[tokio::test]
