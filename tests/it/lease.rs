@@ -123,3 +123,26 @@ async fn on_s3_a_lease_whose_holder_died_expires() {
     let (ws, pipeline) = workspace();
     a_lease_whose_holder_died_expires(ws, pipeline, Output::s3(&server, "warehouse")).await;
 }
+
+#[test]
+fn a_run_whose_lease_is_taken_over_stops_without_publishing() {
+    let (ws, _) = workspace();
+    let output = Output::local(&ws, "out");
+    // A query that runs until it is cancelled (numbers counted one at a time).
+    let stages = "  first:\n    query: WITH RECURSIVE numbers(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers \
+                  WHERE n < 1000000000000) SELECT count(*) AS n FROM transactions CROSS JOIN numbers";
+    let slow = ws.write("slow.yaml", transactions_pipeline("fail", stages, "first"));
+    let mut running = Running::start(run(&ws, &slow, &output, &["--lease-ttl", "3s"]), &ws, "slow");
+    running.wait_for_log("source loaded");
+
+    // Another run takes the lease over, as it would have had this one not renewed it.
+    let usurper = r#"{"run_id": "usurper", "host": "elsewhere", "pid": 7, "started_at": "2024-01-01T00:00:00.000Z",
+        "expires_at": "2999-01-01T00:00:00.000Z", "released": false}"#;
+    ws.write("out/_runs/as_of=2024-01-31/_lease/00000000000000000002.json", usurper);
+    let ended = running.finish();
+
+    assert_eq!(ended.code, Some(5), "{}", ended.stderr);
+    assert!(ended.stderr.contains("lost the lease of "), "{}", ended.stderr);
+    assert!(ended.stderr.contains("another run usurper on host elsewhere (pid 7)"), "{}", ended.stderr);
+    assert!(!ws.path("out/_runs/as_of=2024-01-31/_SUCCESS").exists(), "nothing published");
+}
