@@ -11,6 +11,7 @@ use tracing::info;
 use crate::backfill::{self, Every};
 use crate::config::{self, Format};
 use crate::error::{Error, Result, exit_code};
+use crate::lineage::{self, Transport};
 use crate::logging::{self, LogFormat, Step};
 use crate::memory;
 use crate::plan::Overrides;
@@ -26,9 +27,10 @@ const EXIT_CODES: &str = "Exit codes:
   3    bad input data, or data a model cannot be fitted to (fix the data; retrying will not help)
   4    runtime or I/O failure (storage unreachable, disk full, …; retrying may help)
   5    another run holds the partition's lease (retry later, or use --wait-for-lock)
+  70   internal error: a bug in fidelis (please report it; retrying will not help)
   130  stopped by SIGINT (Ctrl-C) before publishing: nothing was published (retrying may help)
   143  stopped by SIGTERM before publishing: nothing was published (retrying may help)
-A backfill exits with the worst code of its dates: 130/143, then 2, 3, 4, 5, 0.";
+A backfill exits with the worst code of its dates: 130/143, then 70, 2, 3, 4, 5, 0.";
 
 /// Customer-loyalty analytics: YAML pipelines of SQL stages over object storage,
 /// published as warehouse-ready Parquet tables and a monthly KPI report.
@@ -55,7 +57,7 @@ pub enum Command {
     /// SIGTERM or SIGINT before publishing stops the run, published data unchanged (exit
     /// 143 or 130); during publishing, the publish is finished first.
     #[command(after_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check a pipeline without running it: parameters, sources reachable, every stage planned.
     #[command(after_help = EXIT_CODES)]
     Validate(BindArgs),
@@ -180,6 +182,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", env = "FIDELIS_SPILL_DIR")]
     pub spill_dir: Option<PathBuf>,
 
+    /// Send OpenLineage run events (START, then COMPLETE or FAIL) to `file:PATH` (one
+    /// JSON event per line, appended), `console` (standard output) or an OpenLineage
+    /// server's URL. Default: OPENLINEAGE_URL when set (with OPENLINEAGE_ENDPOINT,
+    /// OPENLINEAGE_API_KEY, OPENLINEAGE_NAMESPACE), else none. A failure to send is a
+    /// warning, never a failed run.
+    #[arg(long, value_name = "file:PATH|console|URL", env = "FIDELIS_LINEAGE")]
+    pub lineage: Option<Transport>,
+
     /// Backfill: run every date from this one to --to, oldest first, each an ordinary run.
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, requires = "to", conflicts_with = "as_of")]
     pub from: Option<NaiveDate>,
@@ -254,6 +264,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => {
             signals::listen()?;
+            lineage::configure(args.lineage.clone());
             return run(args).await;
         }
         Command::Report(args) => {
@@ -282,8 +293,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             let spec = SampleSpec { customers: args.customers, seed: args.seed, end_date, years: args.years };
             let out = Storage::new().resolve(&args.out)?;
             let step = Step::start(format!("generating {} customers", args.customers));
-            let data = sample_data::generate::generate(&spec);
-            let written = sample_data::write(&data, &out, args.format).await?;
+            let written = sample_data::write(&spec, &out, args.format).await?;
             drop(step);
             for (table, rows) in written {
                 info!(table, rows, "sample table written");
@@ -312,7 +322,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
 }
 
 /// `fidelis run`: one run, or a backfill; writes the result JSON when asked to.
-async fn run(args: RunArgs) -> Result<i32> {
+async fn run(args: Box<RunArgs>) -> Result<i32> {
     let pipeline = match config::load(&args.bind.pipeline) {
         Ok(pipeline) => pipeline,
         Err(error) => {

@@ -19,6 +19,9 @@ pub mod exit_code {
     pub const DATA: i32 = 3;
     /// Runtime or I/O failure (storage unreachable, disk full, …): retrying may help.
     pub const RUNTIME: i32 = 4;
+    /// An internal error (a panic): a bug in fidelis, to be reported; retrying will not
+    /// help. 70 is `EX_SOFTWARE` of BSD's `sysexits.h`.
+    pub const INTERNAL: i32 = 70;
     /// Another run holds the partition's lease: retry later, or wait with `--wait-for-lock`.
     pub const LOCKED: i32 = 5;
     /// Stopped by SIGINT (Ctrl-C) before publishing; nothing was published (128 + 2, as shells report it).
@@ -27,8 +30,8 @@ pub mod exit_code {
     pub const TERMINATED: i32 = 143;
 
     /// The worst of several runs' exit codes (a backfill's), worst being what most needs a
-    /// person: a stop by signal (the whole job was stopped), then any code not listed here
-    /// (a bug), then configuration, data, runtime, locked, success. A scheduler that
+    /// person: a stop by signal (the whole job was stopped), then an internal error or any
+    /// code not listed here (a bug), then configuration, data, runtime, locked, success. A scheduler that
     /// retries on 4 and 5 only retries a backfill whose every failure is retryable.
     pub fn worst(codes: impl IntoIterator<Item = i32>) -> i32 {
         let rank = |code: i32| match code {
@@ -38,6 +41,7 @@ pub mod exit_code {
             DATA => 3,
             CONFIG => 4,
             INTERRUPTED | TERMINATED => 6,
+            // INTERNAL, and any code fidelis does not document.
             _ => 5,
         };
         codes.into_iter().max_by_key(|code| rank(*code)).unwrap_or(OK)

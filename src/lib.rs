@@ -4,8 +4,10 @@
 //! (parameters bound, stages chosen) → [`run`] (one DataFusion session:
 //! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks) →
 //! [`sinks`] (staged Parquet, atomic publish, manifest; [`publish`]: the partition's
-//! lease and the publish journal). Around runs: [`signals`] (stopping cleanly),
-//! [`backfill`] (a run per date), [`repair`], [`summary`] (`--result-json`).
+//! lease and the publish journal). [`storage`] turns URLs into object stores and takes
+//! credentials out of what is recorded; [`lineage`] sends a run's OpenLineage events.
+//! Around runs: [`signals`] (stopping cleanly), [`backfill`] (a run per date),
+//! [`repair`], [`summary`] (`--result-json`).
 
 pub mod backfill;
 pub mod cli;
@@ -13,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod failpoints;
 pub mod functions;
+pub mod lineage;
 pub mod logging;
 pub mod memory;
 pub mod models;

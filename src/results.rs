@@ -33,6 +33,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::spill_file::{SpillFile, SpillWriter};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
@@ -44,8 +45,11 @@ use crate::memory::MemoryBudget;
 pub struct Results {
     runtime: Arc<RuntimeEnv>,
     budget: MemoryBudget,
-    /// Where spill files go (DataFusion's own folder for the run is created below it).
+    /// The folder spill files go below (`--spill-dir`).
     spill_dir: PathBuf,
+    /// The run's own folder in it, holding every local file of the run; removed by
+    /// [`Results::close`] (or when the last clone is dropped).
+    run_dir: Arc<tempfile::TempDir>,
     /// Bytes all results together may hold in memory.
     capacity: usize,
     /// Bytes they hold now.
@@ -106,10 +110,15 @@ impl Drop for Held {
 impl Results {
     /// Results of a run within `budget`, spilling below `spill_dir`.
     pub fn new(budget: MemoryBudget, spill_dir: &Path) -> crate::error::Result<Self> {
+        let run_dir = tempfile::Builder::new()
+            .prefix("fidelis-spill-")
+            .tempdir_in(spill_dir)
+            .map_err(|e| Error::runtime(format!("cannot use spill folder {}", spill_dir.display()), e))?;
         Ok(Results {
-            runtime: budget.runtime(spill_dir)?,
+            runtime: budget.runtime(run_dir.path())?,
             budget,
             spill_dir: spill_dir.to_path_buf(),
+            run_dir: Arc::new(run_dir),
             capacity: budget.results_bytes(),
             held: Arc::new(AtomicUsize::new(0)),
         })
@@ -202,18 +211,27 @@ impl Results {
         Ok(Stored { schema, rows, bytes, place: Place::Memory { partitions: batches, _held: held } })
     }
 
-    /// Stores batches already in memory (a loaded source) as `name`'s result.
-    pub async fn keep(
-        &self,
-        name: &str,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> datafusion::error::Result<Stored> {
-        let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-            Arc::clone(&schema),
-            futures::stream::iter(batches.into_iter().map(Ok)),
-        );
-        self.store(name, schema, vec![Box::pin(stream)]).await
+    /// A writer storing the batches pushed to it as `name`'s result, as `store` does.
+    pub fn writer(&self, name: &str, schema: SchemaRef) -> ResultWriter {
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let batches = futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|batch| (Ok(batch), receiver))
+        });
+        let stream = RecordBatchStreamAdapter::new(Arc::clone(&schema), batches);
+        let (results, name) = (self.clone(), name.to_string());
+        let task = tokio::spawn(async move { results.store(&name, schema, vec![Box::pin(stream)]).await });
+        ResultWriter { sender: Some(sender), task }
+    }
+
+    /// The run's own folder, which every local file of the run goes below.
+    pub fn spill_dir(&self) -> &Path {
+        self.run_dir.path()
+    }
+
+    /// Removes the run's local files now, success or failure: work still winding down
+    /// (a cancelled task) may hold some open, which the system then frees when it lets go.
+    pub fn close(&self) {
+        let _ = std::fs::remove_dir_all(self.run_dir.path());
     }
 
     /// Counts `bytes` more against the results' share, if they fit.
@@ -223,6 +241,30 @@ impl Results {
                 (held + bytes <= self.capacity).then_some(held + bytes)
             })
             .is_ok()
+    }
+}
+
+/// Stores batches pushed one at a time (see [`Results::writer`]).
+pub struct ResultWriter {
+    sender: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
+    task: tokio::task::JoinHandle<datafusion::error::Result<Stored>>,
+}
+
+impl ResultWriter {
+    /// Stores `batch` after the batches pushed before it.
+    pub async fn push(&mut self, batch: RecordBatch) -> datafusion::error::Result<()> {
+        let Some(sender) = &self.sender else { return Ok(()) };
+        if sender.send(batch).await.is_err() {
+            // The store stopped: its error is what `finish` returns.
+            self.sender = None;
+        }
+        Ok(())
+    }
+
+    /// The stored result (or why storing failed).
+    pub async fn finish(mut self) -> datafusion::error::Result<Stored> {
+        self.sender = None;
+        (&mut self.task).await.map_err(|e| DataFusionError::External(Box::new(e)))?
     }
 }
 
@@ -426,7 +468,11 @@ mod tests {
         results.capacity = capacity;
         let runtime = Arc::clone(results.runtime());
         let batches: Vec<RecordBatch> = (0..10).map(|i| batch(i * 1000, 1000)).collect();
-        let stored = Arc::new(results.keep("numbers", batches[0].schema(), batches).await.unwrap());
+        let mut writer = results.writer("numbers", batches[0].schema());
+        for batch in batches {
+            writer.push(batch).await.unwrap();
+        }
+        let stored = Arc::new(writer.finish().await.unwrap());
         let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
         ctx.register_table("numbers", stored.table()).unwrap();
         let read = ctx

@@ -219,31 +219,58 @@ impl Sink {
     }
 }
 
-/// Writes `batches` as one Parquet file at `location` (zstd, warehouse-readable types);
-/// returns its rows and bytes. The one function in fidelis that writes Parquet.
+/// Writes `batches` as one Parquet file at `location` (see [`ParquetFile`]); returns its
+/// rows and bytes.
 pub async fn write_parquet(
     location: &Location,
     schema: SchemaRef,
     batches: impl Iterator<Item = datafusion::error::Result<RecordBatch>> + Send,
 ) -> Result<(u64, u64)> {
-    let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {location}"), e);
-    let schema = warehouse_schema(&schema);
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let writer = BufWriter::new(Arc::clone(&location.store), location.path.clone());
-    let mut writer =
-        AsyncArrowWriter::try_new(writer, Arc::clone(&schema), Some(properties)).map_err(|e| failed(&e))?;
-    let mut rows = 0;
+    let mut file = ParquetFile::create(location, &schema)?;
     for batch in batches {
-        let batch = warehouse_types(&schema, &batch.map_err(|e| failed(&e))?).map_err(|e| failed(&e))?;
-        rows += batch.num_rows() as u64;
-        writer.write(&batch).await.map_err(|e| failed(&e))?;
+        file.write(&batch.map_err(|e| Error::runtime(format!("writing {location}"), e))?).await?;
     }
-    writer.close().await.map_err(|e| failed(&e))?;
-    let bytes = location.store.head(&location.path).await.map_err(|e| failed(&e))?.size;
-    Ok((rows, bytes))
+    file.finish().await
+}
+
+/// A Parquet file being written batch by batch (zstd, warehouse-readable types): the one
+/// place in fidelis that writes Parquet.
+pub struct ParquetFile {
+    location: Location,
+    schema: SchemaRef,
+    writer: AsyncArrowWriter<BufWriter>,
+    rows: u64,
+}
+
+impl ParquetFile {
+    /// Starts the file at `location` for batches of `schema`.
+    pub fn create(location: &Location, schema: &SchemaRef) -> Result<Self> {
+        let schema = warehouse_schema(schema);
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let writer = BufWriter::new(Arc::clone(&location.store), location.path.clone());
+        let writer = AsyncArrowWriter::try_new(writer, Arc::clone(&schema), Some(properties))
+            .map_err(|e| Error::runtime(format!("writing {location}"), e))?;
+        Ok(ParquetFile { location: location.clone(), schema, writer, rows: 0 })
+    }
+
+    /// Appends `batch`.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {}", self.location), e);
+        let batch = warehouse_types(&self.schema, batch).map_err(|e| failed(&e))?;
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(&batch).await.map_err(|e| failed(&e))
+    }
+
+    /// Completes the file; returns its rows and bytes.
+    pub async fn finish(self) -> Result<(u64, u64)> {
+        let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {}", self.location), e);
+        self.writer.close().await.map_err(|e| failed(&e))?;
+        let bytes = self.location.store.head(&self.location.path).await.map_err(|e| failed(&e))?.size;
+        Ok((self.rows, bytes))
+    }
 }
 
 trait PrefixPath {

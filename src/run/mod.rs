@@ -23,6 +23,7 @@ use tracing::info;
 use crate::config::{ParamValue, Pipeline};
 use crate::error::{Error, Result};
 use crate::functions;
+use crate::lineage::RunLineage;
 use crate::memory::{self, MemoryBudget};
 use crate::pipeline_version::pipeline_version;
 use crate::plan::{Overrides, Plan, bind};
@@ -83,6 +84,13 @@ pub struct StageReport {
     /// when stored in files.
     #[serde(skip_serializing_if = "is_zero")]
     pub spilled_bytes: u64,
+    /// Partitions the stage ran on (one by default; more when cores are idle).
+    pub partitions: usize,
+    /// The stage ran in its memory-frugal form: sort-merge joins and streaming windows,
+    /// because what it reads is on disk or large for the budget, or its fast form ran out
+    /// of memory.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub memory_frugal: bool,
     /// The stage's declared `counts`: rows matching each named condition.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub counts: IndexMap<String, u64>,
@@ -137,13 +145,14 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         memory_limit = %budget, spill_dir = %spill_dir.display(), "run started"
     );
     let (sink, _) = Sink::open(root.clone(), plan.as_of, &run_id, &overrides.lease).await?;
+    let lineage = RunLineage::start(&plan, &storage, &run_id).await;
     let published = async {
         let partial = !plan.runs_everything();
         if partial {
             kept::check(sink.published(), &plan, &version)?;
         }
-        // The results (and DataFusion's spill folder) are dropped before this returns, on
-        // success and failure alike, which removes their files.
+        // The run's spill folder (DataFusion's spill files, stored results, spooled inputs)
+        // is removed once the stages are done, on success and failure alike.
         let results = Results::new(budget, &spill_dir)?;
         // A stop signal or the loss of the lease drops the run's work (its queries with it).
         let executed = tokio::select! {
@@ -151,7 +160,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
             error = signals::stopped() => Err(error),
             error = sink.lease_lost() => Err(error),
         };
-        drop(results);
+        results.close();
         let (files, mut stale, mut manifest) = executed?;
         manifest.pipeline_version = version;
         let gone = kept::carry_over(sink.published(), partial, &plan.tables, &mut manifest);
@@ -161,20 +170,32 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         manifest.peak_memory_bytes = peak_memory_bytes();
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
         sink.publish(&files, &stale, Some(&json)).await?;
-        info!(
-            tables = manifest.tables.len(),
-            duration_ms = manifest.duration_ms as u64,
-            memory_limit_mb = manifest.memory_limit_bytes >> 20,
-            peak_memory_mb = manifest.peak_memory_bytes.map(|b| b >> 20),
-            spilled_mb = manifest.spilled_bytes >> 20,
-            output = %root,
-            "run published"
-        );
         Ok(manifest)
     }
     .await;
     sink.close().await;
-    published
+    let manifest = match published {
+        Ok(manifest) => manifest,
+        Err(error) => {
+            lineage.fail(&error).await;
+            return Err(error);
+        }
+    };
+    // Kept tables (`--only`) are not this run's outputs.
+    let kept = |name: String| manifest.kept.contains_key(&name);
+    let tables = manifest.tables.iter().filter(|(table, _)| !kept(table.to_string()));
+    let quarantine = manifest.quarantine.iter().filter(|(source, _)| !kept(format!("_quarantine/{source}")));
+    lineage.complete(&manifest.sources, tables.chain(quarantine).map(|(_, written)| written)).await;
+    info!(
+        tables = manifest.tables.len(),
+        duration_ms = manifest.duration_ms as u64,
+        memory_limit_mb = manifest.memory_limit_bytes >> 20,
+        peak_memory_mb = manifest.peak_memory_bytes.map(|b| b >> 20),
+        spilled_mb = manifest.spilled_bytes >> 20,
+        output = %root,
+        "run published"
+    );
+    Ok(manifest)
 }
 
 fn render_reports(plan: &Plan<'_>, tables: &Tables, manifest: &serde_json::Value) -> Result<Vec<RenderedFile>> {

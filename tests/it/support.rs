@@ -414,3 +414,15 @@ impl Running {
         }
     }
 }
+
+/// `fidelis run` of the shipped pipeline's `customer_summary` (and what it reads) on
+/// the one-source fixture `tests/fixtures/summary`, as of 2024-03-31, into `out`.
+pub fn summary_run(out: &Path) -> Command {
+    let mut command = fidelis();
+    command
+        .args(["run", "pipelines/loyalty.yaml", "--as-of", "2024-03-31", "--only", "customer_summary", "--set"])
+        .arg(format!("input={}", repo().join("tests/fixtures/summary").display()))
+        .arg("--set")
+        .arg(format!("output={}", out.display()));
+    command
+}
