@@ -19,16 +19,22 @@ fn main() {
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
         match runtime {
-            Ok(runtime) => runtime.block_on(async {
-                #[cfg(debug_assertions)]
-                panic_when_asked().await?;
-                fidelis::cli::execute(cli).await
-            }),
+            Ok(runtime) => {
+                let outcome = runtime.block_on(async {
+                    #[cfg(debug_assertions)]
+                    panic_when_asked().await?;
+                    fidelis::cli::execute(cli).await
+                });
+                // A stopped run may leave threads busy in work it no longer needs (a
+                // source being decoded): exit without waiting for them.
+                runtime.shutdown_background();
+                outcome
+            }
             Err(error) => Err(fidelis::Error::runtime("starting the async runtime", error)),
         }
     }));
     let code = match outcome {
-        Ok(Ok(())) => exit_code::OK,
+        Ok(Ok(code)) => code,
         Ok(Err(error)) => {
             eprintln!("error: {}", redact(&error.to_string()));
             error.exit_code()

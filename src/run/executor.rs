@@ -59,6 +59,7 @@ fn manifest(plan: &Plan<'_>, results: &Results, run_id: &str, started: DateTime<
         pipeline: plan.pipeline.name.clone(),
         pipeline_file: plan.pipeline.file.display().to_string(),
         fidelis_version: env!("CARGO_PKG_VERSION"),
+        pipeline_version: String::new(),
         run_id: run_id.to_string(),
         as_of: plan.as_of.to_string(),
         started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -75,6 +76,7 @@ fn manifest(plan: &Plan<'_>, results: &Results, run_id: &str, started: DateTime<
         reports: IndexMap::new(),
         metrics_without_data: Vec::new(),
         warnings: Vec::new(),
+        kept: IndexMap::new(),
     }
 }
 

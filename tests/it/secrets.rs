@@ -7,8 +7,7 @@ use std::process::Output;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
-use crate::s3::{BUCKET, S3Server};
-use crate::support::{Workspace, fidelis, repo};
+use crate::support::{BUCKET, S3Server, Workspace, fidelis, repo};
 
 /// Credentials as someone might paste them into `--set`: an access key id as the
 /// URL's user and a secret as its password.
