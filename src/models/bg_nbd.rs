@@ -454,6 +454,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn standard_errors_match_lifetimes_on_cdnow() {
+        // lifetimes 0.11.3 `BetaGeoFitter().fit(...).summary["se(coef)"]` on the same
+        // 2,357 customers (src/models/testdata/lifetimes_reference.py): the values
+        // issue 15 asks for, r 0.01256, α 0.3782, a 0.1857, b 0.7053.
+        let obs: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        let fit = fit_purchase_model(PurchaseModelKind::BgNbd, &obs, &FitOptions::default()).unwrap();
+        let se = fit.std_errors().expect("a positive definite information matrix");
+        for (got, want) in se.iter().zip([0.0125573207, 0.3782214570, 0.1857190719, 0.7053453435]) {
+            assert!((got / want - 1.0).abs() < 1e-3, "{se:?}");
+        }
+    }
+
+    #[test]
+    fn hessian_from_gradients_matches_second_differences_of_the_likelihood() {
+        let obs: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        let data = Compressed::new("test", &obs).unwrap();
+        for (variant, theta) in
+            [(Variant::Bg, CDNOW.map(f64::ln)), (Variant::Mbg, [0.52f64, 6.2, 0.9, 1.6].map(f64::ln))]
+        {
+            let objective = Objective::new(&data, variant, 1);
+            let from_gradients = optimize::hessian(&objective, &theta);
+            let from_values = optimize::value_hessian(&objective, &theta, 1e-3);
+            let scale = from_values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (a, b) in from_gradients.iter().zip(&from_values) {
+                assert!((a - b).abs() < 1e-5 * scale, "{variant:?}: {from_gradients:?} vs {from_values:?}");
+            }
+        }
+    }
+
+    #[test]
     fn objective_is_mean_of_per_customer_likelihoods_for_any_thread_count() {
         let obs = simulate([0.6, 5.0, 1.3, 3.0], Variant::Bg, 50_000, 3);
         let data = Compressed::new("test", &obs).unwrap();

@@ -33,8 +33,8 @@ pub(crate) fn alive_expected_purchases(p: &[f64; 4], t: f64, x: f64, age: f64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::bg_nbd::tests::simulate;
-    use crate::models::purchase::{FitOptions, PurchaseFit, PurchaseModelKind, fit_purchase_model};
+    use crate::models::bg_nbd::tests::{cdnow, simulate};
+    use crate::models::purchase::{FitOptions, Observation, PurchaseFit, PurchaseModelKind, fit_purchase_model};
     use crate::models::special::ln_gamma;
 
     const PARAMS: [f64; 4] = [0.5, 6.0, 1.8, 4.0];
@@ -93,6 +93,22 @@ mod tests {
         assert!((0.0..=1.0).contains(&p));
         assert!(fit.conditional_expected_purchases(520.0, 500.0, 4990.0, 5000.0).is_finite());
         assert!(fit.expected_purchases(5000.0).is_finite());
+    }
+
+    #[test]
+    fn fit_and_standard_errors_match_lifetimes_on_cdnow() {
+        // lifetimes 0.11.3 `ModifiedBetaGeoFitter` on the CDNOW summary
+        // (src/models/testdata/lifetimes_reference.py): coef and se(coef).
+        let obs: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        let fit = fit_purchase_model(PurchaseModelKind::MbgNbd, &obs, &FitOptions::default()).unwrap();
+        let want = [0.5248377256, 6.1829884791, 0.8913562809, 1.6140000257];
+        for ((name, got), want) in fit.parameters().into_iter().zip(want) {
+            assert!((got / want - 1.0).abs() < 1e-4, "{name}: {got} vs {want}");
+        }
+        let se = fit.std_errors().expect("a positive definite information matrix");
+        for (got, want) in se.iter().zip([0.0832639453, 0.6955971916, 0.1547853207, 0.5374723508]) {
+            assert!((got / want - 1.0).abs() < 1e-3, "{se:?}");
+        }
     }
 
     #[test]

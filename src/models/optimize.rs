@@ -170,6 +170,61 @@ pub(crate) fn central_difference<F: Fn(&[f64]) -> f64>(f: F, theta: &[f64], grad
     }
 }
 
+/// Hessian of `objective` at `theta`, row-major, by central differences of its
+/// gradient (Nocedal & Wright 2006, Section 8.1, eq. 8.7 applied to each
+/// gradient component), symmetrised. The step is 1e-4 in log space for
+/// analytic gradients (truncation ∝ h² and rounding ∝ ε/h both far below
+/// 1e-8) and 1e-3 for gradients that are themselves central differences
+/// ([`central_difference`]), whose rounding noise (~1e-10) the larger step
+/// keeps from swamping the result.
+pub(crate) fn hessian<O: Objective>(objective: &O, theta: &[f64]) -> Vec<f64> {
+    let h = if O::CHEAP_GRADIENT { 1e-4 } else { 1e-3 };
+    let n = theta.len();
+    let mut shifted = theta.to_vec();
+    let (mut up, mut down) = (vec![0.0; n], vec![0.0; n]);
+    let mut result = vec![0.0; n * n];
+    for j in 0..n {
+        shifted[j] = theta[j] + h;
+        objective.evaluate(&shifted, Some(&mut up));
+        shifted[j] = theta[j] - h;
+        objective.evaluate(&shifted, Some(&mut down));
+        shifted[j] = theta[j];
+        for i in 0..n {
+            result[i * n + j] = (up[i] - down[i]) / (2.0 * h);
+        }
+    }
+    for i in 0..n {
+        for j in 0..i {
+            let mean = 0.5 * (result[i * n + j] + result[j * n + i]);
+            result[i * n + j] = mean;
+            result[j * n + i] = mean;
+        }
+    }
+    result
+}
+
+/// The Hessian from values alone: the four-point second difference
+/// [f(θ+hᵢ+hⱼ) − f(θ+hᵢ−hⱼ) − f(θ−hᵢ+hⱼ) + f(θ−hᵢ−hⱼ)] / 4h² (Abramowitz &
+/// Stegun 1972, 25.3.26), row-major: the independent check of [`hessian`].
+#[cfg(test)]
+pub(crate) fn value_hessian<O: Objective>(objective: &O, theta: &[f64], h: f64) -> Vec<f64> {
+    let n = theta.len();
+    let f = |di: usize, si: f64, dj: usize, sj: f64| {
+        let mut t = theta.to_vec();
+        t[di] += si * h;
+        t[dj] += sj * h;
+        objective.evaluate(&t, None)
+    };
+    let mut result = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            result[i * n + j] =
+                (f(i, 1.0, j, 1.0) - f(i, 1.0, j, -1.0) - f(i, -1.0, j, 1.0) + f(i, -1.0, j, -1.0)) / (4.0 * h * h);
+        }
+    }
+    result
+}
+
 /// H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ with ρ = 1/(yᵀs) (Nocedal & Wright eq. 6.17).
 fn bfgs_update(h: &mut [Vec<f64>], s: &[f64], y: &[f64], sy: f64) {
     let n = s.len();
@@ -271,6 +326,21 @@ mod tests {
         assert_eq!((m.stall, m.iterations), (Some(Stall::IterationLimit), 3));
         let m = minimize(&Runaway, &[0.0], 10_000, 1e-30).unwrap();
         assert!(matches!(m.stall, Some(Stall::Diverged(0)) | Some(Stall::LineSearch)), "{m:?}");
+    }
+
+    #[test]
+    fn hessian_matches_the_analytic_one() {
+        // Rosenbrock at (0.5, 1): ∂²f/∂x² = 2 − 400(y − 3x²), ∂²f/∂x∂y = −400x, ∂²f/∂y² = 200.
+        let h = hessian(&Rosenbrock, &[0.5, 1.0]);
+        let want = [2.0 - 400.0 * (1.0 - 0.75), -200.0, -200.0, 200.0];
+        for (got, want) in h.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6 * want.abs(), "{h:?}");
+        }
+        // A quadratic with finite-difference gradients: [[6, 1], [1, 2]] everywhere.
+        let h = hessian(&Quadratic, &[0.3, -1.0]);
+        for (got, want) in h.iter().zip([6.0, 1.0, 1.0, 2.0]) {
+            assert!((got - want).abs() < 1e-6, "{h:?}");
+        }
     }
 
     #[test]

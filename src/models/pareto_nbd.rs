@@ -260,6 +260,34 @@ mod tests {
     }
 
     #[test]
+    fn standard_errors_match_an_independent_numerical_hessian() {
+        // lifetimes has no standard errors for Pareto/NBD: these are numdifftools'
+        // Hessian of lifetimes' Pareto/NBD log-likelihood in the natural parameters,
+        // maximised tightly with scipy (src/models/testdata/lifetimes_reference.py).
+        let obs: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        let fit = fit_purchase_model(PurchaseModelKind::ParetoNbd, &obs, &FitOptions::default()).unwrap();
+        let se = fit.std_errors().expect("a positive definite information matrix");
+        for (got, want) in se.iter().zip([0.047628455733359, 0.8427218590979602, 0.1872763591104343, 6.210914685485795])
+        {
+            assert!((got / want - 1.0).abs() < 2e-3, "{se:?}");
+        }
+    }
+
+    #[test]
+    fn hessian_from_numerical_gradients_matches_second_differences() {
+        let obs: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        let data = crate::models::purchase::Compressed::new("test", &obs).unwrap();
+        let objective = Objective::new(&data, 1);
+        let theta = CDNOW.map(f64::ln);
+        let from_gradients = optimize::hessian(&objective, &theta);
+        let from_values = optimize::value_hessian(&objective, &theta, 1e-3);
+        let scale = from_values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in from_gradients.iter().zip(&from_values) {
+            assert!((a - b).abs() < 1e-4 * scale, "{from_gradients:?} vs {from_values:?}");
+        }
+    }
+
+    #[test]
     fn p_alive_and_expectations_match_literal_formulas() {
         let [r, alpha, s, beta] = CDNOW;
         let (x, t_x, age) = (2.0, 30.43, 38.86);

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use super::covariance::LogCovariance;
 use super::error::FitError;
 use super::optimize::{self, Stall};
 use super::parallel::map_chunks;
@@ -111,6 +112,7 @@ pub struct PurchaseFit {
     iterations: usize,
     converged: bool,
     customers: usize,
+    covariance: Option<LogCovariance>,
 }
 
 /// Fewest repeat buyers with which the purchase models are fitted at all:
@@ -121,7 +123,10 @@ pub const MIN_REPEAT_BUYERS: usize = 10;
 /// [`FitOptions`]) to `observations`.
 ///
 /// Customers with identical (x, t_x, T) are merged into weighted cells first,
-/// so cost grows with the number of distinct triples, not customers.
+/// so cost grows with the number of distinct triples, not customers. A
+/// converged fit carries the asymptotic covariance of its log-parameters
+/// ([`PurchaseFit::log_covariance`], [`PurchaseFit::std_errors`]) unless the
+/// information matrix is singular or not positive definite.
 ///
 /// Errors: [`FitError::InvalidInput`] for negative, non-finite or
 /// fractional frequencies, recency > age, or recency > 0 with frequency 0;
@@ -147,14 +152,16 @@ pub fn fit_purchase_model(
     let start = start(kind, &data);
     let minimum = match kind {
         PurchaseModelKind::BgNbd => {
-            minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Bg, threads), &start, options)
+            minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Bg, threads), &start, options, data.customers)
         }
         PurchaseModelKind::MbgNbd => {
-            minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Mbg, threads), &start, options)
+            minimize(&bg_nbd::Objective::new(&data, bg_nbd::Variant::Mbg, threads), &start, options, data.customers)
         }
-        PurchaseModelKind::ParetoNbd => minimize(&pareto_nbd::Objective::new(&data, threads), &start, options),
+        PurchaseModelKind::ParetoNbd => {
+            minimize(&pareto_nbd::Objective::new(&data, threads), &start, options, data.customers)
+        }
     };
-    let Some(minimum) = minimum else {
+    let Some((minimum, covariance)) = minimum else {
         return Err(FitError::NotConverged { model, iterations: 0, log_likelihood: f64::NAN, diverging: None });
     };
     let log_likelihood = -minimum.value * data.customers as f64;
@@ -176,6 +183,7 @@ pub fn fit_purchase_model(
             iterations: minimum.iterations,
             converged: stall.is_none(),
             customers: data.customers,
+            covariance,
         }),
     }
 }
@@ -192,12 +200,20 @@ fn start(kind: PurchaseModelKind, data: &Compressed) -> [f64; 4] {
     [0.0, alpha.ln(), 0.0, dropout_scale]
 }
 
+/// The minimum, with the covariance of the log-parameters when the optimiser
+/// converged (at a point where it stalled the Hessian says nothing useful).
 fn minimize<O: optimize::Objective>(
     objective: &O,
     start: &[f64; 4],
     options: &FitOptions,
-) -> Option<optimize::Minimum> {
-    optimize::minimize(objective, start, options.max_iterations, options.tolerance)
+    customers: usize,
+) -> Option<(optimize::Minimum, Option<LogCovariance>)> {
+    let minimum = optimize::minimize(objective, start, options.max_iterations, options.tolerance)?;
+    let covariance = match minimum.stall {
+        None => LogCovariance::at_minimum(objective, &minimum.theta, customers),
+        Some(_) => None,
+    };
+    Some((minimum, covariance))
 }
 
 fn exp4(theta: &[f64]) -> [f64; 4] {
@@ -220,7 +236,44 @@ impl PurchaseFit {
                 ),
             });
         }
-        Ok(PurchaseFit { kind, params, log_likelihood: f64::NAN, iterations: 0, converged: true, customers: 0 })
+        Ok(PurchaseFit {
+            kind,
+            params,
+            log_likelihood: f64::NAN,
+            iterations: 0,
+            converged: true,
+            customers: 0,
+            covariance: None,
+        })
+    }
+
+    /// The same model with `covariance` as the uncertainty of its
+    /// log-parameters (e.g. stored with the parameters by an earlier fit).
+    pub fn with_log_covariance(mut self, covariance: LogCovariance) -> Result<PurchaseFit, FitError> {
+        if covariance.dim() != self.params.len() {
+            return Err(FitError::InvalidInput {
+                model: self.kind.name(),
+                reason: format!("a covariance of {} parameters for a model of 4", covariance.dim()),
+            });
+        }
+        self.covariance = Some(covariance);
+        Ok(self)
+    }
+
+    /// Asymptotic covariance of the log-parameters (in
+    /// [`parameters`](Self::parameters) order): `None` for a model built from
+    /// parameters, a fit that did not converge, or one whose information
+    /// matrix is singular or not positive definite.
+    pub fn log_covariance(&self) -> Option<&LogCovariance> {
+        self.covariance.as_ref()
+    }
+
+    /// Standard errors of the parameters in their natural scale (the
+    /// inverse of the observed information matrix, see
+    /// [`LogCovariance`]), in [`parameters`](Self::parameters) order; `None`
+    /// when [`log_covariance`](Self::log_covariance) is.
+    pub fn std_errors(&self) -> Option<Vec<f64>> {
+        self.covariance.as_ref().map(|c| c.std_errors(&self.params))
     }
 
     /// Which model this is.
