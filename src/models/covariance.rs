@@ -12,8 +12,7 @@
 //! covariance of the log-parameters by the delta method. This is what the
 //! `lifetimes` package reports as `se(coef)`.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::optimize::{self, Objective};
@@ -97,22 +96,15 @@ impl LogCovariance {
         params.iter().enumerate().map(|(i, p)| p * self.matrix[i * self.dim + i].sqrt()).collect()
     }
 
-    /// `count` parameter vectors drawn from the asymptotic normal distribution
-    /// of the log-parameters around ln `params`: φ* = exp(ln φ̂ + L z), z
-    /// standard normal. Drawing in log space keeps every parameter positive.
-    /// The same seed gives the same draws.
-    pub fn draws(&self, params: &[f64], count: usize, seed: u64) -> Vec<Vec<f64>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let center: Vec<f64> = params.iter().map(|p| p.ln()).collect();
-        (0..count)
-            .map(|_| {
-                let z: Vec<f64> = (0..self.dim).map(|_| StandardNormal.sample(&mut rng)).collect();
-                (0..self.dim)
-                    .map(|i| {
-                        let shift: f64 = (0..=i).map(|j| self.factor[i * self.dim + j] * z[j]).sum();
-                        (center[i] + shift).exp()
-                    })
-                    .collect()
+    /// A parameter vector drawn from the asymptotic normal distribution of the
+    /// log-parameters around ln `params`: φ* = exp(ln φ̂ + L z), z standard
+    /// normal from `rng`. Drawing in log space keeps every parameter positive.
+    pub fn draw<R: Rng>(&self, params: &[f64], rng: &mut R) -> Vec<f64> {
+        let z: Vec<f64> = (0..self.dim).map(|_| StandardNormal.sample(rng)).collect();
+        (0..self.dim)
+            .map(|i| {
+                let shift: f64 = (0..=i).map(|j| self.factor[i * self.dim + j] * z[j]).sum();
+                (params[i].ln() + shift).exp()
             })
             .collect()
     }
@@ -173,6 +165,8 @@ fn invert_positive_definite(m: &[f64], dim: usize) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn inverts_a_positive_definite_matrix() {
@@ -212,9 +206,13 @@ mod tests {
     fn draws_follow_the_log_normal_and_are_reproducible() {
         // ln φ ~ N(ln (2, 5), C) with correlation 0.6.
         let c = LogCovariance::from_values(2, vec![0.04, 0.012, 0.012, 0.01]).unwrap();
-        let draws = c.draws(&[2.0, 5.0], 20_000, 7);
-        assert_eq!(draws, c.draws(&[2.0, 5.0], 20_000, 7));
-        assert_ne!(draws[0], c.draws(&[2.0, 5.0], 1, 8)[0]);
+        let draws_with = |seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..20_000).map(|_| c.draw(&[2.0, 5.0], &mut rng)).collect::<Vec<_>>()
+        };
+        let draws = draws_with(7);
+        assert_eq!(draws, draws_with(7));
+        assert_ne!(draws[0], draws_with(8)[0]);
         let logs: Vec<(f64, f64)> = draws.iter().map(|d| (d[0].ln(), d[1].ln())).collect();
         let n = logs.len() as f64;
         let mean = |f: &dyn Fn(&(f64, f64)) -> f64| logs.iter().map(f).sum::<f64>() / n;

@@ -28,7 +28,7 @@ mod pareto_nbd;
 mod purchase;
 mod special;
 
-pub use clv::{DAYS_PER_MONTH, predicted_clv, predicted_clv_many};
+pub use clv::{ClvSettings, DAYS_PER_MONTH, ValuedCustomer, predicted_clv, predicted_clv_draws, predicted_clv_many};
 pub use covariance::LogCovariance;
 pub use error::FitError;
 pub use gamma_gamma::{GammaGammaFit, MIN_SPEND_CUSTOMERS, fit_gamma_gamma};
