@@ -655,6 +655,47 @@ mod tests {
     }
 
     #[test]
+    fn holdout_predictions_match_lifetimes_on_the_cdnow_split() {
+        // The CDNOW summary (times rounded to 0.01 weeks) is the calibration period
+        // (1997-01-01..09-30) of the standard split; each model fitted to it predicts the
+        // 39-week holdout. lifetimes 0.11.3's `load_cdnow_summary()`, `fit` and
+        // `conditional_expected_number_of_purchases_up_to_time(39, ...)` for customers 1-5
+        // and summed over all 2,357 (src/models/testdata/lifetimes_reference.py). lifetimes
+        // stops its Pareto/NBD fit a little earlier than we do, hence the looser tolerance.
+        let data = cdnow();
+        let cases = [
+            (
+                PurchaseModelKind::BgNbd,
+                [1.2259104241744068, 0.20325062425618798, 0.19478085793947836],
+                1653.423283330691,
+                1e-4,
+            ),
+            (
+                PurchaseModelKind::MbgNbd,
+                [1.2626707787139375, 0.18878924037050474, 0.15395364436667586],
+                1576.7356993135181,
+                1e-4,
+            ),
+            (
+                PurchaseModelKind::ParetoNbd,
+                [1.455138656017584, 0.17098538250294565, 0.10706218240522092],
+                1665.5657661214436,
+                1e-3,
+            ),
+        ];
+        for (kind, first, total, tolerance) in cases {
+            let fit = fit_purchase_model(kind, &data, &FitOptions::default()).unwrap();
+            let predicted = fit.conditional_expected_purchases_many(39.0, &data);
+            // Customers 3, 4 and 5 share one history (x = 0, T = 38.86).
+            for (i, want) in [first[0], first[1], first[2], first[2], first[2]].into_iter().enumerate() {
+                assert!((predicted[i] / want - 1.0).abs() < tolerance, "{kind:?} customer {}: {}", i + 1, predicted[i]);
+            }
+            let sum: f64 = predicted.iter().sum();
+            assert!((sum / total - 1.0).abs() < tolerance, "{kind:?}: {sum} vs {total}");
+        }
+    }
+
+    #[test]
     fn compression_merges_identical_customers() {
         let data = [obs(1.0, 2.0, 5.0), obs(0.0, 0.0, 5.0), obs(1.0, 2.0, 5.0), obs(0.0, -0.0, 5.0)];
         let c = Compressed::new("test", &data).unwrap();
