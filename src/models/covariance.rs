@@ -118,7 +118,8 @@ fn cholesky(m: &[f64], dim: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; dim * dim];
     for j in 0..dim {
         let pivot = m[j * dim + j] - (0..j).map(|k| l[j * dim + k] * l[j * dim + k]).sum::<f64>();
-        if !(pivot > SINGULAR * largest) {
+        // NaN pivots fail this test too.
+        if pivot.is_nan() || pivot <= SINGULAR * largest {
             return None;
         }
         l[j * dim + j] = pivot.sqrt();

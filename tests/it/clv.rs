@@ -6,7 +6,7 @@
 //! stops the run loudly — or, if the pipeline says so, skips the CLV tables with a
 //! warning.
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use fidelis::models::{
