@@ -425,6 +425,11 @@ mod tests {
         assert!((got[0] / p - 1.0).abs() < 0.15, "{got:?}");
         // q and γ trade off against each other; the population mean pins them.
         assert!((got[1] / q - 1.0).abs() < 0.3 && (got[2] / gamma - 1.0).abs() < 0.35, "{got:?}");
+        // The truth lies within four standard errors of every estimate.
+        let se = fit.std_errors().expect("standard errors");
+        for ((estimate, want), se) in got.iter().zip([p, q, gamma]).zip(&se) {
+            assert!((estimate - want).abs() < 4.0 * se, "{got:?} ± {se:?}");
+        }
         assert!((fit.population_mean_spend() / (p * gamma / (q - 1.0)) - 1.0).abs() < 0.1, "{got:?}");
         assert!(fit.customers_left_out() > 0);
     }

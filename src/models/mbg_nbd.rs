@@ -123,5 +123,10 @@ mod tests {
         let mean_p = |a: f64, b: f64| a / (a + b);
         assert!((mean_p(got[2], got[3]) - mean_p(truth[2], truth[3])).abs() < 0.05, "{got:?}");
         assert!((got[2] / truth[2] - 1.0).abs() < 0.5 && (got[3] / truth[3] - 1.0).abs() < 0.5, "{got:?}");
+        // The truth lies within four standard errors of every estimate.
+        let se = fit.std_errors().expect("standard errors");
+        for ((estimate, want), se) in got.iter().zip(truth).zip(&se) {
+            assert!((estimate - want).abs() < 4.0 * se, "{got:?} ± {se:?}");
+        }
     }
 }

@@ -340,5 +340,10 @@ mod tests {
         // s and β are weakly identified; their ratio (mean dropout rate) is not.
         assert!((got[2] / truth[2] - 1.0).abs() < 0.5 && (got[3] / truth[3] - 1.0).abs() < 0.6, "{got:?}");
         assert!(((got[2] / got[3]) / (truth[2] / truth[3]) - 1.0).abs() < 0.25, "{got:?}");
+        // The truth lies within four standard errors of every estimate.
+        let se = fit.std_errors().expect("standard errors");
+        for ((estimate, want), se) in got.iter().zip(truth).zip(&se) {
+            assert!((estimate - want).abs() < 4.0 * se, "{got:?} ± {se:?}");
+        }
     }
 }
