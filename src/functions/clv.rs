@@ -209,7 +209,8 @@ impl AggregateUDFImpl for ClvFit {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(FitAccumulator { fit: self.fit, rows: Collected::new(&args, self.constants(), self.columns()) }))
+        let rows = Collected::new(&args, self.constants(), self.columns());
+        Ok(Box::new(CollectingAccumulator { finish: Finish::Fit(self.fit), rows }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -349,71 +350,42 @@ impl Collected {
     }
 }
 
-/// Collects the rows of one fit.
+/// What an aggregate of this module computes from the rows it collected.
+#[derive(Debug, Clone, Copy)]
+enum Finish {
+    Fit(Fit),
+    ValueDraws,
+}
+
+/// The accumulator of every aggregate here: collect the rows, then fit or draw.
 #[derive(Debug)]
-struct FitAccumulator {
-    fit: Fit,
+struct CollectingAccumulator {
+    finish: Finish,
     rows: Collected,
 }
 
-impl FitAccumulator {
-    fn fitted(&self) -> Result<FittedModel> {
-        let options = FitOptions::default();
-        let columns = &self.rows.columns;
-        match self.fit {
-            Fit::Purchases { fail } => {
-                let name = self.rows.text(0).unwrap_or_else(|| "bg_nbd".to_string());
-                let kind = purchase_kind(&name)?;
-                let observations: Vec<Observation> = (0..self.rows.rows())
-                    .map(|i| Observation { frequency: columns[0][i], recency: columns[1][i], age: columns[2][i] })
-                    .collect();
-                let fit = match fit_purchase_model(kind, &observations, &options) {
-                    Ok(fit) => fit,
-                    Err(error) if !fail => return Ok(FittedModel::failed(kind, observations.len(), &error)),
-                    Err(error) => return Err(fit_failed(error)),
-                };
-                Ok(FittedModel {
-                    model: kind.name(),
-                    parameters: kind.parameter_names().to_vec(),
-                    values: Some(fit.parameters().into_iter().map(|(_, v)| v).collect()),
-                    std_errors: fit.std_errors(),
-                    covariance: fit.log_covariance().map(|c| c.values().to_vec()),
-                    log_likelihood: fit.log_likelihood(),
-                    iterations: fit.iterations(),
-                    converged: fit.converged(),
-                    customers: fit.customers(),
-                    customers_left_out: 0,
-                    failure: None,
-                })
-            }
-            Fit::Spend => {
-                let pairs: Vec<(f64, f64)> = columns[0].iter().copied().zip(columns[1].iter().copied()).collect();
-                let fit = fit_gamma_gamma(&pairs, &options).map_err(fit_failed)?;
-                Ok(FittedModel {
-                    model: "gamma_gamma",
-                    parameters: fit.parameters().into_iter().map(|(n, _)| n).collect(),
-                    values: Some(fit.parameters().into_iter().map(|(_, v)| v).collect()),
-                    std_errors: fit.std_errors(),
-                    covariance: fit.log_covariance().map(|c| c.values().to_vec()),
-                    log_likelihood: fit.log_likelihood(),
-                    iterations: fit.iterations(),
-                    converged: fit.converged(),
-                    customers: fit.customers_used(),
-                    customers_left_out: fit.customers_left_out(),
-                    failure: None,
-                })
-            }
-        }
-    }
-}
-
-impl Accumulator for FitAccumulator {
+impl Accumulator for CollectingAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         self.rows.update(values)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.fitted()?.to_scalar()
+        match self.finish {
+            Finish::Fit(fit) => fitted(fit, &self.rows)?.to_scalar(),
+            Finish::ValueDraws => {
+                let item = Arc::new(Field::new_list_field(DataType::Float64, true));
+                let list = match value_draws(&self.rows)? {
+                    Some(totals) => ListArray::new(
+                        item,
+                        OffsetBuffer::from_lengths([totals.len()]),
+                        Arc::new(Float64Array::from(totals)),
+                        None,
+                    ),
+                    None => ListArray::new_null(item, 1),
+                };
+                Ok(ScalarValue::List(Arc::new(list)))
+            }
+        }
     }
 
     fn size(&self) -> usize {
@@ -426,6 +398,56 @@ impl Accumulator for FitAccumulator {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         self.rows.merge(states)
+    }
+}
+
+/// The model `fit` fits to the collected rows.
+fn fitted(fit: Fit, rows: &Collected) -> Result<FittedModel> {
+    let options = FitOptions::default();
+    let columns = &rows.columns;
+    match fit {
+        Fit::Purchases { fail } => {
+            let name = rows.text(0).unwrap_or_else(|| "bg_nbd".to_string());
+            let kind = purchase_kind(&name)?;
+            let observations: Vec<Observation> = (0..rows.rows())
+                .map(|i| Observation { frequency: columns[0][i], recency: columns[1][i], age: columns[2][i] })
+                .collect();
+            let fit = match fit_purchase_model(kind, &observations, &options) {
+                Ok(fit) => fit,
+                Err(error) if !fail => return Ok(FittedModel::failed(kind, observations.len(), &error)),
+                Err(error) => return Err(fit_failed(error)),
+            };
+            Ok(FittedModel {
+                model: kind.name(),
+                parameters: kind.parameter_names().to_vec(),
+                values: Some(fit.parameters().into_iter().map(|(_, v)| v).collect()),
+                std_errors: fit.std_errors(),
+                covariance: fit.log_covariance().map(|c| c.values().to_vec()),
+                log_likelihood: fit.log_likelihood(),
+                iterations: fit.iterations(),
+                converged: fit.converged(),
+                customers: fit.customers(),
+                customers_left_out: 0,
+                failure: None,
+            })
+        }
+        Fit::Spend => {
+            let pairs: Vec<(f64, f64)> = columns[0].iter().copied().zip(columns[1].iter().copied()).collect();
+            let fit = fit_gamma_gamma(&pairs, &options).map_err(fit_failed)?;
+            Ok(FittedModel {
+                model: "gamma_gamma",
+                parameters: fit.parameters().into_iter().map(|(n, _)| n).collect(),
+                values: Some(fit.parameters().into_iter().map(|(_, v)| v).collect()),
+                std_errors: fit.std_errors(),
+                covariance: fit.log_covariance().map(|c| c.values().to_vec()),
+                log_likelihood: fit.log_likelihood(),
+                iterations: fit.iterations(),
+                converged: fit.converged(),
+                customers: fit.customers_used(),
+                customers_left_out: fit.customers_left_out(),
+                failure: None,
+            })
+        }
     }
 }
 
@@ -736,7 +758,8 @@ impl AggregateUDFImpl for ClvValueDraws {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(DrawsAccumulator { rows: Collected::new(&args, DRAW_CONSTANTS, DRAW_COLUMNS) }))
+        let rows = Collected::new(&args, DRAW_CONSTANTS, DRAW_COLUMNS);
+        Ok(Box::new(CollectingAccumulator { finish: Finish::ValueDraws, rows }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -744,81 +767,42 @@ impl AggregateUDFImpl for ClvValueDraws {
     }
 }
 
-#[derive(Debug)]
-struct DrawsAccumulator {
-    rows: Collected,
-}
-
-impl DrawsAccumulator {
-    fn draws(&self) -> Result<Option<Vec<f64>>> {
-        let rows = &self.rows;
-        let (Some(purchase_models), Some(spend_models)) = (rows.model(0), rows.model(1)) else { return Ok(None) };
-        let (Some(purchase_row), Some(spend_row)) =
-            (ModelColumn::new(&purchase_models)?.row(0), ModelColumn::new(&spend_models)?.row(0))
-        else {
-            return Ok(None);
-        };
-        let (Some(purchases), Some(spend)) = (purchase_fit(&purchase_row)?, spend_fit(&spend_row)?) else {
-            return Ok(None);
-        };
-        let setting = |i: usize, name: &str| {
-            rows.number(i)
-                .ok_or_else(|| DataFusionError::Execution(format!("clv_value_draws: `{name}` must not be null")))
-        };
-        let settings = ClvSettings {
-            margin: setting(2, "margin")?,
-            monthly_discount_rate: setting(3, "monthly_discount_rate")?,
-            horizon_months: horizon_months(setting(4, "horizon_months")?)?,
-            units_per_month: setting(5, "units_per_month")?,
-        };
-        let (draws, seed) = (setting(6, "draws")?, setting(7, "seed")?);
-        if !(draws >= 1.0 && draws.fract() == 0.0 && draws <= 1e6) {
-            return exec_err!("clv_value_draws: draws must be a whole number from 1 to 1,000,000, got {draws}");
-        }
-        let c = &rows.columns;
-        let customers: Vec<ValuedCustomer> = (0..rows.rows())
-            .map(|i| ValuedCustomer {
-                history: Observation { frequency: c[0][i], recency: c[1][i], age: c[2][i] },
-                mean_spend: c[3][i],
-                predicted_clv: c[4][i],
-            })
-            .collect();
-        if customers.is_empty() {
-            return Ok(None);
-        }
-        Ok(predicted_clv_draws(&purchases, &spend, &customers, &settings, draws as usize, seed as u64))
+/// The collected group's totals under the parameter draws (see `clv_value_draws`).
+fn value_draws(rows: &Collected) -> Result<Option<Vec<f64>>> {
+    let (Some(purchase_models), Some(spend_models)) = (rows.model(0), rows.model(1)) else { return Ok(None) };
+    let (Some(purchase_row), Some(spend_row)) =
+        (ModelColumn::new(&purchase_models)?.row(0), ModelColumn::new(&spend_models)?.row(0))
+    else {
+        return Ok(None);
+    };
+    let (Some(purchases), Some(spend)) = (purchase_fit(&purchase_row)?, spend_fit(&spend_row)?) else {
+        return Ok(None);
+    };
+    let setting = |i: usize, name: &str| {
+        rows.number(i).ok_or_else(|| DataFusionError::Execution(format!("clv_value_draws: `{name}` must not be null")))
+    };
+    let settings = ClvSettings {
+        margin: setting(2, "margin")?,
+        monthly_discount_rate: setting(3, "monthly_discount_rate")?,
+        horizon_months: horizon_months(setting(4, "horizon_months")?)?,
+        units_per_month: setting(5, "units_per_month")?,
+    };
+    let (draws, seed) = (setting(6, "draws")?, setting(7, "seed")?);
+    if !(draws >= 1.0 && draws.fract() == 0.0 && draws <= 1e6) {
+        return exec_err!("clv_value_draws: draws must be a whole number from 1 to 1,000,000, got {draws}");
     }
-}
-
-impl Accumulator for DrawsAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.rows.update(values)
+    let c = &rows.columns;
+    let customers: Vec<ValuedCustomer> = (0..rows.rows())
+        .map(|i| ValuedCustomer {
+            history: Observation { frequency: c[0][i], recency: c[1][i], age: c[2][i] },
+            mean_spend: c[3][i],
+            predicted_clv: c[4][i],
+        })
+        .collect();
+    if customers.is_empty() {
+        return Ok(None);
     }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let list = match self.draws()? {
-            Some(totals) => ListArray::new(
-                Arc::new(Field::new_list_field(DataType::Float64, true)),
-                OffsetBuffer::from_lengths([totals.len()]),
-                Arc::new(Float64Array::from(totals)),
-                None,
-            ),
-            None => ListArray::new_null(Arc::new(Field::new_list_field(DataType::Float64, true)), 1),
-        };
-        Ok(ScalarValue::List(Arc::new(list)))
-    }
-
-    fn size(&self) -> usize {
-        self.rows.size()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.rows.state()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.rows.merge(states)
-    }
+    Ok(predicted_clv_draws(&purchases, &spend, &customers, &settings, draws as usize, seed as u64))
 }
 
 #[cfg(test)]
