@@ -506,7 +506,7 @@ pub(crate) mod tests {
         {
             let objective = Objective::new(&data, variant, 1);
             let from_gradients = optimize::hessian(&objective, &theta);
-            let from_values = optimize::value_hessian(&objective, &theta, 1e-3);
+            let from_values = optimize::value_differences(&objective, &theta, 1e-3);
             let scale = from_values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for (a, b) in from_gradients.iter().zip(&from_values) {
                 assert!((a - b).abs() < 1e-5 * scale, "{variant:?}: {from_gradients:?} vs {from_values:?}");

@@ -398,7 +398,7 @@ mod tests {
         let objective = Objective { data: &data, threads: 1 };
         let theta = [6.25f64.ln(), 3.74f64.ln(), 15.44f64.ln()];
         let from_gradients = optimize::hessian(&objective, &theta);
-        let from_values = optimize::value_hessian(&objective, &theta, 1e-3);
+        let from_values = optimize::value_differences(&objective, &theta, 1e-3);
         let scale = from_values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (a, b) in from_gradients.iter().zip(&from_values) {
             assert!((a - b).abs() < 1e-5 * scale, "{from_gradients:?} vs {from_values:?}");

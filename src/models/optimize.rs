@@ -170,15 +170,23 @@ pub(crate) fn central_difference<F: Fn(&[f64]) -> f64>(f: F, theta: &[f64], grad
     }
 }
 
-/// Hessian of `objective` at `theta`, row-major, by central differences of its
-/// gradient (Nocedal & Wright 2006, Section 8.1, eq. 8.7 applied to each
-/// gradient component), symmetrised. The step is 1e-4 in log space for
-/// analytic gradients (truncation ∝ h² and rounding ∝ ε/h both far below
-/// 1e-8) and 1e-3 for gradients that are themselves central differences
-/// ([`central_difference`]), whose rounding noise (~1e-10) the larger step
-/// keeps from swamping the result.
+/// Hessian of `objective` at `theta`, row-major: by central differences of the
+/// gradient where it is analytic ([`gradient_differences`]), else by second
+/// differences of the value ([`value_differences`]), which takes 40 evaluations
+/// for 4 parameters where differencing a finite-difference gradient takes 72.
 pub(crate) fn hessian<O: Objective>(objective: &O, theta: &[f64]) -> Vec<f64> {
-    let h = if O::CHEAP_GRADIENT { 1e-4 } else { 1e-3 };
+    if O::CHEAP_GRADIENT {
+        gradient_differences(objective, theta, 1e-4)
+    } else {
+        value_differences(objective, theta, 1e-3)
+    }
+}
+
+/// The Hessian by central differences of the gradient (Nocedal & Wright 2006,
+/// Section 8.1, eq. 8.7 applied to each gradient component), symmetrised. With
+/// analytic gradients a step of 1e-4 in log space keeps truncation (∝ h²) and
+/// rounding (∝ ε/h) far below 1e-8.
+pub(crate) fn gradient_differences<O: Objective>(objective: &O, theta: &[f64], h: f64) -> Vec<f64> {
     let n = theta.len();
     let mut shifted = theta.to_vec();
     let (mut up, mut down) = (vec![0.0; n], vec![0.0; n]);
@@ -205,21 +213,24 @@ pub(crate) fn hessian<O: Objective>(objective: &O, theta: &[f64]) -> Vec<f64> {
 
 /// The Hessian from values alone: the four-point second difference
 /// [f(θ+hᵢ+hⱼ) − f(θ+hᵢ−hⱼ) − f(θ−hᵢ+hⱼ) + f(θ−hᵢ−hⱼ)] / 4h² (Abramowitz &
-/// Stegun 1972, 25.3.26), row-major: the independent check of [`hessian`].
-#[cfg(test)]
-pub(crate) fn value_hessian<O: Objective>(objective: &O, theta: &[f64], h: f64) -> Vec<f64> {
+/// Stegun 1972, 25.3.26; on the diagonal the steps add up to 2h), row-major.
+/// For objectives of order one a step of 1e-3 balances truncation (∝ h²)
+/// against rounding (∝ ε/h²).
+pub(crate) fn value_differences<O: Objective>(objective: &O, theta: &[f64], h: f64) -> Vec<f64> {
     let n = theta.len();
-    let f = |di: usize, si: f64, dj: usize, sj: f64| {
+    let f = |i: usize, si: f64, j: usize, sj: f64| {
         let mut t = theta.to_vec();
-        t[di] += si * h;
-        t[dj] += sj * h;
+        t[i] += si * h;
+        t[j] += sj * h;
         objective.evaluate(&t, None)
     };
     let mut result = vec![0.0; n * n];
     for i in 0..n {
-        for j in 0..n {
-            result[i * n + j] =
+        for j in 0..=i {
+            let value =
                 (f(i, 1.0, j, 1.0) - f(i, 1.0, j, -1.0) - f(i, -1.0, j, 1.0) + f(i, -1.0, j, -1.0)) / (4.0 * h * h);
+            result[i * n + j] = value;
+            result[j * n + i] = value;
         }
     }
     result

@@ -397,12 +397,11 @@ impl PurchaseFit {
         })
         .concat();
         map_chunks(customers.len(), threads, |range| {
-            range
-                .map(|i| {
-                    let o = &customers[i];
-                    self.p_alive(o.frequency, o.recency, o.age) * values[slots[i] as usize]
-                })
-                .collect::<Vec<f64>>()
+            let p_alive = match self.kind {
+                PurchaseModelKind::ParetoNbd => pareto_nbd::p_alive_many(&self.params, &customers[range.clone()]),
+                _ => customers[range.clone()].iter().map(|o| self.p_alive(o.frequency, o.recency, o.age)).collect(),
+            };
+            range.zip(p_alive).map(|(i, p)| p * values[slots[i] as usize]).collect::<Vec<f64>>()
         })
         .concat()
     }
