@@ -403,7 +403,10 @@ impl Accumulator for CollectingAccumulator {
 
 /// The model `fit` fits to the collected rows.
 fn fitted(fit: Fit, rows: &Collected) -> Result<FittedModel> {
-    let options = FitOptions::default();
+    // The comparisons `clv_try_fit_purchases` serves (the backtest) only predict: they
+    // need no standard errors, which cost a Hessian.
+    let standard_errors = !matches!(fit, Fit::Purchases { fail: false });
+    let options = FitOptions { standard_errors, ..FitOptions::default() };
     let columns = &rows.columns;
     match fit {
         Fit::Purchases { fail } => {

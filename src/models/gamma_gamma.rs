@@ -84,8 +84,8 @@ pub fn fit_gamma_gamma(pairs: &[(f64, f64)], options: &FitOptions) -> Result<Gam
             // A converged fit carries the covariance of ln p, ln q, ln γ
             // (see [`LogCovariance`]); at a stalled point it means nothing.
             covariance: match stall {
-                None => LogCovariance::at_minimum(&objective, &minimum.theta, used),
-                Some(_) => None,
+                None if options.standard_errors => LogCovariance::at_minimum(&objective, &minimum.theta, used),
+                _ => None,
             },
             p: minimum.theta[0].exp(),
             q: minimum.theta[1].exp(),

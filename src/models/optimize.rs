@@ -42,6 +42,12 @@ pub(crate) trait Objective {
     /// Objective value at `theta`; fills `gradient` when one is passed.
     /// Returns a non-finite value where the objective is undefined.
     fn evaluate(&self, theta: &[f64], gradient: Option<&mut [f64]>) -> f64;
+
+    /// The gradient at `theta` where the value is already known: objectives
+    /// with finite-difference gradients skip the value's evaluation.
+    fn gradient(&self, theta: &[f64], gradient: &mut [f64]) {
+        self.evaluate(theta, Some(gradient));
+    }
 }
 
 /// Why the minimiser stopped without meeting the gradient tolerance.
@@ -125,7 +131,7 @@ pub(crate) fn minimize<O: Objective>(
             break Some(Stall::LineSearch);
         };
         if !O::CHEAP_GRADIENT {
-            objective.evaluate(&trial, Some(&mut trial_gradient));
+            objective.gradient(&trial, &mut trial_gradient);
         }
         if trial_gradient.iter().any(|g| !g.is_finite()) {
             break Some(Stall::LineSearch);

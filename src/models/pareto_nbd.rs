@@ -195,6 +195,10 @@ impl optimize::Objective for Objective<'_> {
         }
         self.value(theta)
     }
+
+    fn gradient(&self, theta: &[f64], gradient: &mut [f64]) {
+        optimize::central_difference(|t| self.value(t), theta, gradient);
+    }
 }
 
 #[cfg(test)]

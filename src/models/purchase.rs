@@ -90,6 +90,11 @@ pub struct FitOptions {
     /// [`FitError::NotConverged`]. Fits whose parameters run off to 0 or ∞
     /// are errors regardless.
     pub allow_unconverged: bool,
+    /// Compute the covariance of the estimates ([`PurchaseFit::std_errors`]):
+    /// a Hessian, about 8 gradients' worth of work (40 likelihood evaluations
+    /// for Pareto/NBD). Comparisons that only predict, such as the backtest,
+    /// turn it off.
+    pub standard_errors: bool,
 }
 
 impl Default for FitOptions {
@@ -99,6 +104,7 @@ impl Default for FitOptions {
             tolerance: 1e-7,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
             allow_unconverged: false,
+            standard_errors: true,
         }
     }
 }
@@ -201,7 +207,8 @@ fn start(kind: PurchaseModelKind, data: &Compressed) -> [f64; 4] {
 }
 
 /// The minimum, with the covariance of the log-parameters when the optimiser
-/// converged (at a point where it stalled the Hessian says nothing useful).
+/// converged (at a point where it stalled the Hessian says nothing useful) and
+/// the options ask for it.
 fn minimize<O: optimize::Objective>(
     objective: &O,
     start: &[f64; 4],
@@ -210,8 +217,8 @@ fn minimize<O: optimize::Objective>(
 ) -> Option<(optimize::Minimum, Option<LogCovariance>)> {
     let minimum = optimize::minimize(objective, start, options.max_iterations, options.tolerance)?;
     let covariance = match minimum.stall {
-        None => LogCovariance::at_minimum(objective, &minimum.theta, customers),
-        Some(_) => None,
+        None if options.standard_errors => LogCovariance::at_minimum(objective, &minimum.theta, customers),
+        _ => None,
     };
     Some((minimum, covariance))
 }
