@@ -9,7 +9,9 @@ use tracing::info;
 
 use crate::config::{self, Format};
 use crate::error::{Error, Result};
+use crate::lineage::{self, Transport};
 use crate::logging::{self, LogFormat, Step};
+use crate::memory;
 use crate::plan::Overrides;
 use crate::run;
 use crate::sample_data::{self, SampleSpec};
@@ -19,7 +21,8 @@ const EXIT_CODES: &str = "Exit codes:
   0  success
   2  bad configuration or usage (fix the pipeline or command; retrying will not help)
   3  bad input data, or data a model cannot be fitted to (fix the data; retrying will not help)
-  4  runtime or I/O failure (storage unreachable, disk full, …; retrying may help)";
+  4  runtime or I/O failure (storage unreachable, disk full, …; retrying may help)
+  70 internal error: a bug in fidelis (please report it; retrying will not help)";
 
 /// Customer-loyalty analytics: YAML pipelines of SQL stages over object storage,
 /// published as warehouse-ready Parquet tables and a monthly KPI report.
@@ -114,6 +117,27 @@ pub struct RunArgs {
     /// output tables are published.
     #[arg(long, value_delimiter = ',', value_name = "STAGE,...")]
     pub only: Vec<String>,
+
+    /// Memory the whole run may use, e.g. `4GiB`, `512MiB` (binary units; KB/MB/GB are
+    /// decimal). Sorts, aggregations and joins spill to `--spill-dir` beyond it, and
+    /// source data and stage results that do not fit live there; work that cannot fit even
+    /// so fails with exit code 4. Default: the container's memory limit minus headroom
+    /// (10 %, at least 256 MiB), else 75 % of physical memory.
+    #[arg(long, value_name = "SIZE", env = "FIDELIS_MEMORY_LIMIT", value_parser = memory::parse_size)]
+    pub memory_limit: Option<u64>,
+
+    /// Folder for spill files (removed at the end of the run, success or failure).
+    /// Default: the system's temporary folder (TMPDIR).
+    #[arg(long, value_name = "DIR", env = "FIDELIS_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
+
+    /// Send OpenLineage run events (START, then COMPLETE or FAIL) to `file:PATH` (one
+    /// JSON event per line, appended), `console` (standard output) or an OpenLineage
+    /// server's URL. Default: OPENLINEAGE_URL when set (with OPENLINEAGE_ENDPOINT,
+    /// OPENLINEAGE_API_KEY, OPENLINEAGE_NAMESPACE), else none. A failure to send is a
+    /// warning, never a failed run.
+    #[arg(long, value_name = "file:PATH|console|URL", env = "FIDELIS_LINEAGE")]
+    pub lineage: Option<Transport>,
 }
 
 fn parse_date(text: &str) -> std::result::Result<NaiveDate, String> {
@@ -127,8 +151,19 @@ fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> 
 }
 
 impl BindArgs {
-    fn overrides(&self, only: Vec<String>) -> Overrides {
-        Overrides { as_of: self.as_of, set: self.set.clone(), env: Overrides::from_env(), only }
+    fn overrides(&self) -> Overrides {
+        Overrides { as_of: self.as_of, set: self.set.clone(), env: Overrides::from_env(), ..Overrides::default() }
+    }
+}
+
+impl RunArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            only: self.only.clone(),
+            memory_limit: self.memory_limit,
+            spill_dir: self.spill_dir.clone(),
+            ..self.bind.overrides()
+        }
     }
 }
 
@@ -137,12 +172,13 @@ pub async fn execute(cli: Cli) -> Result<()> {
     logging::init(cli.log_format);
     match cli.command {
         Command::Run(args) => {
+            lineage::configure(args.lineage.clone());
             let pipeline = config::load(&args.bind.pipeline)?;
-            run::run(&pipeline, &args.bind.overrides(args.only)).await?;
+            run::run(&pipeline, &args.overrides()).await?;
         }
         Command::Report(args) => {
             let pipeline = config::load(&args.pipeline)?;
-            for written in run::report(&pipeline, &args.overrides(Vec::new())).await? {
+            for written in run::report(&pipeline, &args.overrides()).await? {
                 println!("{written}");
             }
         }
@@ -154,8 +190,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let spec = SampleSpec { customers: args.customers, seed: args.seed, end_date, years: args.years };
             let out = Storage::new().resolve(&args.out)?;
             let step = Step::start(format!("generating {} customers", args.customers));
-            let data = sample_data::generate::generate(&spec);
-            let written = sample_data::write(&data, &out, args.format).await?;
+            let written = sample_data::write(&spec, &out, args.format).await?;
             drop(step);
             for (table, rows) in written {
                 info!(table, rows, "sample table written");
@@ -164,7 +199,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         }
         Command::Validate(args) => {
             let pipeline = config::load(&args.pipeline)?;
-            let validation = run::validate(&pipeline, &args.overrides(Vec::new())).await?;
+            let validation = run::validate(&pipeline, &args.overrides()).await?;
             println!("pipeline `{}` is valid", pipeline.name);
             if let Some(description) = &pipeline.description {
                 println!("  {}", description.trim());

@@ -16,6 +16,9 @@ pub mod exit_code {
     pub const DATA: i32 = 3;
     /// Runtime or I/O failure (storage unreachable, disk full, …): retrying may help.
     pub const RUNTIME: i32 = 4;
+    /// An internal error (a panic): a bug in fidelis, to be reported; retrying will not
+    /// help. 70 is `EX_SOFTWARE` of BSD's `sysexits.h`.
+    pub const INTERNAL: i32 = 70;
 }
 
 /// One problem found in a pipeline file, with where it is and how to fix it.
@@ -56,6 +59,8 @@ pub enum Error {
     Data(String),
     /// Storage, I/O or execution failed.
     Runtime(String),
+    /// The work does not fit the run's memory budget, or its spill disk, even with spilling.
+    Resources(String),
 }
 
 impl Error {
@@ -64,7 +69,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage(_) => exit_code::CONFIG,
             Error::Data(_) => exit_code::DATA,
-            Error::Runtime(_) => exit_code::RUNTIME,
+            Error::Runtime(_) | Error::Resources(_) => exit_code::RUNTIME,
         }
     }
 
@@ -97,7 +102,7 @@ impl fmt::Display for Error {
             }
             Error::Usage(message) => write!(f, "usage error: {message}"),
             Error::Data(message) => write!(f, "bad input data: {message}"),
-            Error::Runtime(message) => write!(f, "run failed: {message}"),
+            Error::Runtime(message) | Error::Resources(message) => write!(f, "run failed: {message}"),
         }
     }
 }

@@ -3,16 +3,21 @@
 //! Data flows one way: pipeline YAML → [`config`] (typed, validated) → [`plan`]
 //! (parameters bound, stages chosen) → [`run`] (one DataFusion session:
 //! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks) →
-//! [`sinks`] (staged Parquet, atomic publish, manifest).
+//! [`sinks`] (staged Parquet, atomic publish, manifest). [`storage`] turns URLs into
+//! object stores and takes credentials out of what is recorded; [`lineage`] sends a
+//! run's OpenLineage events.
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod functions;
+pub mod lineage;
 pub mod logging;
+pub mod memory;
 pub mod models;
 pub mod plan;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod sample_data;
 pub mod schedule;

@@ -15,16 +15,16 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::support::{Workspace, fidelis, repo, table};
 
-const BUCKET: &str = "fidelis-test";
+pub(crate) const BUCKET: &str = "fidelis-test";
 
 /// A moto S3 server on a free loopback port, stopped when dropped.
-struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
     endpoint: String,
 }
 
 impl S3Server {
-    fn start() -> S3Server {
+    pub(crate) fn start() -> S3Server {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -45,7 +45,7 @@ impl S3Server {
     }
 
     /// Creates a bucket with a plain HTTP request (moto accepts unsigned requests).
-    fn create_bucket(&self, bucket: &str) {
+    pub(crate) fn create_bucket(&self, bucket: &str) {
         let address = self.endpoint.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).expect("connect to moto");
         write!(stream, "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -55,7 +55,7 @@ impl S3Server {
         assert!(response.starts_with("HTTP/1.1 200"), "bucket creation failed: {response}");
     }
 
-    fn store(&self) -> Arc<dyn ObjectStore> {
+    pub(crate) fn store(&self) -> Arc<dyn ObjectStore> {
         Arc::new(
             AmazonS3Builder::new()
                 .with_endpoint(&self.endpoint)
@@ -69,7 +69,7 @@ impl S3Server {
         )
     }
 
-    fn env(&self, command: &mut Command) {
+    pub(crate) fn env(&self, command: &mut Command) {
         command
             .env("AWS_ENDPOINT", &self.endpoint)
             .env("AWS_ALLOW_HTTP", "true")

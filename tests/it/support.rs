@@ -51,6 +51,7 @@ pub fn overrides(as_of: &str, set: &[(&str, &str)]) -> Overrides {
         set: set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         env: Vec::new(),
         only: Vec::new(),
+        ..Overrides::default()
     }
 }
 
@@ -157,4 +158,16 @@ pub async fn query(root: &Path, as_of: &str, tables: &[&str], query: &str) -> Ve
             .expect("register");
     }
     ctx.sql(query).await.expect(query).collect().await.expect(query)
+}
+
+/// `fidelis run` of the shipped pipeline's `customer_summary` (and what it reads) on
+/// the one-source fixture `tests/fixtures/summary`, as of 2024-03-31, into `out`.
+pub fn summary_run(out: &Path) -> Command {
+    let mut command = fidelis();
+    command
+        .args(["run", "pipelines/loyalty.yaml", "--as-of", "2024-03-31", "--only", "customer_summary", "--set"])
+        .arg(format!("input={}", repo().join("tests/fixtures/summary").display()))
+        .arg("--set")
+        .arg(format!("output={}", out.display()));
+    command
 }
