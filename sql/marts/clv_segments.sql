@@ -34,7 +34,8 @@ groups AS (
     SELECT
         g.segment,
         COUNT(*) AS customers,
-        SUM(g.predicted_clv) AS predicted_clv,
+        -- Summed as exact decimals: the same total whatever order the rows come in.
+        CAST(SUM(CAST(g.predicted_clv AS DECIMAL(38, 9))) AS DOUBLE) AS predicted_clv,
         MAX(s.draws) AS draws,
         clv_value_draws(
             f.purchase_model, f.spend_model, s.margin, s.monthly_discount_rate, s.horizon_months, s.units_per_month,
@@ -51,7 +52,7 @@ draws AS (
 ),
 -- The base's total under each draw: the sum over groups, null if a group has none.
 base_draws AS (
-    SELECT draw, CASE WHEN COUNT(*) = COUNT(total) THEN SUM(total) END AS total
+    SELECT draw, CASE WHEN COUNT(*) = COUNT(total) THEN CAST(SUM(CAST(total AS DECIMAL(38, 9))) AS DOUBLE) END AS total
     FROM draws
     GROUP BY draw
 ),
@@ -65,7 +66,7 @@ SELECT
     'base' AS scope,
     CAST(NULL AS VARCHAR) AS segment,
     (SELECT SUM(customers) FROM groups) AS customers,
-    (SELECT SUM(predicted_clv) FROM groups) AS predicted_clv,
+    (SELECT CAST(SUM(CAST(predicted_clv AS DECIMAL(38, 9))) AS DOUBLE) FROM groups) AS predicted_clv,
     percentile_cont(total, 0.1) AS predicted_clv_p10,
     percentile_cont(total, 0.9) AS predicted_clv_p90
 FROM base_draws

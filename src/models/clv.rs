@@ -1,6 +1,8 @@
 //! Customer lifetime value from a purchase model: discounted expected
 //! margin over a horizon of whole months.
 
+use std::cmp::Ordering;
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -122,7 +124,7 @@ pub struct ValuedCustomer {
 /// group's predicted CLV that reflects the uncertainty of the parameters — not
 /// of which customers buy (the total over many customers averages that out) nor
 /// of the model's form. Draws come from ChaCha8 seeded with `seed`: the same
-/// inputs give the same totals.
+/// inputs give the same totals, in whatever order the customers come.
 ///
 /// Cost: a draw is not evaluated per customer. Customers are merged into cells
 /// of equal frequency with recency and T rounded to the middle of their model
@@ -148,7 +150,15 @@ pub fn predicted_clv_draws(
     let (purchase_covariance, spend_covariance) = (purchases.log_covariance()?, spend.log_covariance()?);
     let purchase_params: Vec<f64> = purchases.parameters().into_iter().map(|(_, v)| v).collect();
     let spend_params: Vec<f64> = spend.parameters().into_iter().map(|(_, v)| v).collect();
-    let cells = ValueCells::new(customers, settings.units_per_month);
+    // Customers in a canonical order, so the sums below do not depend on the order
+    // they came in (a query may deliver them differently from run to run).
+    let mut customers = customers.to_vec();
+    customers.sort_unstable_by(|a, b| {
+        let key =
+            |c: &ValuedCustomer| [c.history.frequency, c.history.recency, c.history.age, c.mean_spend, c.predicted_clv];
+        key(a).iter().zip(key(b).iter()).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
+    });
+    let cells = ValueCells::new(&customers, settings.units_per_month);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let parameters: Vec<(Vec<f64>, Vec<f64>)> = (0..draws)
         .map(|_| {
@@ -410,7 +420,8 @@ mod tests {
         let (purchases, spend) = cdnow_fits();
         let customers = cdnow_valued(&purchases, &spend);
         let totals = predicted_clv_draws(&purchases, &spend, &customers, &WEEKS, 6, 11).unwrap();
-        assert_eq!(totals, predicted_clv_draws(&purchases, &spend, &customers, &WEEKS, 6, 11).unwrap());
+        let reversed: Vec<ValuedCustomer> = customers.iter().rev().copied().collect();
+        assert_eq!(totals, predicted_clv_draws(&purchases, &spend, &reversed, &WEEKS, 6, 11).unwrap());
         // The same draws, each valued customer by customer.
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let (pc, sc) = (purchases.log_covariance().unwrap(), spend.log_covariance().unwrap());
