@@ -34,8 +34,7 @@ groups AS (
     SELECT
         g.segment,
         COUNT(*) AS customers,
-        -- Summed as exact decimals: the same total whatever order the rows come in.
-        CAST(SUM(CAST(g.predicted_clv AS DECIMAL(38, 9))) AS DOUBLE) AS predicted_clv,
+        SUM(g.predicted_clv) AS predicted_clv,
         MAX(s.draws) AS draws,
         clv_value_draws(
             f.purchase_model, f.spend_model, s.margin, s.monthly_discount_rate, s.horizon_months, s.units_per_month,
@@ -50,11 +49,25 @@ draws AS (
     SELECT segment, unnest(range(draws)) AS draw, unnest(totals) AS total
     FROM groups
 ),
--- The base's total under each draw: the sum over groups, null if a group has none.
+-- The base's total under each draw: the sum over groups (null if a group has none),
+-- added in the order of the segments' names so the result does not depend on the
+-- order the groups come in.
 base_draws AS (
-    SELECT draw, CASE WHEN COUNT(*) = COUNT(total) THEN CAST(SUM(CAST(total AS DECIMAL(38, 9))) AS DOUBLE) END AS total
+    SELECT DISTINCT
+        draw,
+        CASE WHEN COUNT(*) OVER by_segment = COUNT(total) OVER by_segment THEN SUM(total) OVER by_segment END
+            AS total
     FROM draws
-    GROUP BY draw
+    WINDOW by_segment AS (
+        PARTITION BY draw ORDER BY segment NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    )
+),
+base AS (
+    SELECT DISTINCT
+        SUM(customers) OVER by_segment AS customers,
+        SUM(predicted_clv) OVER by_segment AS predicted_clv
+    FROM groups
+    WINDOW by_segment AS (ORDER BY segment NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ),
 segment_intervals AS (
     SELECT segment, percentile_cont(total, 0.1) AS p10, percentile_cont(total, 0.9) AS p90
@@ -65,11 +78,12 @@ segment_intervals AS (
 SELECT
     'base' AS scope,
     CAST(NULL AS VARCHAR) AS segment,
-    (SELECT SUM(customers) FROM groups) AS customers,
-    (SELECT CAST(SUM(CAST(predicted_clv AS DECIMAL(38, 9))) AS DOUBLE) FROM groups) AS predicted_clv,
-    percentile_cont(total, 0.1) AS predicted_clv_p10,
-    percentile_cont(total, 0.9) AS predicted_clv_p90
-FROM base_draws
+    MAX(b.customers) AS customers,
+    MAX(b.predicted_clv) AS predicted_clv,
+    percentile_cont(d.total, 0.1) AS predicted_clv_p10,
+    percentile_cont(d.total, 0.9) AS predicted_clv_p90
+FROM base_draws AS d
+CROSS JOIN base AS b
 UNION ALL
 SELECT 'segment', g.segment, g.customers, g.predicted_clv, i.p10, i.p90
 FROM groups AS g

@@ -185,8 +185,7 @@ async fn standard_errors_and_intervals_are_the_fitted_models() {
     let (point, p10, p90) = (numbers(&segments, 3), numbers(&segments, 4), numbers(&segments, 5));
     for (i, total) in numbers(&sums, 2).into_iter().enumerate() {
         let (total, point) = (total.expect("a sum"), point[i].expect("predicted_clv"));
-        // clv_segments sums exact decimals (to 1e-9), the query here floats.
-        assert!(close(point, total, 1e-9), "row {i}: {point} vs {total}");
+        assert!(close(point, total, 1e-12), "row {i}: {point} vs {total}");
         let (low, high) = (p10[i].expect("p10"), p90[i].expect("p90"));
         assert!(low < point && point < high && high - low < 0.2 * point, "row {i}: {low} {point} {high}");
     }
