@@ -1,6 +1,7 @@
 //! The command line: argument definitions (the `--help` text) and dispatch to the
 //! library. Errors come back typed; `main` turns them into exit codes.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use tracing::info;
 
 use crate::backfill::{self, Every};
+use crate::cluster::{self, ClusterRun, ClusterUrl, ExecutorOptions, SchedulerOptions};
 use crate::config::{self, Format};
 use crate::error::{Error, Result, exit_code};
 use crate::lineage::{self, Transport};
@@ -81,6 +83,69 @@ pub enum Command {
     /// arguments always give the same files.
     #[command(after_help = EXIT_CODES)]
     SampleData(SampleArgs),
+    /// Run a process of an Apache Ballista cluster with fidelis inside, for `fidelis run
+    /// --cluster`: one scheduler, and executors on as many machines as the work needs.
+    ///
+    /// Every process reaches the output store (S3, GCS, Azure, or a folder all of them
+    /// mount) with the credentials of its own environment. Needs a build with the
+    /// `cluster` feature (the Docker image has it).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// The processes of a cluster.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The scheduler: takes the stages' queries from runs, splits them into tasks and
+    /// hands those to the executors.
+    Scheduler(SchedulerArgs),
+    /// An executor: runs the scheduler's tasks, keeps their shuffle files in its work
+    /// folder and writes the stages' results to the run's work location.
+    Executor(ExecutorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Address to listen on, for executors and runs.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:50050")]
+    pub bind: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// The scheduler's address, `HOST:PORT` (or `df://HOST:PORT`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub scheduler: ClusterUrl,
+
+    /// Address of the executor's Arrow Flight service, which other executors fetch shuffle
+    /// files from. Port 0 (the default): a free port, so several executors share a host.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0")]
+    pub bind: SocketAddr,
+
+    /// Port of the executor's gRPC service, where the scheduler sends tasks; 0 (the
+    /// default): a free port.
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub grpc_port: u16,
+
+    /// Host name or address the other processes reach this executor at (a pod's IP, a
+    /// container's name). Default: the address the scheduler sees it connect from.
+    #[arg(long, value_name = "HOST")]
+    pub advertise_host: Option<String>,
+
+    /// Folder for shuffle and spill files. Default: a folder of its own in the system's
+    /// temporary folder, removed when the executor stops.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Tasks the executor runs at once. Default: its cores.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub vcores: Option<usize>,
+
+    /// Memory the executor's tasks may use together (they spill beyond it), e.g. `4GiB`.
+    /// Default, as for a run: the container's memory limit minus headroom, else 75 % of
+    /// physical memory.
+    #[arg(long, value_name = "SIZE", env = "FIDELIS_MEMORY_LIMIT", value_parser = memory::parse_size)]
+    pub memory_limit: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +276,19 @@ pub struct RunArgs {
     #[command(flatten)]
     pub lease: LeaseArgs,
 
+    /// Run the stages on the Apache Ballista cluster whose scheduler is at this address
+    /// (`fidelis cluster scheduler`): sources are read, typed and checked here, stage
+    /// results live in the run's work location below the output's staging area, which
+    /// every executor must reach; publishing is as for a local run. Needs a build with
+    /// the `cluster` feature.
+    #[arg(long, value_name = "df://HOST:PORT", env = "FIDELIS_CLUSTER")]
+    pub cluster: Option<ClusterUrl>,
+
+    /// Partitions of each stage's query on the cluster: about two to three times the
+    /// executors' vcores together.
+    #[arg(long, value_name = "N", default_value_t = cluster::DEFAULT_PARTITIONS, value_parser = parse_count)]
+    pub cluster_partitions: usize,
+
     /// Write a JSON summary of the outcome here when the command ends, success or not
     /// (status, exit_code, as_of, run_id, tables with rows and URLs, reports, warnings,
     /// error; a backfill's has one per date under `runs`). For Airflow:
@@ -225,6 +303,10 @@ fn parse_date(text: &str) -> std::result::Result<NaiveDate, String> {
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration such as 90s, 10m or 1h: {e}"))
+}
+
+fn parse_count(text: &str) -> std::result::Result<usize, String> {
+    text.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| format!("`{text}` is not a whole number of 1 or more"))
 }
 
 fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
@@ -246,6 +328,7 @@ impl RunArgs {
             memory_limit: self.memory_limit,
             spill_dir: self.spill_dir.clone(),
             lease: self.lease.options(),
+            cluster: self.cluster.clone().map(|url| ClusterRun { url, partitions: self.cluster_partitions }),
             ..self.bind.overrides()
         }
     }
@@ -299,6 +382,21 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 info!(table, rows, "sample table written");
                 println!("{table}: {rows} rows → {}", out.child(table));
             }
+        }
+        Command::Cluster(ClusterCommand::Scheduler(args)) => {
+            cluster::scheduler(&SchedulerOptions { bind: args.bind }).await?;
+        }
+        Command::Cluster(ClusterCommand::Executor(args)) => {
+            let options = ExecutorOptions {
+                scheduler: args.scheduler,
+                bind: args.bind,
+                grpc_port: args.grpc_port,
+                advertise_host: args.advertise_host,
+                work_dir: args.work_dir,
+                vcores: args.vcores,
+                memory_limit: args.memory_limit,
+            };
+            cluster::executor(&options).await?;
         }
         Command::Validate(args) => {
             let pipeline = config::load(&args.pipeline)?;

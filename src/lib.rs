@@ -7,10 +7,12 @@
 //! lease and the publish journal). [`storage`] turns URLs into object stores and takes
 //! credentials out of what is recorded; [`lineage`] sends a run's OpenLineage events.
 //! Around runs: [`signals`] (stopping cleanly), [`backfill`] (a run per date),
-//! [`repair`], [`summary`] (`--result-json`).
+//! [`repair`], [`summary`] (`--result-json`). [`cluster`]: the same runs on an Apache
+//! Ballista cluster (the `cluster` feature).
 
 pub mod backfill;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod failpoints;

@@ -7,6 +7,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use indexmap::IndexMap;
 
+use crate::cluster::ClusterRun;
 use crate::config::{AS_OF, ParamValue, Pipeline, Source, Stage, TIMEZONE};
 use crate::error::{Error, Result};
 use crate::publish::lease::LeaseOptions;
@@ -28,6 +29,8 @@ pub struct Overrides {
     pub spill_dir: Option<std::path::PathBuf>,
     /// `--wait-for-lock` and `--lease-ttl`: how the run takes its partition's lease.
     pub lease: LeaseOptions,
+    /// `--cluster` and `--cluster-partitions`: the cluster the stages run on, if any.
+    pub cluster: Option<ClusterRun>,
 }
 
 impl Overrides {

@@ -1,7 +1,8 @@
 //! Where a loaded source and a stage's result live while later stages read them: in
 //! memory while they fit the run's share for results (`MemoryBudget::results_bytes`),
-//! otherwise in local Arrow IPC files that readers stream batch by batch. The executor
-//! stores every source and stage result here, so this is the one place that decides.
+//! otherwise in local Arrow IPC files that readers stream batch by batch — or, for a run
+//! on a cluster, as files its nodes read (see [`Cluster`]). The executor stores every
+//! source and stage result here, so this is the one place that decides.
 //!
 //! A result is stored partition by partition, as the query produced it, so a stage
 //! reading it gets the same partitions back. Memory a result holds is reserved from the
@@ -26,19 +27,59 @@ use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{ArrowSource, FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::spill_file::{SpillFile, SpillWriter};
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::task::JoinSet;
 
+use crate::config::Stage;
 use crate::error::Error;
 use crate::memory::MemoryBudget;
+
+/// A cluster a run's stages run on (`crate::cluster`): every source and stage result
+/// lives as files in the run's work location on a store its nodes read, and a stage is
+/// one of its jobs, which writes its result there itself.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// The session the run's stages are planned in, from `local` (its configuration,
+    /// functions and runtime): its queries run on the cluster.
+    fn session(&self, local: SessionContext) -> crate::error::Result<SessionContext>;
+
+    /// Partitions each stage's query runs on.
+    fn partitions(&self) -> usize;
+
+    /// Stores the batches of `streams` (one per partition) as `name`'s result.
+    async fn store(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        streams: Vec<SendableRecordBatchStream>,
+    ) -> datafusion::error::Result<Stored>;
+
+    /// Runs `stage`'s `plan` as a job of the cluster, its result stored as it computes it.
+    async fn run(&self, state: &SessionState, stage: &Stage, plan: LogicalPlan) -> crate::error::Result<Stored>;
+
+    /// Ends the run's use of the cluster: jobs still running (a failed or stopped run's)
+    /// are cancelled.
+    async fn close(&self);
+}
+
+/// A result a [`Cluster`] stored, in files its nodes read.
+pub trait SharedRows: Send + Sync {
+    /// Every batch, file after file.
+    fn batches(&self) -> BoxStream<'static, datafusion::error::Result<RecordBatch>>;
+
+    /// The rows as a table the cluster's nodes can read.
+    fn table(&self) -> Arc<dyn TableProvider>;
+}
 
 /// Stores results for one run.
 #[derive(Clone)]
@@ -54,6 +95,8 @@ pub struct Results {
     capacity: usize,
     /// Bytes they hold now.
     held: Arc<AtomicUsize>,
+    /// The cluster the run's stages run on: then every result is stored there.
+    cluster: Option<Arc<dyn Cluster>>,
 }
 
 /// A stored result: its rows, in memory or in local files, by partition.
@@ -72,25 +115,44 @@ enum Place {
     },
     /// One IPC file per partition.
     Files(Vec<Arc<dyn SpillFile>>),
+    /// A cluster's files.
+    Shared(Box<dyn SharedRows>),
 }
 
 impl Stored {
-    /// Whether the result lives in local files.
+    /// A result `rows` a cluster stored: `bytes` in files.
+    pub fn shared(schema: SchemaRef, rows: u64, bytes: u64, shared: Box<dyn SharedRows>) -> Stored {
+        Stored { schema, rows, bytes, place: Place::Shared(shared) }
+    }
+
+    /// Whether the result lives on disk, in local files or a cluster's, not in memory.
     pub fn on_disk(&self) -> bool {
-        matches!(self.place, Place::Files(_))
+        !matches!(self.place, Place::Memory { .. })
+    }
+
+    /// The bytes the result wrote to local disk because memory could not hold it.
+    pub fn spilled_bytes(&self) -> u64 {
+        match self.place {
+            Place::Files(_) => self.bytes,
+            Place::Memory { .. } | Place::Shared(_) => 0,
+        }
     }
 
     /// Every batch, partition after partition, read back one at a time.
-    pub fn batches(&self) -> Box<dyn Iterator<Item = datafusion::error::Result<RecordBatch>> + Send + '_> {
+    pub fn batches(&self) -> BoxStream<'_, datafusion::error::Result<RecordBatch>> {
         match &self.place {
-            Place::Memory { partitions, .. } => Box::new(partitions.iter().flatten().cloned().map(Ok)),
-            Place::Files(files) => Box::new(files.iter().flat_map(|file| read_file(file.as_ref()))),
+            Place::Memory { partitions, .. } => futures::stream::iter(partitions.iter().flatten().cloned().map(Ok)).boxed(),
+            Place::Files(files) => futures::stream::iter(files.iter().flat_map(|file| read_file(file.as_ref()))).boxed(),
+            Place::Shared(shared) => shared.batches(),
         }
     }
 
     /// The result as a table for later stages.
     pub fn table(self: &Arc<Self>) -> Arc<dyn TableProvider> {
-        Arc::new(StoredTable(Arc::clone(self)))
+        match &self.place {
+            Place::Shared(shared) => shared.table(),
+            Place::Memory { .. } | Place::Files(_) => Arc::new(StoredTable(Arc::clone(self))),
+        }
     }
 }
 
@@ -121,7 +183,27 @@ impl Results {
             run_dir: Arc::new(run_dir),
             capacity: budget.results_bytes(),
             held: Arc::new(AtomicUsize::new(0)),
+            cluster: None,
         })
+    }
+
+    /// These results, stored on `cluster`, where the run's stages run.
+    pub fn on_cluster(self, cluster: Arc<dyn Cluster>) -> Self {
+        Results { cluster: Some(cluster), ..self }
+    }
+
+    /// The cluster the run's stages run on, if any.
+    pub fn cluster(&self) -> Option<&Arc<dyn Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// The session the run's stages are planned in, from `local`: `local` itself, or
+    /// on a cluster, a session whose queries run there.
+    pub fn stage_session(&self, local: SessionContext) -> crate::error::Result<SessionContext> {
+        match &self.cluster {
+            Some(cluster) => cluster.session(local),
+            None => Ok(local),
+        }
     }
 
     /// The DataFusion runtime of the run: its memory pool and spill folder.
@@ -160,6 +242,9 @@ impl Results {
         schema: SchemaRef,
         streams: Vec<SendableRecordBatchStream>,
     ) -> datafusion::error::Result<Stored> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.store(name, schema, streams).await;
+        }
         let to_disk = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
         for (index, stream) in streams.into_iter().enumerate() {
@@ -230,8 +315,12 @@ impl Results {
 
     /// Removes the run's local files now, success or failure: work still winding down
     /// (a cancelled task) may hold some open, which the system then frees when it lets go.
-    pub fn close(&self) {
+    /// Jobs still running on the run's cluster are cancelled.
+    pub async fn close(&self) {
         let _ = std::fs::remove_dir_all(self.run_dir.path());
+        if let Some(cluster) = &self.cluster {
+            cluster.close().await;
+        }
     }
 
     /// Counts `bytes` more against the results' share, if they fit.
@@ -415,6 +504,7 @@ impl TableProvider for StoredTable {
                 let table = MemTable::try_new(Arc::clone(&self.0.schema), partitions.clone())?;
                 table.scan(state, projection, filters, limit).await
             }
+            Place::Shared(_) => unreachable!("a cluster's results are tables of their own"),
             Place::Files(files) => {
                 let groups = files
                     .iter()
@@ -482,7 +572,7 @@ mod tests {
             .collect()
             .await
             .unwrap();
-        let streamed: usize = stored.batches().map(|b| b.unwrap().num_rows()).sum();
+        let streamed: usize = stored.batches().map(|b| b.unwrap().num_rows()).fold(0, |a, b| async move { a + b }).await;
         assert_eq!(streamed, 10_000, "every row reads back");
         (stored.on_disk(), read, stored.rows)
     }

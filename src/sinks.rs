@@ -18,6 +18,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use futures::{Stream, StreamExt};
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
@@ -139,7 +140,7 @@ impl Sink {
         &self,
         table: &str,
         schema: SchemaRef,
-        batches: impl Iterator<Item = datafusion::error::Result<RecordBatch>> + Send,
+        batches: impl Stream<Item = datafusion::error::Result<RecordBatch>> + Send,
     ) -> Result<(StagedFile, TableReport)> {
         let target = self.partition(table).child(PART_FILE);
         let staged = self.staging.child(&format!("{}.parquet", table.replace('/', "__")));
@@ -147,6 +148,12 @@ impl Sink {
         let report =
             TableReport { url: self.partition(table).to_string(), files: vec![target.to_string()], rows, bytes };
         Ok((StagedFile { staged, target }, report))
+    }
+
+    /// The run's work location, where a run on a cluster keeps its sources and stage
+    /// results (`crate::cluster`): a folder of its staging area, removed with it.
+    pub fn work(&self) -> Location {
+        self.staging.child("_work")
     }
 
     /// Writes a report file to staging, to be published at
@@ -224,17 +231,19 @@ impl Sink {
 pub async fn write_parquet(
     location: &Location,
     schema: SchemaRef,
-    batches: impl Iterator<Item = datafusion::error::Result<RecordBatch>> + Send,
+    batches: impl Stream<Item = datafusion::error::Result<RecordBatch>> + Send,
 ) -> Result<(u64, u64)> {
     let mut file = ParquetFile::create(location, &schema)?;
-    for batch in batches {
+    let mut batches = std::pin::pin!(batches);
+    while let Some(batch) = batches.next().await {
         file.write(&batch.map_err(|e| Error::runtime(format!("writing {location}"), e))?).await?;
     }
     file.finish().await
 }
 
-/// A Parquet file being written batch by batch (zstd, warehouse-readable types): the one
-/// place in fidelis that writes Parquet.
+/// A Parquet file being written batch by batch (zstd; warehouse-readable types, or the
+/// types as computed for files fidelis reads back): the one place in fidelis that
+/// writes Parquet.
 pub struct ParquetFile {
     location: Location,
     schema: SchemaRef,
@@ -243,10 +252,25 @@ pub struct ParquetFile {
 }
 
 impl ParquetFile {
-    /// Starts the file at `location` for batches of `schema`.
+    /// Starts the file at `location` for batches of `schema`, in warehouse types.
     pub fn create(location: &Location, schema: &SchemaRef) -> Result<Self> {
-        let schema = warehouse_schema(schema);
-        let properties = WriterProperties::builder()
+        Self::start(location, warehouse_schema(schema), WriterProperties::builder())
+    }
+
+    /// Starts the file at `location` for batches of `schema`, in exactly those types
+    /// (views and time units kept), in row groups of `row_group_rows` rows: a result
+    /// that later stages read back (`crate::cluster`).
+    pub fn create_as_computed(location: &Location, schema: &SchemaRef, row_group_rows: usize) -> Result<Self> {
+        let properties = WriterProperties::builder().set_max_row_group_row_count(Some(row_group_rows));
+        Self::start(location, Arc::clone(schema), properties)
+    }
+
+    fn start(
+        location: &Location,
+        schema: SchemaRef,
+        properties: datafusion::parquet::file::properties::WriterPropertiesBuilder,
+    ) -> Result<Self> {
+        let properties = properties
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
             .build();

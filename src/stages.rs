@@ -56,7 +56,8 @@ pub struct Executed {
     pub spilled_bytes: u64,
 }
 
-/// Runs `stage` in `state` and stores its result in `results`, partition by partition.
+/// Runs `stage` in `state` and stores its result in `results`, partition by partition;
+/// on the run's cluster, when it has one.
 pub async fn execute(
     state: &SessionState,
     stage: &Stage,
@@ -64,6 +65,10 @@ pub async fn execute(
     results: &Results,
 ) -> Result<Executed> {
     let logical = plan(state, stage, params).await?;
+    if let Some(cluster) = results.cluster() {
+        // The executors' spills are theirs: what the run spills is what this process does.
+        return Ok(Executed { result: cluster.run(state, stage, logical).await?, spilled_bytes: 0 });
+    }
     let failed = |error: DataFusionError| stage_error(stage, results, error);
     let physical = state.create_physical_plan(&logical).await.map_err(failed)?;
     let schema = physical.schema();

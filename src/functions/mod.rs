@@ -3,6 +3,7 @@
 
 mod clv;
 mod island_number;
+mod key_bucket;
 mod km_median;
 mod local_date;
 mod month_start;
@@ -20,6 +21,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(months_between::MonthsBetween::new()));
     ctx.register_udaf(AggregateUDF::from(km_median::KmMedian::new()));
     ctx.register_udwf(WindowUDF::from(island_number::IslandNumber::new()));
+    ctx.register_udf(ScalarUDF::from(key_bucket::KeyBucket::new()));
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::purchases()));
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::try_purchases()));
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::spend()));
@@ -36,4 +38,16 @@ pub fn register(ctx: &SessionContext) {
 pub fn stream_windows(state: &mut SessionState) -> datafusion::error::Result<()> {
     state.register_udwf(std::sync::Arc::new(WindowUDF::from(island_number::IslandNumber::streaming())))?;
     Ok(())
+}
+
+/// The streaming form of window function `name`, if it has one (see [`stream_windows`]).
+pub fn streaming_window(name: &str) -> Option<WindowUDF> {
+    let streaming = WindowUDF::from(island_number::IslandNumber::streaming());
+    (streaming.name() == name).then_some(streaming)
+}
+
+/// Whether `udwf` is a streaming form: its name alone does not say so, so a plan sent
+/// to another process (a cluster's) carries this too.
+pub fn is_streaming_window(udwf: &WindowUDF) -> bool {
+    udwf.inner().downcast_ref::<island_number::IslandNumber>().is_some_and(island_number::IslandNumber::is_streaming)
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
 use indexmap::IndexMap;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -41,7 +42,8 @@ pub(super) async fn execute(
     run_id: &str,
     started: DateTime<Utc>,
 ) -> Result<Staged> {
-    let mut executor = Executor::new(plan, storage, sink, results, manifest(plan, results, run_id, started));
+    let ctx = results.stage_session(session_on(Arc::clone(results.runtime()), &results.budget()))?;
+    let mut executor = Executor::new(plan, storage, sink, results, ctx, manifest(plan, results, run_id, started));
     let mut running = JoinSet::new();
     if let Err(error) = executor.walk(&mut running).await {
         // Stop the other jobs before the run cleans up after them.
@@ -126,14 +128,21 @@ struct Executor<'a> {
 }
 
 impl<'a> Executor<'a> {
-    fn new(plan: &'a Plan<'a>, storage: &'a Storage, sink: &'a Sink, results: &'a Results, manifest: Manifest) -> Self {
+    fn new(
+        plan: &'a Plan<'a>,
+        storage: &'a Storage,
+        sink: &'a Sink,
+        results: &'a Results,
+        ctx: SessionContext,
+        manifest: Manifest,
+    ) -> Self {
         let renders_reports = plan.runs_everything() && !plan.pipeline.reports.is_empty();
         Executor {
             plan,
             storage,
             sink,
             results,
-            ctx: session_on(Arc::clone(results.runtime()), &results.budget()),
+            ctx,
             manifest,
             files: Vec::new(),
             stale: Vec::new(),
@@ -159,7 +168,10 @@ impl<'a> Executor<'a> {
                 let Some(job) = schedule.next_job() else { break };
                 starting.push(job);
             }
-            let partitions = (cores / (running.len() + starting.len()).max(1)).max(1);
+            let partitions = match self.results.cluster() {
+                Some(cluster) => cluster.partitions(),
+                None => (cores / (running.len() + starting.len()).max(1)).max(1),
+            };
             for job in starting {
                 self.start(job, partitions, &mut schedule, running)?;
             }
@@ -174,7 +186,7 @@ impl<'a> Executor<'a> {
                     self.loaded(source, *loaded?).await?;
                     schedule.loaded(&source.name);
                 }
-                Done::Ran(order, ran) => self.ran(order, ran, &mut schedule)?,
+                Done::Ran(order, ran) => self.ran(order, ran, &mut schedule).await?,
             }
         }
         self.stage_reports.sort_by_key(|(order, _)| *order);
@@ -288,7 +300,7 @@ impl<'a> Executor<'a> {
     }
 
     /// Records a finished stage: its report, its output table, the results it released.
-    fn ran(&mut self, order: usize, ran: Result<Box<Ran>>, schedule: &mut Schedule<'a>) -> Result<()> {
+    async fn ran(&mut self, order: usize, ran: Result<Box<Ran>>, schedule: &mut Schedule<'a>) -> Result<()> {
         let stage = self.plan.stages[order];
         let ran = match ran {
             Ok(ran) => ran,
@@ -302,7 +314,7 @@ impl<'a> Executor<'a> {
         schedule.finished(order, false);
         let Ran { result, form, spilled_bytes, counts, duration_ms } = *ran;
         self.sizes.insert(stage.name.clone(), (result.bytes, result.on_disk()));
-        let spilled_bytes = spilled_bytes + if result.on_disk() { result.bytes } else { 0 };
+        let spilled_bytes = spilled_bytes + result.spilled_bytes();
         info!(
             stage = %stage.name,
             rows = result.rows,
@@ -328,7 +340,7 @@ impl<'a> Executor<'a> {
         };
         self.stage_reports.push((order, report));
         if self.plan.tables.contains(&stage.name) {
-            self.write(order, &stage.name, &result)?;
+            self.write(order, &stage.name, &result).await?;
         }
         self.readers.done(&self.ctx, &stage.depends_on);
         if !self.readers.is_read(&stage.name) {
@@ -339,7 +351,7 @@ impl<'a> Executor<'a> {
 
     /// Writes the output table `name` to staging while later stages run, and keeps what
     /// the reports read of it.
-    fn write(&mut self, order: usize, name: &str, result: &Arc<Stored>) -> Result<()> {
+    async fn write(&mut self, order: usize, name: &str, result: &Arc<Stored>) -> Result<()> {
         let (sink, table, stored) = (self.sink.clone(), name.to_string(), Arc::clone(result));
         self.writes.spawn(async move {
             let (file, report) = sink.stage_table(&table, Arc::clone(&stored.schema), stored.batches()).await?;
@@ -349,9 +361,10 @@ impl<'a> Executor<'a> {
         if let Some(tables) = &mut self.report_tables
             && report::needed(name, &[]).is_some()
         {
-            let batches = result
+            let batches: Vec<_> = result
                 .batches()
-                .collect::<datafusion::error::Result<Vec<_>>>()
+                .try_collect()
+                .await
                 .map_err(|e| Error::runtime(format!("reading stage `{name}`"), e))?;
             if let Some(needed) = report::needed(name, &batches) {
                 tables.insert(name.to_string(), needed);

@@ -20,6 +20,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tracing::info;
 
+use crate::cluster;
 use crate::config::{ParamValue, Pipeline};
 use crate::error::{Error, Result};
 use crate::functions;
@@ -140,9 +141,10 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
     let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
     let budget = MemoryBudget::resolve(overrides.memory_limit);
     let spill_dir = overrides.spill_dir.clone().unwrap_or_else(memory::default_spill_dir);
+    let cluster = overrides.cluster.as_ref().map(|run| run.url.to_string());
     info!(
         pipeline = %pipeline.name, as_of = %plan.as_of, output = %root, run_id = %run_id,
-        memory_limit = %budget, spill_dir = %spill_dir.display(), "run started"
+        memory_limit = %budget, spill_dir = %spill_dir.display(), cluster, "run started"
     );
     let (sink, _) = Sink::open(root.clone(), plan.as_of, &run_id, &overrides.lease).await?;
     let lineage = RunLineage::start(&plan, &storage, &run_id).await;
@@ -154,13 +156,19 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         // The run's spill folder (DataFusion's spill files, stored results, spooled inputs)
         // is removed once the stages are done, on success and failure alike.
         let results = Results::new(budget, &spill_dir)?;
+        // On a cluster, sources and stage results live in the run's work location, which
+        // goes with its staging area.
+        let results = match &overrides.cluster {
+            Some(run) => results.on_cluster(cluster::connect(run, sink.work()).await?),
+            None => results,
+        };
         // A stop signal or the loss of the lease drops the run's work (its queries with it).
         let executed = tokio::select! {
             staged = executor::execute(&plan, &storage, &sink, &results, &run_id, started) => staged,
             error = signals::stopped() => Err(error),
             error = sink.lease_lost() => Err(error),
         };
-        results.close();
+        results.close().await;
         let (files, mut stale, mut manifest) = executed?;
         manifest.pipeline_version = version;
         let gone = kept::carry_over(sink.published(), partial, &plan.tables, &mut manifest);

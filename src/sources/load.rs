@@ -15,6 +15,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{SessionContext, col};
+use futures::StreamExt;
 
 use super::bad::{BadRow, BadRows, record_json};
 use super::checks::Checks;
@@ -65,7 +66,7 @@ pub async fn load(
         rows_read,
         rows_loaded,
         rows_quarantined,
-        spilled_bytes: if rows.on_disk() { rows.bytes } else { 0 },
+        spilled_bytes: rows.spilled_bytes(),
     };
     Ok(LoadedSource { rows, quarantine, report })
 }
@@ -265,7 +266,7 @@ impl<'a> Loading<'a> {
                 continue;
             }
             let wanted: BTreeSet<Position> = groups.iter().flatten().copied().collect();
-            let values = values_at(rows, index, &wanted)?;
+            let values = values_at(rows, index, &wanted).await?;
             for (repeat, first) in repeats::repeats(&groups, |position| values.get(&position).cloned()) {
                 found.entry(repeat).or_insert((column, first));
             }
@@ -303,10 +304,15 @@ impl<'a> Loading<'a> {
 }
 
 /// The values of column `index` at `positions` of the stored rows.
-fn values_at(rows: &Stored, index: usize, positions: &BTreeSet<Position>) -> Result<HashMap<Position, ScalarValue>> {
+async fn values_at(
+    rows: &Stored,
+    index: usize,
+    positions: &BTreeSet<Position>,
+) -> Result<HashMap<Position, ScalarValue>> {
     let mut values = HashMap::with_capacity(positions.len());
     let mut start: Position = 0;
-    for batch in rows.batches() {
+    let mut batches = rows.batches();
+    while let Some(batch) = batches.next().await {
         let batch = batch.map_err(|e| Error::runtime("reading stored rows", e))?;
         let end = start + batch.num_rows() as Position;
         for &position in positions.range(start..end) {
@@ -324,7 +330,8 @@ async fn without(results: &Results, name: &str, rows: &Stored, positions: &BTree
     let failed = |e| Error::runtime(format!("removing duplicates of source `{name}`"), e);
     let mut writer = results.writer(name, Arc::clone(&rows.schema));
     let mut start: Position = 0;
-    for batch in rows.batches() {
+    let mut batches = rows.batches();
+    while let Some(batch) = batches.next().await {
         let batch = batch.map_err(failed)?;
         let end = start + batch.num_rows() as Position;
         let keep: BooleanArray = (start..end).map(|position| Some(!positions.contains(&position))).collect();
