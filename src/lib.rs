@@ -34,5 +34,6 @@ pub mod sources;
 pub mod stages;
 pub mod storage;
 pub mod summary;
+pub mod threads;
 
 pub use error::{Error, Result};

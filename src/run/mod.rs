@@ -35,6 +35,7 @@ use crate::sinks::{Sink, TableReport, output_root};
 use crate::sources::{self, SourceReport};
 use crate::stages;
 use crate::storage::Storage;
+use crate::threads;
 
 /// The run manifest, written as `{root}/_runs/as_of={as_of}/manifest.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -153,7 +154,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         }
         // The run's spill folder (DataFusion's spill files, stored results, spooled inputs)
         // is removed once the stages are done, on success and failure alike.
-        let results = Results::new(budget, &spill_dir)?;
+        let results = Results::new(budget, &spill_dir, threads::budget(overrides.threads))?;
         // A stop signal or the loss of the lease drops the run's work (its queries with it).
         let executed = tokio::select! {
             staged = executor::execute(&plan, &storage, &sink, &results, &run_id, started) => staged,
