@@ -339,13 +339,14 @@ impl PartitionWriter {
 /// An Arrow IPC file being written in the run's spill folder.
 struct IpcFile {
     file: Arc<dyn SpillFile>,
-    writer: FileWriter<Box<dyn SpillWriter>>,
+    writer: FileWriter<std::io::BufWriter<Box<dyn SpillWriter>>>,
 }
 
 impl IpcFile {
     fn create(runtime: &RuntimeEnv, name: &str, schema: &SchemaRef) -> datafusion::error::Result<Self> {
         let file = runtime.disk_manager.create_tmp_file(&format!("storing {name}"))?;
-        let writer = FileWriter::try_new(file.open_writer()?, schema)?;
+        // Buffered: IPC writes each of a batch's buffers (and its padding) on its own.
+        let writer = FileWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file.open_writer()?), schema)?;
         Ok(IpcFile { file, writer })
     }
 
