@@ -17,7 +17,11 @@ fn main() {
     panic::set_hook(Box::new(report_bug));
     let cli = fidelis::cli::Cli::parse();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+        let mut runtime = tokio::runtime::Builder::new_multi_thread();
+        if let Some(bytes) = cli.thread_stack_bytes() {
+            runtime.thread_stack_size(bytes);
+        }
+        let runtime = runtime.enable_all().build();
         match runtime {
             Ok(runtime) => {
                 let outcome = runtime.block_on(async {

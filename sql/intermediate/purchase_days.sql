@@ -9,10 +9,7 @@
 --                   chain (a purchase in month p makes a buyer of the 12 months ending
 --                   with each of p .. p + 11)
 -- island_number takes the customer as its key, so all three share one sort by customer
--- and day (see the README on island_number). The window is partitioned by a bucket of
--- the customer, not by the customer: a customer's days stay together and in order,
--- without a window partition per customer, and the buckets can be numbered on several
--- cores or machines at once.
+-- and day (see the README on island_number).
 SELECT
     customer_id,
     order_date AS purchase_date,
@@ -24,4 +21,4 @@ SELECT
 FROM stg_transactions
 WHERE is_purchase
 GROUP BY customer_id, order_date
-WINDOW by_day AS (PARTITION BY key_bucket(customer_id, 1024) ORDER BY customer_id, order_date)
+WINDOW by_day AS (ORDER BY customer_id, order_date)

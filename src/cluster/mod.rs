@@ -20,6 +20,8 @@
 #[cfg(feature = "cluster")]
 mod codec;
 #[cfg(feature = "cluster")]
+mod forms;
+#[cfg(feature = "cluster")]
 mod node;
 #[cfg(feature = "cluster")]
 mod processes;

@@ -55,12 +55,22 @@ impl Node {
         builder.build_arc()
     }
 
-    /// The session configuration a cluster process starts from: Ballista's, with
-    /// fidelis's codecs.
+    /// The session configuration a cluster process starts from: Ballista's, configured
+    /// as [`Node::configure`] says.
     pub fn config(&self) -> SessionConfig {
-        SessionConfig::new_with_ballista()
+        self.configure(SessionConfig::new_with_ballista())
+    }
+
+    /// `config` with fidelis's codecs and Ballista's static planner. Ballista 55's
+    /// adaptive planner can put a shuffle between a sort and the merge that needs its
+    /// order (the scheduler then fails the plan's sanity check and the job never ends),
+    /// so jobs are planned whole before they run; each stage's partitions are still spread
+    /// over the executors.
+    pub fn configure(&self, config: SessionConfig) -> SessionConfig {
+        config
             .with_ballista_logical_extension_codec(self.logical_codec())
             .with_ballista_physical_extension_codec(self.physical_codec())
+            .with_ballista_adaptive_query_planner(false)
     }
 
     /// The scheduler's session for a client's `config`: DataFusion's and Ballista's

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ballista::extension::{SessionConfigExt, SessionStateExt};
+use ballista::extension::SessionStateExt;
+use ballista_core::config::BALLISTA_JOB_NAME;
 use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::CancelJobParams;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
@@ -29,8 +30,9 @@ use datafusion_proto::protobuf::LogicalPlanNode;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::warn;
 
+use super::forms;
 use super::node::Node;
 use super::write::{WriteResult, WrittenFile};
 use super::ClusterUrl;
@@ -92,37 +94,33 @@ impl Connection {
         })
     }
 
-    /// A new folder of the work location for result `name`.
-    fn folder(&self, name: &str) -> Location {
+    /// A new folder of the work location for result `name`, and its number.
+    fn folder(&self, name: &str) -> (usize, Location) {
         let number = self.stored.fetch_add(1, Ordering::Relaxed);
-        self.work.child(&format!("{number:04}-{}", name.replace('/', "__")))
+        (number, self.work.child(&format!("{number:04}-{}", name.replace('/', "__"))))
     }
 
-    /// Runs `plan` on the cluster, its result written below a new folder for `name`;
-    /// returns the stored result and the job's plan as the scheduler ran it (its stages
-    /// and their partitions).
-    pub async fn execute(&self, state: &SessionState, name: &str, plan: LogicalPlan) -> DfResult<(Stored, String)> {
+    /// Runs `plan` on the cluster, its result written below a new folder for `name`.
+    async fn execute(&self, state: &SessionState, name: &str, plan: LogicalPlan) -> DfResult<Stored> {
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let folder = self.folder(name);
-        let write = WriteResult::plan(plan, folder.to_string())?;
-        let config = state.config().clone().with_ballista_job_name(name);
-        let state = SessionStateBuilder::new_from_existing(state.clone()).with_config(config).build();
+        let (number, folder) = self.folder(name);
+        let write = WriteResult::plan(forms::distribute(plan)?, folder.to_string())?;
+        // The job is named for the stage in the scheduler's logs and UI. (A state rebuilt
+        // with a new configuration would get an empty default catalog: the stage's tables
+        // would be gone from the run's session.)
+        let mut state = state.clone();
+        state.config_mut().options_mut().set(BALLISTA_JOB_NAME, name)?;
         let job = state.create_physical_plan(&write).await?;
-        let number = self.stored.load(Ordering::Relaxed);
         self.running.lock().map_err(poisoned)?.insert(number, Arc::clone(&job));
         let batches = collect(Arc::clone(&job), state.task_ctx()).await;
         self.running.lock().map_err(poisoned)?.remove(&number);
         let mut files = WrittenFile::read(&batches?)?;
-        let graph = match job.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>() {
-            Some(distributed) => distributed.explain_executed_plan(state.config(), false).await?,
-            None => String::new(),
-        };
         if files.is_empty() {
             // No partition had rows: one empty file gives the result its columns.
             let location = folder.child("part-00000.parquet");
             files.push(write_file(&location, &schema, futures::stream::empty().boxed()).await?);
         }
-        Ok((self.stored(schema, &files)?, graph))
+        self.stored(schema, &files)
     }
 
     /// The result made of `files`.
@@ -169,11 +167,7 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> DataFusionError {
 impl Cluster for Connection {
     fn session(&self, local: SessionContext) -> Result<SessionContext> {
         let state = local.state();
-        let config = state
-            .config()
-            .clone()
-            .with_ballista_logical_extension_codec(self.node.logical_codec())
-            .with_ballista_physical_extension_codec(self.node.physical_codec());
+        let config = self.node.configure(state.config().clone());
         let state = SessionStateBuilder::new_from_existing(state)
             .with_config(config)
             .build()
@@ -190,7 +184,7 @@ impl Cluster for Connection {
     }
 
     async fn store(&self, name: &str, schema: SchemaRef, streams: Vec<SendableRecordBatchStream>) -> DfResult<Stored> {
-        let folder = self.folder(name);
+        let (_, folder) = self.folder(name);
         let mut writes = JoinSet::new();
         for (index, stream) in streams.into_iter().enumerate() {
             let location = folder.child(&format!("part-{index:05}.parquet"));
@@ -210,13 +204,7 @@ impl Cluster for Connection {
     }
 
     async fn run(&self, state: &SessionState, stage: &Stage, plan: LogicalPlan) -> Result<Stored> {
-        match self.execute(state, &stage.name, plan).await {
-            Ok((stored, graph)) => {
-                debug!(stage = %stage.name, job = %graph, "stage ran on the cluster");
-                Ok(stored)
-            }
-            Err(error) => Err(job_error(stage, &self.url, error)),
-        }
+        self.execute(state, &stage.name, plan).await.map_err(|error| job_error(stage, &self.url, error))
     }
 
     async fn close(&self) {

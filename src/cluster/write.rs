@@ -1,8 +1,9 @@
 //! Writing a stage's result where later stages read it, on the executors: the client puts
 //! the stage's plan under a [`WriteResult`] node, which the scheduler plans as
-//! [`WriteResultExec`]. Each task writes its partition's rows as one Parquet file into the
-//! result's folder of the run's work location and returns the file, its rows and bytes;
-//! only those few rows come back to the client. A partition without rows writes no file.
+//! [`WriteResultExec`]. Each task writes each of its partitions' rows as one Parquet file
+//! into the result's folder of the run's work location and returns the file, its rows and
+//! bytes; only those few rows come back to the client. A partition without rows writes no
+//! file.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -246,8 +247,8 @@ impl ExecutionPlan for WriteResultExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let url = format!("{}/{}", self.folder, file_name(context.task_id().as_deref(), partition));
         let rows = self.input.execute(partition, context)?;
-        let url = format!("{}/part-{partition:05}.parquet", self.folder);
         let storage = Arc::clone(&self.storage);
         let written = futures::stream::once(async move {
             let file = write(rows, &storage, url).await?;
@@ -262,6 +263,20 @@ impl ExecutionPlan for WriteResultExec {
             )?)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&WRITTEN), written)))
+    }
+}
+
+/// The name of the file partition `partition` of task `task` writes. An executor runs a
+/// task on a slice of the stage's partitions, numbered from 0 in every task: the task's
+/// identity (Ballista's `TID job/stage.attempt/task.attempt`) tells the files apart, and
+/// a task run again writes a file of its own beside what the failed attempt left.
+fn file_name(task: Option<&str>, partition: usize) -> String {
+    match task {
+        Some(task) => {
+            let task: String = task.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            format!("part-{task}-{partition:05}.parquet")
+        }
+        None => format!("part-{partition:05}.parquet"),
     }
 }
 
@@ -345,5 +360,17 @@ impl ClusterPlanner {
 impl QueryPlanner for ClusterPlanner {
     async fn create_physical_plan(&self, plan: &LogicalPlan, session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
         self.planner.create_physical_plan(plan, session).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_writes_files_of_its_own() {
+        assert_eq!(file_name(Some("TID 038HFSVBVJ000/2.0/7.1"), 0), "part-TID-038HFSVBVJ000-2-0-7-1-00000.parquet");
+        assert_ne!(file_name(Some("TID j/2.0/7.0"), 0), file_name(Some("TID j/2.0/8.0"), 0));
+        assert_eq!(file_name(None, 3), "part-00003.parquet");
     }
 }

@@ -1,6 +1,6 @@
-//! `island_number(key, value, gap) OVER ([PARTITION BY key_bucket(key, n)] ORDER BY key,
-//! value)`: numbers the "islands" of each key's rows — runs of rows whose `value` (a date
-//! or an integer) is less than `gap` after the previous row's. A key's first row is island 1; a row at least `gap`
+//! `island_number(key, value, gap) OVER (ORDER BY key, value)`: numbers the "islands"
+//! of each key's rows — runs of rows whose `value` (a date or an integer) is less than
+//! `gap` after the previous row's. A key's first row is island 1; a row at least `gap`
 //! after the previous one starts the key's next island. A null value (or key) has no
 //! island and does not break one. With a gap of 1 and distinct values, every row is an
 //! island of its own, so the island number is the row's position in its key.
@@ -10,9 +10,6 @@
 //! each, that per-partition overhead costs more than the work. One sort by (key,
 //! value) and one pass over all rows is several times faster; and unlike `LAG` plus a
 //! running `SUM`, it is one window, not two. The function checks the order it is given.
-//! Islands are per key, so the rows may be split by anything that keeps a key's rows
-//! together: `PARTITION BY key_bucket(key, n)` (see `key_bucket`) numbers n buckets of
-//! keys apart, on as many cores or machines, at the cost of a bucket column in the sort.
 //!
 //! Numbering all rows in one pass needs them all in memory at once (DataFusion's
 //! `WindowAggExec`, whose memory its pool does not see). Under a tight memory budget the
@@ -92,7 +89,7 @@ impl WindowUDFImpl for IslandNumber {
 }
 
 const NOT_ORDERED: &str = "island_number: rows are not ordered by key, then value; write it as \
-    island_number(key, value, gap) OVER ([PARTITION BY key_bucket(key, n)] ORDER BY key, value)";
+    island_number(key, value, gap) OVER (ORDER BY key, value)";
 
 #[derive(Debug)]
 struct Islands;
@@ -132,7 +129,7 @@ fn key_runs(key: &ArrayRef, rows: usize) -> Result<Vec<Range<usize>>> {
     if runs.windows(2).any(|pair| compare(pair[0].start, pair[1].start) != Ordering::Less) {
         return exec_err!(
             "island_number: rows are not ordered by key; write it as \
-             island_number(key, value, gap) OVER ([PARTITION BY key_bucket(key, n)] ORDER BY key, value)"
+             island_number(key, value, gap) OVER (ORDER BY key, value)"
         );
     }
     Ok(runs)

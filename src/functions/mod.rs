@@ -21,7 +21,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(months_between::MonthsBetween::new()));
     ctx.register_udaf(AggregateUDF::from(km_median::KmMedian::new()));
     ctx.register_udwf(WindowUDF::from(island_number::IslandNumber::new()));
-    ctx.register_udf(ScalarUDF::from(key_bucket::KeyBucket::new()));
+    ctx.register_udf(key_bucket());
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::purchases()));
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::try_purchases()));
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::spend()));
@@ -50,4 +50,14 @@ pub fn streaming_window(name: &str) -> Option<WindowUDF> {
 /// to another process (a cluster's) carries this too.
 pub fn is_streaming_window(udwf: &WindowUDF) -> bool {
     udwf.inner().downcast_ref::<island_number::IslandNumber>().is_some_and(island_number::IslandNumber::is_streaming)
+}
+
+/// `key_bucket(key, buckets)`: a stable bucket of a key (see `key_bucket.rs`).
+pub fn key_bucket() -> ScalarUDF {
+    ScalarUDF::from(key_bucket::KeyBucket::new())
+}
+
+/// Whether `udwf` is `island_number`, in either form.
+pub fn is_island_number(udwf: &WindowUDF) -> bool {
+    udwf.inner().downcast_ref::<island_number::IslandNumber>().is_some()
 }
