@@ -33,6 +33,11 @@ impl Node {
         Node { storage: Arc::new(Storage::new()) }
     }
 
+    /// How the node opens stores.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
     /// How logical plans are encoded, from the client to the scheduler.
     pub fn logical_codec(&self) -> Arc<LogicalCodec> {
         Arc::new(LogicalCodec::new())

@@ -24,6 +24,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::protobuf::LogicalPlanNode;
@@ -41,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::functions;
 use crate::results::{Cluster, SharedRows, Stored};
 use crate::sinks::ParquetFile;
+use crate::sources::StoreReader;
 use crate::storage::Location;
 
 /// Rows of the row groups of the files the client writes (see `super::write`).
@@ -114,13 +116,30 @@ impl Connection {
         self.running.lock().map_err(poisoned)?.insert(number, Arc::clone(&job));
         let batches = collect(Arc::clone(&job), state.task_ctx()).await;
         self.running.lock().map_err(poisoned)?.remove(&number);
-        let mut files = WrittenFile::read(&batches?)?;
-        if files.is_empty() {
-            // No partition had rows: one empty file gives the result its columns.
-            let location = folder.child("part-00000.parquet");
-            files.push(write_file(&location, &schema, futures::stream::empty().boxed()).await?);
+        let files = WrittenFile::read(&batches?)?;
+        match files.first() {
+            Some(first) => {
+                let schema = self.written_schema(first).await?;
+                self.stored(schema, &files)
+            }
+            None => {
+                // No partition had rows: one empty file gives the result its columns.
+                let location = folder.child("part-00000.parquet");
+                let empty = write_file(&location, &schema, futures::stream::empty().boxed()).await?;
+                self.stored(schema, &[empty])
+            }
         }
-        self.stored(schema, &files)
+    }
+
+    /// The columns of a result as the executors computed them, from the footer of one of
+    /// its files. A local run stores what its executed plan says; the client's logical
+    /// plan can know more (that `COALESCE(x, false)` has no nulls) and would change what
+    /// is published.
+    async fn written_schema(&self, file: &WrittenFile) -> DfResult<SchemaRef> {
+        let location = self.node.storage().resolve(&file.url).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let mut reader = StoreReader::new(location, file.bytes);
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default()).await?;
+        Ok(Arc::clone(metadata.schema()))
     }
 
     /// The result made of `files`.

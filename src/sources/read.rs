@@ -286,7 +286,7 @@ async fn read_parquet(
     options: &ReadOptions,
     sender: &mpsc::Sender<Piece>,
 ) -> Result<Summary> {
-    let mut reader = StoreReader { location: location.at(file.path.clone()), size: file.size };
+    let mut reader = StoreReader::new(location.at(file.path.clone()), file.size);
     let metadata = match ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default()).await {
         Ok(metadata) => int96_as_instants(metadata),
         Err(error) => {
@@ -374,9 +374,16 @@ async fn read_parquet(
 
 /// A Parquet file read through its store, range by range.
 #[derive(Clone)]
-struct StoreReader {
+pub(crate) struct StoreReader {
     location: Location,
     size: u64,
+}
+
+impl StoreReader {
+    /// The Parquet file at `location`, `size` bytes long.
+    pub(crate) fn new(location: Location, size: u64) -> Self {
+        StoreReader { location, size }
+    }
 }
 
 impl AsyncFileReader for StoreReader {
