@@ -66,16 +66,34 @@ impl Node {
         self.configure(SessionConfig::new_with_ballista())
     }
 
-    /// `config` with fidelis's codecs and Ballista's static planner. Ballista 55's
-    /// adaptive planner can put a shuffle between a sort and the merge that needs its
-    /// order (the scheduler then fails the plan's sanity check and the job never ends),
-    /// so jobs are planned whole before they run; each stage's partitions are still spread
-    /// over the executors.
+    /// `config` with fidelis's codecs, and without the Ballista 55 features that gave wrong
+    /// results or jobs that never end on the shipped pipeline:
+    /// - the adaptive planner: it put a shuffle between a sort and the merge needing its
+    ///   order (the scheduler then failed the plan's sanity check and the job hung). The
+    ///   static planner plans a job whole before it runs; each stage's partitions are
+    ///   still spread over the executors.
+    /// - broadcast joins (`CollectLeft`, the small side sent whole to every task): an outer
+    ///   join of `loyalty_types` lost three quarters of its rows. Every join is a
+    ///   partitioned one, both sides shuffled by the join key.
+    /// - dynamic filters: the scheduler chooses a stage's join sides again once its inputs
+    ///   are measured, which DataFusion refuses for a join whose filter is built (the
+    ///   task's status was lost and the job hung). Their common switch is off too, as
+    ///   processes that receive the settings one by one apply it last.
     pub fn configure(&self, config: SessionConfig) -> SessionConfig {
-        config
+        let mut config = config
             .with_ballista_logical_extension_codec(self.logical_codec())
             .with_ballista_physical_extension_codec(self.physical_codec())
             .with_ballista_adaptive_query_planner(false)
+            .with_ballista_broadcast_join_threshold_bytes(0)
+            .with_ballista_broadcast_join_threshold_rows(0);
+        let optimizer = &mut config.options_mut().optimizer;
+        optimizer.hash_join_single_partition_threshold = 0;
+        optimizer.hash_join_single_partition_threshold_rows = 0;
+        optimizer.enable_dynamic_filter_pushdown = false;
+        optimizer.enable_join_dynamic_filter_pushdown = false;
+        optimizer.enable_topk_dynamic_filter_pushdown = false;
+        optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+        config
     }
 
     /// The scheduler's session for a client's `config`: DataFusion's and Ballista's

@@ -254,8 +254,13 @@ impl<'a> Executor<'a> {
     }
 
     /// Whether `stage` should run in its memory-frugal form from the start: when what it
-    /// reads lives on disk or takes more than a quarter of the memory pool.
+    /// reads lives on disk or takes more than a quarter of the memory pool. Not on a
+    /// cluster: there the stage runs in the executors' memory, split into their tasks, and
+    /// runs again frugally only if that runs out.
     fn frugal(&self, stage: &Stage) -> bool {
+        if self.results.cluster().is_some() {
+            return false;
+        }
         let inputs = stage.depends_on.iter().filter_map(|name| self.sizes.get(name));
         let (bytes, on_disk) = inputs.fold((0, false), |(bytes, on_disk), (b, d)| (bytes + b, on_disk || *d));
         on_disk || bytes > self.results.budget().pool_bytes() as u64 / 4

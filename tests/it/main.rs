@@ -4,6 +4,8 @@
 mod backfill;
 mod bad_input;
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod clv;
 mod config_errors;
 mod crash_safety;
