@@ -127,20 +127,18 @@ async fn assert_same_tables(local: &Output, cluster: &Output) -> usize {
     expected.len()
 }
 
-/// What a run's manifest says about its data: rows read, loaded and quarantined per
-/// source, rows and counts per stage, rows per table, and the warnings.
-fn counts(manifest: &Manifest) -> String {
-    let mut text = String::new();
-    for (name, source) in &manifest.sources {
-        text += &format!("source {name}: {} read, {} loaded, {} quarantined\n", source.rows_read, source.rows_loaded, source.rows_quarantined);
-    }
-    for stage in &manifest.stages {
-        text += &format!("stage {}: {} rows {:?}\n", stage.name, stage.rows, stage.counts);
-    }
-    for (name, table) in manifest.tables.iter().chain(&manifest.quarantine) {
-        text += &format!("table {name}: {} rows\n", table.rows);
-    }
-    text + &manifest.warnings.join("\n")
+/// What a run's manifest says about its data, one line per fact, sorted (sources are
+/// recorded as they finish loading): rows read, loaded and quarantined per source, rows
+/// and counts per stage, rows per table, and the warnings.
+fn counts(manifest: &Manifest) -> Vec<String> {
+    let sources = manifest.sources.iter().map(|(name, source)| {
+        format!("source {name}: {} read, {} loaded, {} quarantined", source.rows_read, source.rows_loaded, source.rows_quarantined)
+    });
+    let stages = manifest.stages.iter().map(|stage| format!("stage {}: {} rows {:?}", stage.name, stage.rows, stage.counts));
+    let tables = manifest.tables.iter().chain(&manifest.quarantine).map(|(name, table)| format!("table {name}: {} rows", table.rows));
+    let mut lines: Vec<String> = sources.chain(stages).chain(tables).chain(manifest.warnings.iter().cloned()).collect();
+    lines.sort();
+    lines
 }
 
 #[test]
