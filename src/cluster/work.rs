@@ -293,3 +293,90 @@ impl SharedRows for WorkFiles {
         Arc::clone(&self.table)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    use datafusion::prelude::ParquetReadOptions;
+
+    use super::*;
+    use crate::cluster::Standalone;
+    use crate::storage::Storage;
+
+    /// Runs `test`'s future on a thread and runtime with the stack a cluster's planning
+    /// needs in a debug build.
+    fn with_cluster_stack<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F + Send + 'static) {
+        let stack = 32 << 20;
+        let thread = std::thread::Builder::new().stack_size(stack).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_stack_size(stack)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(test());
+        });
+        if let Err(panic) = thread.expect("a test thread").join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// The stage of the shipped pipeline that numbers every customer's purchase days, as
+    /// the cluster runs it: Ballista's distributed EXPLAIN, its stages one per line.
+    #[test]
+    fn purchase_days_numbers_islands_in_every_partition_of_the_cluster() {
+        with_cluster_stack(|| async {
+            let dir = tempfile::tempdir().expect("a folder");
+            let orders = dir.path().join("stg_transactions.parquet").display().to_string();
+            let local = SessionContext::new();
+            let values = "SELECT arrow_cast(c, 'Utf8View') AS customer_id, CAST(d AS DATE) AS order_date, \
+                 CAST(a AS DECIMAL(18, 2)) AS net_amount, true AS is_purchase \
+                 FROM (VALUES ('C1', '2024-01-05', 10), ('C2', '2024-01-06', 20), ('C1', '2024-03-01', 5)) AS t(c, d, a)";
+            local.sql(values).await.expect("orders").write_parquet(&orders, Default::default(), None).await.expect("written");
+
+            let cluster = Standalone::start(2, 1).await.expect("an in-process cluster");
+            let work = Storage::new().resolve(&dir.path().join("work").display().to_string()).expect("a location");
+            let connection = Connection::open(cluster.url(), work, 4).await.expect("connected");
+            let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(4));
+            let ctx = connection.session(ctx).expect("a cluster session");
+            ctx.register_parquet("stg_transactions", &orders, ParquetReadOptions::default()).await.expect("registered");
+            let sql = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/intermediate/purchase_days.sql"))
+                .expect("the stage's SQL");
+            let plan = ctx
+                .sql(&sql)
+                .await
+                .expect("planned")
+                .with_param_values(vec![("active_window_days", ScalarValue::Int64(Some(365)))])
+                .expect("bound")
+                .into_unoptimized_plan();
+            let stages = |plan: LogicalPlan| {
+                let ctx = ctx.clone();
+                async move {
+                    let explain = LogicalPlanBuilder::from(plan).explain(false, false).and_then(LogicalPlanBuilder::build);
+                    let frame = ctx.execute_logical_plan(explain.expect("an EXPLAIN")).await.expect("explained");
+                    let batches = frame.collect().await.expect("rows");
+                    let (kinds, plans) = (batches[0].column(0).as_string::<i32>(), batches[0].column(1).as_string::<i32>());
+                    let distributed = (0..batches[0].num_rows()).find(|&i| kinds.value(i) == "distributed_plan");
+                    plans.value(distributed.expect("a distributed plan")).to_string()
+                }
+            };
+            // The window's stage reads four partitions of rows shuffled by key bucket,
+            // each sorted by bucket, customer and day, and numbers them in four tasks.
+            let distributed = stages(forms::distribute(plan.clone()).expect("distributed")).await;
+            let window = distributed.split("=========").find(|stage| stage.contains("WindowAggExec")).expect("a window");
+            assert!(window.contains("ShuffleWriterExec: partitioning: Hash([__fidelis_key_bucket@4], 4)"), "{window}");
+            assert!(
+                window.contains("SortExec: expr=[__fidelis_key_bucket@4 ASC NULLS LAST, customer_id@0 ASC NULLS LAST, order_date@1 ASC NULLS LAST], preserve_partitioning=[true]"),
+                "{window}"
+            );
+            assert!(window.contains("UnresolvedShuffleExec: stage=2, partitioning: Hash([__fidelis_key_bucket@4], 4)"), "{window}");
+            // As a local run plans it, one task merges every sorted row and numbers them.
+            let local = stages(plan).await;
+            let window = local.split("=========").find(|stage| stage.contains("WindowAggExec")).expect("a window");
+            assert!(window.contains("ShuffleWriterExec: partitioning: UnknownPartitioning(1)"), "{window}");
+            assert!(window.contains("SortPreservingMergeExec: [customer_id@0 ASC NULLS LAST, order_date@1 ASC NULLS LAST]"), "{window}");
+        });
+    }
+}
