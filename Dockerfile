@@ -1,10 +1,12 @@
 # Multi-stage build: compile with the Rust toolchain, run on a small Debian image as a
-# non-root user. The build command is the README's: cargo build --release --locked.
+# non-root user. The build command is the README's, with the `cluster` feature, so the
+# one image runs locally, as a cluster's scheduler or executor, or as a run on a cluster
+# (deploy/cluster/).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
-RUN cargo build --release --locked
+RUN cargo build --release --locked --features cluster
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -13,16 +13,21 @@ use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::{SchedulerConfig, TaskDistributionPolicy};
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{ClusterUrl, ExecutorOptions, SchedulerOptions};
 use super::node::Node;
 use crate::error::{Error, Result};
 use crate::memory::MemoryBudget;
+use crate::signals;
 
 /// Seconds a finished job's shuffle files stay on the executors: long enough for the
 /// client to fetch its last stage's few rows.
 const FINISHED_JOB_DATA_SECONDS: u64 = 60;
+
+/// How long an executor may take to stop after SIGTERM: its running tasks' time to
+/// finish (Kubernetes' grace period should be longer).
+const STOP_SECONDS: u64 = 60;
 
 /// How long an executor keeps trying to reach its scheduler when it starts (the
 /// scheduler's container may start after it).
@@ -129,9 +134,24 @@ fn executor_config(options: &ExecutorOptions) -> Result<(ExecutorProcessConfig, 
 
 /// Runs an executor until the process is stopped (SIGTERM or SIGINT: it finishes its
 /// tasks, tells the scheduler and removes its own work folder).
+///
+/// Ballista's executor stops on its own on SIGTERM, once its tasks are done and it has
+/// told the scheduler; if that does not happen within [`STOP_SECONDS`] (a scheduler that
+/// is gone never answers), it stops anyway. A second signal stops it at once.
 pub async fn executor(options: &ExecutorOptions) -> Result<()> {
     let (config, work_dir) = executor_config(options)?;
-    let ran = start_executor_process(Arc::new(config)).await.map_err(ballista("running the executor"));
+    signals::listen()?;
+    let overdue = async {
+        signals::stopped().await;
+        tokio::time::sleep(Duration::from_secs(STOP_SECONDS)).await;
+    };
+    let ran = tokio::select! {
+        ran = start_executor_process(Arc::new(config)) => ran.map_err(ballista("running the executor")),
+        () = overdue => {
+            warn!("the executor did not stop within {STOP_SECONDS} s of the stop signal; stopping now");
+            Ok(())
+        }
+    };
     drop(work_dir);
     ran
 }

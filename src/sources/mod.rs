@@ -19,6 +19,7 @@ use serde::Serialize;
 pub use bad::quarantine_schema;
 pub use files::InputFile;
 pub use load::load;
+#[cfg(feature = "cluster")]
 pub(crate) use read::StoreReader;
 
 use crate::config::Source;

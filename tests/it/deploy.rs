@@ -51,3 +51,8 @@ fn the_airflow_dag_imports_builds_and_retries_only_what_a_retry_can_fix() {
 fn the_kubernetes_manifests_are_valid_and_lock_the_job_down() {
     pytest("test_k8s_manifests.py");
 }
+
+#[test]
+fn the_cluster_manifests_are_valid_and_connect_their_processes() {
+    pytest("test_cluster_manifests.py");
+}
