@@ -96,3 +96,18 @@ fn json_logs_have_one_object_per_line_with_stage_rows_and_duration() {
     assert!(!events.iter().any(|e| e["stage"] == "clv_fit"), "--only skips what kpi_monthly does not read");
     assert!(stage["duration_ms"].is_u64());
 }
+
+#[cfg(not(feature = "cluster"))]
+#[test]
+fn cluster_commands_in_a_build_without_the_feature_say_how_to_get_one() {
+    let (code, _, stderr) = output(fidelis().args(["cluster", "scheduler", "--bind", "127.0.0.1:0"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("error: cannot start a scheduler on 127.0.0.1:0: this fidelis was built without cluster support; build it with `cargo build --release --features cluster`"), "{stderr}");
+
+    let ws = Workspace::new();
+    let out = ws.path("out");
+    let (code, _, stderr) = output(crate::support::summary_run(&out).args(["--cluster", "df://127.0.0.1:50050"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot run on df://127.0.0.1:50050"), "{stderr}");
+    assert!(crate::support::files_below(&out).is_empty(), "nothing published, staging removed");
+}

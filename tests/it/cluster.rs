@@ -261,3 +261,19 @@ fn a_scheduler_and_two_executor_processes_on_s3_publish_the_local_tables() {
         process.finish();
     }
 }
+
+#[test]
+fn a_run_whose_scheduler_does_not_answer_fails_with_exit_code_4_and_publishes_nothing() {
+    let ws = Workspace::new();
+    let out = ws.path("out");
+    let port = free_port();
+    let ran = crate::support::summary_run(&out)
+        .args(["--cluster", &format!("df://127.0.0.1:{port}")])
+        .output()
+        .expect("fidelis runs");
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(&format!("cannot reach the cluster scheduler at df://127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("check that `fidelis cluster scheduler` runs there"), "{stderr}");
+    assert!(crate::support::files_below(&out).is_empty(), "nothing published, staging removed");
+}
