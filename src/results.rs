@@ -27,11 +27,11 @@ use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{ArrowSource, FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::spill_file::{SpillFile, SpillWriter};
+use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -143,8 +143,12 @@ impl Stored {
     /// Every batch, partition after partition, read back one at a time.
     pub fn batches(&self) -> BoxStream<'_, datafusion::error::Result<RecordBatch>> {
         match &self.place {
-            Place::Memory { partitions, .. } => futures::stream::iter(partitions.iter().flatten().cloned().map(Ok)).boxed(),
-            Place::Files(files) => futures::stream::iter(files.iter().flat_map(|file| read_file(file.as_ref()))).boxed(),
+            Place::Memory { partitions, .. } => {
+                futures::stream::iter(partitions.iter().flatten().cloned().map(Ok)).boxed()
+            }
+            Place::Files(files) => {
+                futures::stream::iter(files.iter().flat_map(|file| read_file(file.as_ref()))).boxed()
+            }
             Place::Shared(shared) => shared.batches(),
         }
     }
@@ -581,7 +585,8 @@ mod tests {
             .collect()
             .await
             .unwrap();
-        let streamed: usize = stored.batches().map(|b| b.unwrap().num_rows()).fold(0, |a, b| async move { a + b }).await;
+        let streamed: usize =
+            stored.batches().map(|b| b.unwrap().num_rows()).fold(0, |a, b| async move { a + b }).await;
         assert_eq!(streamed, 10_000, "every row reads back");
         (stored.on_disk(), read, stored.rows)
     }

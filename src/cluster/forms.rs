@@ -72,15 +72,12 @@ fn island_key(exprs: &[Expr]) -> Option<Expr> {
 /// `window` partitioned by the bucket of `key`, with the columns it had.
 fn by_bucket(window: Window, key: Expr) -> Result<LogicalPlan> {
     let Window { input, window_expr, schema } = window;
-    let names: Vec<String> = schema.fields().iter().skip(input.schema().fields().len()).map(|f| f.name().clone()).collect();
+    let names: Vec<String> =
+        schema.fields().iter().skip(input.schema().fields().len()).map(|f| f.name().clone()).collect();
     let mut columns: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
     columns.push(functions::key_bucket().call(vec![key, lit(BUCKETS)]).alias(BUCKET));
     let bucketed = Arc::new(LogicalPlan::Projection(Projection::try_new(columns, input)?));
-    let window_expr = window_expr
-        .into_iter()
-        .zip(names)
-        .map(|(expr, name)| partitioned(expr).alias(name))
-        .collect();
+    let window_expr = window_expr.into_iter().zip(names).map(|(expr, name)| partitioned(expr).alias(name)).collect();
     let windowed = LogicalPlan::Window(Window::try_new(window_expr, bucketed)?);
     let kept = windowed.schema().columns().into_iter().filter(|column| column.name != BUCKET).map(Expr::Column);
     Ok(LogicalPlan::Projection(Projection::try_new(kept.collect(), Arc::new(windowed))?))

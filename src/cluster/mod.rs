@@ -148,7 +148,9 @@ impl FromStr for ClusterUrl {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = |why: &str| format!("`{text}` is not a cluster address ({why}): write df://HOST:PORT, e.g. df://scheduler:50050");
+        let invalid = |why: &str| {
+            format!("`{text}` is not a cluster address ({why}): write df://HOST:PORT, e.g. df://scheduler:50050")
+        };
         let rest = text.strip_prefix("df://").unwrap_or(text).trim_end_matches('/');
         if rest.contains("://") {
             return Err(invalid("its scheme is not df://"));

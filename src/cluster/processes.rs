@@ -15,8 +15,8 @@ use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tracing::{info, warn};
 
-use super::{ClusterUrl, ExecutorOptions, SchedulerOptions};
 use super::node::Node;
+use super::{ClusterUrl, ExecutorOptions, SchedulerOptions};
 use crate::error::{Error, Result};
 use crate::memory::MemoryBudget;
 use crate::signals;

@@ -33,10 +33,10 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
 use tracing::warn;
 
+use super::ClusterUrl;
 use super::forms;
 use super::node::Node;
 use super::write::{WriteResult, WrittenFile};
-use super::ClusterUrl;
 use crate::config::Stage;
 use crate::error::{Error, Result};
 use crate::functions;
@@ -278,7 +278,8 @@ impl WorkFiles {
         let paths = files.iter().map(|file| ListingTableUrl::parse(&file.url)).collect::<DfResult<Vec<_>>>()?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(paths).with_listing_options(options).with_schema(schema);
-        let reader = SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(1), node.runtime(None)?);
+        let reader =
+            SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(1), node.runtime(None)?);
         Ok(WorkFiles { table: Arc::new(ListingTable::try_new(config)?), reader })
     }
 }
@@ -334,7 +335,13 @@ mod tests {
             let values = "SELECT arrow_cast(c, 'Utf8View') AS customer_id, CAST(d AS DATE) AS order_date, \
                  CAST(a AS DECIMAL(18, 2)) AS net_amount, true AS is_purchase \
                  FROM (VALUES ('C1', '2024-01-05', 10), ('C2', '2024-01-06', 20), ('C1', '2024-03-01', 5)) AS t(c, d, a)";
-            local.sql(values).await.expect("orders").write_parquet(&orders, Default::default(), None).await.expect("written");
+            local
+                .sql(values)
+                .await
+                .expect("orders")
+                .write_parquet(&orders, Default::default(), None)
+                .await
+                .expect("written");
 
             let cluster = Standalone::start(2, 1).await.expect("an in-process cluster");
             let work = Storage::new().resolve(&dir.path().join("work").display().to_string()).expect("a location");
@@ -342,8 +349,9 @@ mod tests {
             let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(4));
             let ctx = connection.session(ctx).expect("a cluster session");
             ctx.register_parquet("stg_transactions", &orders, ParquetReadOptions::default()).await.expect("registered");
-            let sql = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/intermediate/purchase_days.sql"))
-                .expect("the stage's SQL");
+            let sql =
+                std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/intermediate/purchase_days.sql"))
+                    .expect("the stage's SQL");
             let plan = ctx
                 .sql(&sql)
                 .await
@@ -354,10 +362,12 @@ mod tests {
             let stages = |plan: LogicalPlan| {
                 let ctx = ctx.clone();
                 async move {
-                    let explain = LogicalPlanBuilder::from(plan).explain(false, false).and_then(LogicalPlanBuilder::build);
+                    let explain =
+                        LogicalPlanBuilder::from(plan).explain(false, false).and_then(LogicalPlanBuilder::build);
                     let frame = ctx.execute_logical_plan(explain.expect("an EXPLAIN")).await.expect("explained");
                     let batches = frame.collect().await.expect("rows");
-                    let (kinds, plans) = (batches[0].column(0).as_string::<i32>(), batches[0].column(1).as_string::<i32>());
+                    let (kinds, plans) =
+                        (batches[0].column(0).as_string::<i32>(), batches[0].column(1).as_string::<i32>());
                     let distributed = (0..batches[0].num_rows()).find(|&i| kinds.value(i) == "distributed_plan");
                     plans.value(distributed.expect("a distributed plan")).to_string()
                 }
@@ -365,18 +375,25 @@ mod tests {
             // The window's stage reads four partitions of rows shuffled by key bucket,
             // each sorted by bucket, customer and day, and numbers them in four tasks.
             let distributed = stages(forms::distribute(plan.clone()).expect("distributed")).await;
-            let window = distributed.split("=========").find(|stage| stage.contains("WindowAggExec")).expect("a window");
+            let window =
+                distributed.split("=========").find(|stage| stage.contains("WindowAggExec")).expect("a window");
             assert!(window.contains("ShuffleWriterExec: partitioning: Hash([__fidelis_key_bucket@4], 4)"), "{window}");
             assert!(
                 window.contains("SortExec: expr=[__fidelis_key_bucket@4 ASC NULLS LAST, customer_id@0 ASC NULLS LAST, order_date@1 ASC NULLS LAST], preserve_partitioning=[true]"),
                 "{window}"
             );
-            assert!(window.contains("UnresolvedShuffleExec: stage=2, partitioning: Hash([__fidelis_key_bucket@4], 4)"), "{window}");
+            assert!(
+                window.contains("UnresolvedShuffleExec: stage=2, partitioning: Hash([__fidelis_key_bucket@4], 4)"),
+                "{window}"
+            );
             // As a local run plans it, one task merges every sorted row and numbers them.
             let local = stages(plan).await;
             let window = local.split("=========").find(|stage| stage.contains("WindowAggExec")).expect("a window");
             assert!(window.contains("ShuffleWriterExec: partitioning: UnknownPartitioning(1)"), "{window}");
-            assert!(window.contains("SortPreservingMergeExec: [customer_id@0 ASC NULLS LAST, order_date@1 ASC NULLS LAST]"), "{window}");
+            assert!(
+                window.contains("SortPreservingMergeExec: [customer_id@0 ASC NULLS LAST, order_date@1 ASC NULLS LAST]"),
+                "{window}"
+            );
         });
     }
 }

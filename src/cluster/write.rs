@@ -13,10 +13,13 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{
@@ -26,10 +29,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
 };
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use datafusion::catalog::Session;
-use datafusion::execution::context::QueryPlanner;
 use futures::StreamExt;
 
 use crate::sinks::ParquetFile;
@@ -352,7 +352,9 @@ impl fmt::Debug for ClusterPlanner {
 impl ClusterPlanner {
     /// A planner whose writes open stores through `storage`.
     pub fn new(storage: Arc<Storage>) -> Self {
-        ClusterPlanner { planner: DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(WritePlanner::new(storage))]) }
+        ClusterPlanner {
+            planner: DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(WritePlanner::new(storage))]),
+        }
     }
 }
 

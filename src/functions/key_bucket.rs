@@ -68,8 +68,12 @@ impl ScalarUDFImpl for KeyBucket {
         };
         let keys = key.to_array(args.number_rows)?;
         let buckets: Int32Array = match keys.data_type() {
-            DataType::Utf8View => keys.as_string_view().iter().map(|k| k.map(|k| bucket(fnv1a(k.as_bytes()), buckets))).collect(),
-            DataType::Utf8 => keys.as_string::<i32>().iter().map(|k| k.map(|k| bucket(fnv1a(k.as_bytes()), buckets))).collect(),
+            DataType::Utf8View => {
+                keys.as_string_view().iter().map(|k| k.map(|k| bucket(fnv1a(k.as_bytes()), buckets))).collect()
+            }
+            DataType::Utf8 => {
+                keys.as_string::<i32>().iter().map(|k| k.map(|k| bucket(fnv1a(k.as_bytes()), buckets))).collect()
+            }
             DataType::LargeUtf8 => {
                 keys.as_string::<i64>().iter().map(|k| k.map(|k| bucket(fnv1a(k.as_bytes()), buckets))).collect()
             }

@@ -81,8 +81,8 @@ fn rows(parquet: Bytes) -> (String, Vec<Vec<Cell>>) {
                         Box::new(move |row| Cell::Float(floats.is_valid(row).then(|| floats.value(row))))
                     }
                     _ => {
-                        let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())
-                            .expect("a formatter");
+                        let formatter =
+                            ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default()).expect("a formatter");
                         Box::new(move |row| Cell::Exact(formatter.value(row).to_string()))
                     }
                 }
@@ -132,10 +132,18 @@ async fn assert_same_tables(local: &Output, cluster: &Output) -> usize {
 /// and counts per stage, rows per table, and the warnings.
 fn counts(manifest: &Manifest) -> Vec<String> {
     let sources = manifest.sources.iter().map(|(name, source)| {
-        format!("source {name}: {} read, {} loaded, {} quarantined", source.rows_read, source.rows_loaded, source.rows_quarantined)
+        format!(
+            "source {name}: {} read, {} loaded, {} quarantined",
+            source.rows_read, source.rows_loaded, source.rows_quarantined
+        )
     });
-    let stages = manifest.stages.iter().map(|stage| format!("stage {}: {} rows {:?}", stage.name, stage.rows, stage.counts));
-    let tables = manifest.tables.iter().chain(&manifest.quarantine).map(|(name, table)| format!("table {name}: {} rows", table.rows));
+    let stages =
+        manifest.stages.iter().map(|stage| format!("stage {}: {} rows {:?}", stage.name, stage.rows, stage.counts));
+    let tables = manifest
+        .tables
+        .iter()
+        .chain(&manifest.quarantine)
+        .map(|(name, table)| format!("table {name}: {} rows", table.rows));
     let mut lines: Vec<String> = sources.chain(stages).chain(tables).chain(manifest.warnings.iter().cloned()).collect();
     lines.sort();
     lines
@@ -151,7 +159,10 @@ fn the_shipped_pipeline_on_an_in_process_cluster_publishes_the_local_tables() {
         let found = shipped(&remote.url, Some(cluster.url())).await.expect("a run on the cluster");
 
         assert_eq!(counts(&found), counts(&expected));
-        assert!(found.stages.iter().all(|stage| stage.partitions == PARTITIONS), "every stage on {PARTITIONS} partitions");
+        assert!(
+            found.stages.iter().all(|stage| stage.partitions == PARTITIONS),
+            "every stage on {PARTITIONS} partitions"
+        );
         assert_eq!(assert_same_tables(&local, &remote).await, 15, "every table of the pipeline");
         assert_eq!(found.reports.len(), 2, "the reports are rendered as locally");
         let staged = remote.contents().await.into_keys().filter(|path| path.starts_with("_staging")).count();
