@@ -49,16 +49,14 @@ pub struct Cli {
 
 impl Cli {
     /// The stack of the async runtime's threads, when the command needs more than tokio's
-    /// 2 MiB: a cluster's processes and a run on one encode, decode and plan whole queries
-    /// recursively (a pipeline's deepest overflows 2 MiB in a debug build), so they get
-    /// the 32 MiB Ballista's own scheduler runs with.
+    /// 2 MiB: a cluster's processes and a run on one ([`cluster::STACK_BYTES`]).
     pub fn thread_stack_bytes(&self) -> Option<usize> {
         let on_cluster = match &self.command {
             Command::Cluster(_) => true,
             Command::Run(args) => args.cluster.is_some(),
             _ => false,
         };
-        on_cluster.then_some(32 << 20)
+        on_cluster.then_some(cluster::STACK_BYTES)
     }
 }
 

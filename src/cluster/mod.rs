@@ -53,6 +53,31 @@ pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 /// Partitions of each stage's query on a cluster, unless `--cluster-partitions` says.
 pub const DEFAULT_PARTITIONS: usize = 16;
 
+/// The stack of the threads that plan, encode and decode a cluster's queries: they
+/// recurse through whole plans, and the shipped pipeline's deepest overflows tokio's
+/// 2 MiB in a debug build. What Ballista's own scheduler runs with.
+pub const STACK_BYTES: usize = 32 << 20;
+
+/// Runs the future `work` makes to completion on a runtime of its own, whose threads and
+/// the thread that drives it have [`STACK_BYTES`] of stack: for tests and tools that
+/// start a [`Standalone`] cluster in their own process.
+#[cfg(feature = "cluster")]
+pub fn block_on_deep_stack<F: std::future::Future<Output = ()>>(work: impl FnOnce() -> F + Send + 'static) {
+    let thread = std::thread::Builder::new().stack_size(STACK_BYTES).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_stack_size(STACK_BYTES)
+            .enable_all()
+            .build()
+            .expect("the operating system gives a runtime its threads");
+        runtime.block_on(work());
+    });
+    // The work's own panic (a failed assertion) goes on up as it is.
+    if let Err(panic) = thread.expect("the operating system gives a thread").join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// How a run uses a cluster (`fidelis run --cluster`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterRun {

@@ -303,32 +303,14 @@ mod tests {
     use datafusion::prelude::ParquetReadOptions;
 
     use super::*;
-    use crate::cluster::Standalone;
+    use crate::cluster::{Standalone, block_on_deep_stack};
     use crate::storage::Storage;
-
-    /// Runs `test`'s future on a thread and runtime with the stack a cluster's planning
-    /// needs in a debug build.
-    fn with_cluster_stack<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F + Send + 'static) {
-        let stack = 32 << 20;
-        let thread = std::thread::Builder::new().stack_size(stack).spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_stack_size(stack)
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(test());
-        });
-        if let Err(panic) = thread.expect("a test thread").join() {
-            std::panic::resume_unwind(panic);
-        }
-    }
 
     /// The stage of the shipped pipeline that numbers every customer's purchase days, as
     /// the cluster runs it: Ballista's distributed EXPLAIN, its stages one per line.
     #[test]
     fn purchase_days_numbers_islands_in_every_partition_of_the_cluster() {
-        with_cluster_stack(|| async {
+        block_on_deep_stack(|| async {
             let dir = tempfile::tempdir().expect("a folder");
             let orders = dir.path().join("stg_transactions.parquet").display().to_string();
             let local = SessionContext::new();

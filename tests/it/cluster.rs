@@ -13,7 +13,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use fidelis::cluster::{ClusterRun, ClusterUrl, Standalone};
+use fidelis::cluster::{ClusterRun, ClusterUrl, Standalone, block_on_deep_stack};
 use fidelis::run::Manifest;
 
 use crate::support::{BUCKET, Output, Running, S3Server, Workspace, overrides, repo};
@@ -28,25 +28,6 @@ const PARTITIONS: usize = 4;
 /// local run to this relative difference, not to the last bit (see the README, "Running
 /// on a cluster"). Every other column is identical.
 const FLOAT_TOLERANCE: f64 = 1e-6;
-
-/// Runs the future `test` makes on a thread and runtime with the stack a cluster's
-/// planning needs in a debug build (as `fidelis` gives its own threads, see
-/// `Cli::thread_stack_bytes`).
-fn on_cluster_runtime<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F + Send + 'static) {
-    let stack = 32 << 20;
-    let thread = std::thread::Builder::new().stack_size(stack).spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_stack_size(stack)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(test());
-    });
-    if let Err(panic) = thread.expect("a test thread").join() {
-        std::panic::resume_unwind(panic);
-    }
-}
 
 /// Runs the shipped pipeline on the bundled sample into `output`, on `cluster` if given.
 async fn shipped(output: &str, cluster: Option<&ClusterUrl>) -> fidelis::Result<Manifest> {
@@ -151,7 +132,7 @@ fn counts(manifest: &Manifest) -> Vec<String> {
 
 #[test]
 fn the_shipped_pipeline_on_an_in_process_cluster_publishes_the_local_tables() {
-    on_cluster_runtime(|| async {
+    block_on_deep_stack(|| async {
         let ws = Workspace::new();
         let cluster = Standalone::start(2, 2).await.expect("an in-process cluster");
         let (local, remote) = (Output::local(&ws, "local"), Output::local(&ws, "cluster"));
@@ -185,7 +166,7 @@ O7,C7,2024-01-11,16.00,refund
 
 #[test]
 fn bad_rows_are_quarantined_or_fail_the_run_as_locally() {
-    on_cluster_runtime(|| async {
+    block_on_deep_stack(|| async {
         let ws = Workspace::new();
         ws.write("input/transactions/orders.csv", ORDERS);
         let cluster = Standalone::start(2, 1).await.expect("an in-process cluster");
@@ -258,7 +239,7 @@ fn a_scheduler_and_two_executor_processes_on_s3_publish_the_local_tables() {
     run(&local, None);
     run(&remote, Some(&format!("df://127.0.0.1:{port}")));
 
-    on_cluster_runtime(move || async move {
+    block_on_deep_stack(move || async move {
         assert_eq!(assert_same_tables(&local, &remote).await, 15, "every table of the pipeline");
         let staged = remote.contents().await.into_keys().filter(|path| path.starts_with("_staging")).count();
         assert_eq!(staged, 0, "the run's work location on S3 is removed after the run");
