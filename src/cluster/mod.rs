@@ -10,7 +10,9 @@
 //!   its work location on the output store, and its stages run as the cluster's jobs:
 //!   planned by the client, split into stages and partitions by the scheduler, run by
 //!   the executors, which write each partition of a stage's result there themselves
-//!   ([`write`]). Sources are read, typed and checked by the client, as locally.
+//!   ([`write`]). Sources are read, typed and checked by the client, as locally. What a
+//!   local run does on one partition because that is fastest on two cores gets a
+//!   partition-aware form first ([`forms`]).
 //! - [`stores`]: DataFusion's object store registry over `crate::storage`.
 //!
 //! Without the feature, the command line and the run keep their cluster options, and
