@@ -79,6 +79,11 @@ impl Node {
     ///   are measured, which DataFusion refuses for a join whose filter is built (the
     ///   task's status was lost and the job hung). Their common switch is off too, as
     ///   processes that receive the settings one by one apply it last.
+    /// - sorting partitions apart and merging them after (`repartition_sorts`): the
+    ///   running sums of `monthly_sales`, a window over a join whose sorted partitions
+    ///   were merged, saw the months out of order. A sort that needs one order sorts
+    ///   all its rows in one task; windows partitioned by a key (`crate::cluster::forms`)
+    ///   still sort each partition.
     pub fn configure(&self, config: SessionConfig) -> SessionConfig {
         let mut config = config
             .with_ballista_logical_extension_codec(self.logical_codec())
@@ -87,6 +92,7 @@ impl Node {
             .with_ballista_broadcast_join_threshold_bytes(0)
             .with_ballista_broadcast_join_threshold_rows(0);
         let optimizer = &mut config.options_mut().optimizer;
+        optimizer.repartition_sorts = false;
         optimizer.hash_join_single_partition_threshold = 0;
         optimizer.hash_join_single_partition_threshold_rows = 0;
         optimizer.enable_dynamic_filter_pushdown = false;

@@ -368,12 +368,14 @@ mod tests {
                 window.contains("UnresolvedShuffleExec: stage=2, partitioning: Hash([__fidelis_key_bucket@4], 4)"),
                 "{window}"
             );
-            // As a local run plans it, one task merges every sorted row and numbers them.
+            // As a local run plans it, one task sorts every row and numbers them.
             let local = stages(plan).await;
             let window = local.split("=========").find(|stage| stage.contains("WindowAggExec")).expect("a window");
             assert!(window.contains("ShuffleWriterExec: partitioning: UnknownPartitioning(1)"), "{window}");
             assert!(
-                window.contains("SortPreservingMergeExec: [customer_id@0 ASC NULLS LAST, order_date@1 ASC NULLS LAST]"),
+                window.contains(
+                    "SortExec: expr=[customer_id@0 ASC NULLS LAST, order_date@1 ASC NULLS LAST], preserve_partitioning=[false]\n        CoalescePartitionsExec"
+                ),
                 "{window}"
             );
         });
