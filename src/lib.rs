@@ -3,13 +3,15 @@
 //! Data flows one way: pipeline YAML → [`config`] (typed, validated) → [`plan`]
 //! (parameters bound, stages chosen) → [`run`] (one DataFusion session:
 //! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks) →
-//! [`sinks`] (staged Parquet, atomic publish, manifest).
+//! [`sinks`] (staged Parquet, atomic publish) and [`manifest`] → [`report`] (templates
+//! rendered over the tables a report declares).
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod functions;
 pub mod logging;
+pub mod manifest;
 pub mod models;
 pub mod plan;
 pub mod report;

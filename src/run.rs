@@ -14,7 +14,6 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::config::SessionConfig;
 use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
-use serde::Serialize;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -22,49 +21,14 @@ use crate::config::{OnError, ParamValue, Pipeline, Source, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
+use crate::manifest::{Manifest, StageReport};
 use crate::plan::{Overrides, Plan, bind};
 use crate::report::{self, RenderedFile, ReportRequest, Tables};
 use crate::schedule::{Job, Schedule};
-use crate::sinks::{Sink, StagedFile, TableReport};
-use crate::sources::{self, LoadedSource, SourceReport, quarantine_schema};
+use crate::sinks::{self, Sink, StagedFile, TableReport};
+use crate::sources::{self, LoadedSource, quarantine_schema};
 use crate::stages;
 use crate::storage::{Location, Storage};
-
-/// The run manifest, written as `{root}/_runs/as_of={as_of}/manifest.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Manifest {
-    pub pipeline: String,
-    pub pipeline_file: String,
-    pub fidelis_version: &'static str,
-    pub run_id: String,
-    pub as_of: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub duration_ms: u128,
-    /// Peak resident memory of the process, when the platform reports it (Linux).
-    pub peak_memory_bytes: Option<u64>,
-    pub parameters: IndexMap<String, serde_json::Value>,
-    pub sources: IndexMap<String, SourceReport>,
-    pub stages: Vec<StageReport>,
-    pub tables: IndexMap<String, TableReport>,
-    pub quarantine: IndexMap<String, TableReport>,
-    /// The reports written, by file name.
-    pub reports: IndexMap<String, String>,
-    /// Metrics that are null because an optional source they need is absent.
-    pub metrics_without_data: Vec<String>,
-    pub warnings: Vec<String>,
-}
-
-/// What the manifest records about a stage.
-#[derive(Debug, Clone, Serialize)]
-pub struct StageReport {
-    pub name: String,
-    pub rows: u64,
-    pub duration_ms: u128,
-    /// The stage's declared `counts`: rows matching each named condition.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
-    pub counts: IndexMap<String, u64>,
-}
 
 /// The process's peak resident set size so far (`VmHWM` in `/proc/self/status`).
 fn peak_memory_bytes() -> Option<u64> {
@@ -143,30 +107,10 @@ async fn execute(
     started: chrono::DateTime<Utc>,
 ) -> Result<Staged> {
     let ctx = session();
-    let mut manifest = Manifest {
-        pipeline: plan.pipeline.name.clone(),
-        pipeline_file: plan.pipeline.file.display().to_string(),
-        fidelis_version: env!("CARGO_PKG_VERSION"),
-        run_id: run_id.to_string(),
-        as_of: plan.as_of.to_string(),
-        started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
-        finished_at: String::new(),
-        duration_ms: 0,
-        peak_memory_bytes: None,
-        parameters: plan.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-        sources: IndexMap::new(),
-        stages: Vec::new(),
-        tables: IndexMap::new(),
-        quarantine: IndexMap::new(),
-        reports: IndexMap::new(),
-        metrics_without_data: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut manifest = Manifest::new(plan, run_id, started);
     let mut files = Vec::new();
     let mut stale = Vec::new();
-    // What the reports read of the published tables, kept for them.
     let renders_reports = plan.runs_everything() && !plan.pipeline.reports.is_empty();
-    let mut outputs = Tables::new();
 
     // Sources load and stages run as soon as what they need is done, one job per core
     // (a stage runs on one core, see `session`). Output tables are written while later
@@ -256,14 +200,11 @@ async fn execute(
                 let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
                 let batches =
                     frame.collect().await.map_err(|e| Error::runtime(format!("reading stage `{}`", stage.name), e))?;
-                let (sink, name, table) = (sink.clone(), stage.name.clone(), batches.clone());
+                let (sink, name) = (sink.clone(), stage.name.clone());
                 writes.spawn(async move {
-                    let (file, report) = sink.stage_table(&name, schema, &table).await?;
+                    let (file, report) = sink.stage_table(&name, schema, &batches).await?;
                     Ok((order, file, report))
                 });
-                if renders_reports && let Some(needed) = report::needed(&stage.name, &batches) {
-                    outputs.insert(stage.name.clone(), needed);
-                }
             }
             readers.done(&ctx, &stage.depends_on);
             if !readers.is_read(&stage.name) {
@@ -289,7 +230,7 @@ async fn execute(
     // A skipped table's partition from an earlier run would claim to be this run's.
     stale.extend(skipped.iter().filter(|s| plan.tables.iter().any(|t| t == *s)).map(|s| sink.partition(s)));
     if renders_reports {
-        files.extend(stage_reports(plan, sink, &outputs, &mut manifest).await?);
+        files.extend(stage_reports(plan, sink, &mut manifest).await?);
     } else if !plan.pipeline.reports.is_empty() {
         info!("reports are rendered by full runs only (not with --only)");
     }
@@ -379,17 +320,12 @@ async fn record_source(
     Ok(())
 }
 
-/// Renders the pipeline's reports over `tables` into the sink's staging area, to be
-/// published with the tables.
-async fn stage_reports(
-    plan: &Plan<'_>,
-    sink: &Sink,
-    tables: &Tables,
-    manifest: &mut Manifest,
-) -> Result<Vec<StagedFile>> {
+/// Renders the pipeline's reports into the sink's staging area, to be published with the
+/// tables, from the tables they declare as this run staged them.
+async fn stage_reports(plan: &Plan<'_>, sink: &Sink, manifest: &mut Manifest) -> Result<Vec<StagedFile>> {
     let clock = Instant::now();
-    let json = serde_json::to_value(&*manifest).map_err(|e| Error::runtime("reading the manifest", e))?;
-    let rendered = render_reports(plan, tables, &json)?;
+    let tables = report::read_tables(&plan.pipeline.reports, |table| sink.staged_table(table)).await?;
+    let rendered = render_reports(plan, &tables, manifest)?;
     let mut staged = Vec::with_capacity(rendered.len());
     for file in rendered {
         let report = sink.stage_report(&file.path, file.bytes).await?;
@@ -400,17 +336,9 @@ async fn stage_reports(
     Ok(staged)
 }
 
-fn render_reports(plan: &Plan<'_>, tables: &Tables, manifest: &serde_json::Value) -> Result<Vec<RenderedFile>> {
-    let text = |name: &str, default: &'static str| match plan.params.get(name) {
-        Some(ParamValue::String(value)) => value.clone(),
-        _ => default.to_string(),
-    };
-    let (locale, currency) = (text("locale", "en-US"), text("currency", "EUR"));
+fn render_reports(plan: &Plan<'_>, tables: &Tables, manifest: &Manifest) -> Result<Vec<RenderedFile>> {
     report::render(&ReportRequest {
-        pipeline_name: &plan.pipeline.name,
-        as_of: plan.as_of,
-        locale: &locale,
-        currency: &currency,
+        params: &plan.params,
         manifest,
         tables,
         templates_dir: &plan.pipeline.templates_dir,
@@ -433,16 +361,18 @@ pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<St
         return Err(Error::config(
             pipeline.file.display().to_string(),
             "the pipeline has no `reports`",
-            "add `reports: [{template: report.html.tera, path: report.html}]`",
+            "add `reports: [{template: report.html.tera, path: report.html, tables: [...]}]`",
         ));
     }
     let storage = Storage::new();
     let root = storage.resolve(&plan.fill(&outputs.root))?;
-    let (tables, manifest) = report::read_published(&root, &outputs.tables, plan.as_of).await?;
+    let manifest = Manifest::read(&root, plan.as_of).await?;
+    let tables = report::read_tables(&pipeline.reports, |table| sinks::table_file(&root, table, plan.as_of)).await?;
     if tables.is_empty() {
         return Err(Error::Data(format!(
-            "no tables are published for as_of {} under {root}; run the pipeline first",
-            plan.as_of
+            "none of the tables the reports read is published for as_of {} under {root}; run the pipeline for \
+             that day (fidelis run PIPELINE --as-of {})",
+            plan.as_of, plan.as_of
         )));
     }
     let run_id = format!("{}-{}-report", Utc::now().format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
@@ -512,11 +442,13 @@ pub struct Validation {
     pub stages: Vec<(String, Option<String>, Vec<String>)>,
 }
 
-/// Checks `pipeline` without reading data or writing anything: parameters bind,
-/// every source is reachable and has files (or is optional), every stage plans
-/// against the sources' schemas and the stages before it.
+/// Checks `pipeline` without reading data or writing anything: parameters bind, the
+/// report templates parse and read only the tables their report declares, every source
+/// is reachable and has files (or is optional), every stage plans against the sources'
+/// schemas and the stages before it.
 pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Validation> {
     let plan = bind(pipeline, overrides)?;
+    report::check(&pipeline.reports, &pipeline.templates_dir, &plan.params, &pipeline.file)?;
     let storage = Storage::new();
     if let Some(outputs) = &pipeline.outputs {
         storage.resolve(&plan.fill(&outputs.root))?;

@@ -1,8 +1,12 @@
-//! The one place that writes Parquet, and the atomic publish of a run.
+//! The one place that writes Parquet, the atomic publish of a run, and the layout of
+//! an output root (the one place that spells it: [`partition`], [`table_file`],
+//! [`part_file_name`], [`manifest_file`]).
 //!
-//! Each table partition is a single file, `{root}/{table}/as_of={as_of}/part-00000.parquet`.
-//! A run writes every file to `{root}/_staging/{run_id}/` first; only when all of
-//! them are written does it move each into place. A move within a store replaces one
+//! Each table partition is a single file, `{root}/{table}/as_of={as_of}/part-00000.parquet`;
+//! reports are published under `{root}/reports/as_of={as_of}/` and the run's manifest as
+//! `{root}/_runs/as_of={as_of}/manifest.json`. A run writes every file to
+//! `{root}/_staging/{run_id}/` first; only when all of them are written does it move
+//! each into place. A move within a store replaces one
 //! object with another in one step (a rename on local disks, a copy on object
 //! stores), so a reader sees either the old partition or the new one, never a partial
 //! file; and a run that fails before publishing leaves the published data untouched.
@@ -21,19 +25,51 @@ use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::storage::Location;
 
-/// The single data file of each partition.
-pub(crate) const PART_FILE: &str = "part-00000.parquet";
+/// The partition folder of `table` for `as_of`: `{root}/{table}/as_of={as_of}/`. A table
+/// may be a path below the root, e.g. `_quarantine/orders`.
+pub fn partition(root: &Location, table: &str, as_of: NaiveDate) -> Location {
+    let mut location = root.clone();
+    for segment in table.split('/') {
+        location = location.child(segment);
+    }
+    location.child(&format!("as_of={as_of}"))
+}
+
+/// The single data file of `table`'s partition for `as_of`.
+pub fn table_file(root: &Location, table: &str, as_of: NaiveDate) -> Location {
+    partition(root, table, as_of).child(&part_file_name("parquet"))
+}
+
+/// The name of a folder's single data file in `extension`'s format: `part-00000.parquet`.
+pub fn part_file_name(extension: &str) -> String {
+    format!("part-00000.{extension}")
+}
+
+/// The manifest of the run published for `as_of`.
+pub fn manifest_file(root: &Location, as_of: NaiveDate) -> Location {
+    partition(root, "_runs", as_of).child("manifest.json")
+}
+
+/// The object at `location`, or `None` when there is none.
+pub async fn read_if_present(location: &Location) -> Result<Option<bytes::Bytes>> {
+    let failed = |e: object_store::Error| Error::runtime(format!("reading {location}"), e);
+    match location.store.get(&location.path).await {
+        Ok(result) => result.bytes().await.map(Some).map_err(failed),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(error) => Err(failed(error)),
+    }
+}
 
 /// Where a run writes: the output root, its as_of, and its private staging area.
 #[derive(Clone)]
 pub struct Sink {
     root: Location,
-    partition: String,
+    as_of: NaiveDate,
     staging: Location,
 }
 
@@ -51,7 +87,7 @@ impl StagedFile {
 }
 
 /// What the manifest records about a written table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableReport {
     /// The partition's folder.
     pub url: String,
@@ -64,16 +100,18 @@ impl Sink {
     /// A sink writing partition `as_of` under `root`, staging under `run_id`.
     pub fn new(root: Location, as_of: NaiveDate, run_id: &str) -> Self {
         let staging = root.child("_staging").child(run_id);
-        Sink { root, partition: format!("as_of={as_of}"), staging }
+        Sink { root, as_of, staging }
     }
 
     /// The partition folder of `table` (a path below the root, e.g. `_quarantine/orders`).
     pub fn partition(&self, table: &str) -> Location {
-        let mut location = self.root.clone();
-        for segment in table.split('/') {
-            location = location.child(segment);
-        }
-        location.child(&self.partition)
+        partition(&self.root, table, self.as_of)
+    }
+
+    /// Where [`Sink::stage_table`] writes `table` until the run publishes it: a run reads
+    /// its output tables back from here (for its reports) before they are published.
+    pub fn staged_table(&self, table: &str) -> Location {
+        self.staging.child(&format!("{}.parquet", table.replace('/', "__")))
     }
 
     /// Writes `batches` as the staged Parquet file of `table`.
@@ -83,8 +121,8 @@ impl Sink {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<(StagedFile, TableReport)> {
-        let target = self.partition(table).child(PART_FILE);
-        let staged = self.staging.child(&format!("{}.parquet", table.replace('/', "__")));
+        let target = table_file(&self.root, table, self.as_of);
+        let staged = self.staged_table(table);
         let (rows, bytes) = write_parquet(&staged, schema, batches).await?;
         let report =
             TableReport { url: self.partition(table).to_string(), files: vec![target.to_string()], rows, bytes };
@@ -113,7 +151,7 @@ impl Sink {
         // Readers waiting for _SUCCESS must not trust this partition while it changes.
         delete_if_present(&success).await?;
         self.move_into_place(&files, stale).await?;
-        put(&runs.child("manifest.json"), manifest.to_vec()).await?;
+        put(&manifest_file(&self.root, self.as_of), manifest.to_vec()).await?;
         put(&success, Vec::new()).await?;
         self.abort().await;
         Ok(())

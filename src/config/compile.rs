@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use indexmap::IndexMap;
 
 use super::locate::locate;
-use super::raw::{RawPipeline, RawSource, RawStage};
+use super::raw::{RawPipeline, RawReport, RawSource, RawStage};
 use super::{AS_OF, Check, Column, Outputs, Param, Pipeline, Report, Source, Stage, TIMEZONE};
 use crate::config::types::{ParamType, ParamValue};
 use crate::error::{Diagnostic, Error, Result};
@@ -103,18 +103,13 @@ impl Compiler<'_> {
             self.placeholders(&outputs.root, &params, &["outputs", "root"]);
             Outputs { root: outputs.root, tables: outputs.tables }
         });
-        let mut reports = Vec::new();
-        for (index, report) in raw.reports.into_iter().enumerate() {
-            if !templates_dir.join(&report.template).is_file() {
-                let index = index.to_string();
-                self.error(
-                    &["reports", &index, "template"],
-                    format!("template `{}` not found in {}", report.template, templates_dir.display()),
-                    "create the template or fix `templates_dir` / `template`",
-                );
-            }
-            reports.push(Report { template: report.template, path: report.path });
-        }
+        let published: Vec<&String> = outputs.iter().flat_map(|o| &o.tables).collect();
+        let reports = raw
+            .reports
+            .into_iter()
+            .enumerate()
+            .map(|(index, report)| self.report(index, report, &templates_dir, &stages, &published))
+            .collect();
         if !self.diagnostics.is_empty() {
             return Err(Error::Config(self.diagnostics));
         }
@@ -129,6 +124,47 @@ impl Compiler<'_> {
             reports,
             templates_dir,
         })
+    }
+
+    /// A report: its template exists, its output path stays in the report folder, and
+    /// the tables it reads are published stages (`fidelis report` reads them back).
+    fn report(
+        &mut self,
+        index: usize,
+        report: RawReport,
+        templates_dir: &Path,
+        stages: &[Stage],
+        published: &[&String],
+    ) -> Report {
+        let index = index.to_string();
+        if !templates_dir.join(&report.template).is_file() {
+            self.error(
+                &["reports", &index, "template"],
+                format!("template `{}` not found in {}", report.template, templates_dir.display()),
+                "create the template or fix `templates_dir` / `template`",
+            );
+        }
+        let inside = Path::new(&report.path).components().all(|c| matches!(c, Component::Normal(_)));
+        if report.path.is_empty() || !inside {
+            self.error(
+                &["reports", &index, "path"],
+                format!("report path `{}` leaves the report folder", report.path),
+                "write a file name (or a relative path without `.` or `..` segments) such as `report.html`",
+            );
+        }
+        for (position, table) in report.tables.iter().enumerate() {
+            let at = ["reports", &index, "tables", &position.to_string()];
+            if !stages.iter().any(|stage| &stage.name == table) {
+                self.error(&at, format!("report table `{table}` is not a stage"), "list stage names under `tables`");
+            } else if !published.contains(&table) {
+                self.error(
+                    &at,
+                    format!("report table `{table}` is not among `outputs.tables`"),
+                    "add it to `outputs.tables`: reports are rendered from published tables",
+                );
+            }
+        }
+        Report { template: report.template, path: report.path, tables: report.tables }
     }
 
     fn folder(&mut self, dir: &Path, configured: Option<&str>, key: &str) -> PathBuf {

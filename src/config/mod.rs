@@ -126,8 +126,12 @@ pub struct Outputs {
 pub struct Report {
     /// Template name, relative to `templates_dir`.
     pub template: String,
-    /// File name under `{root}/reports/as_of={as_of}/`.
+    /// File name under `{root}/reports/as_of={as_of}/`: a relative path without `.` or
+    /// `..` segments.
     pub path: String,
+    /// The output tables the template reads (as `tables.<name>`), each one a stage
+    /// among `outputs.tables`.
+    pub tables: Vec<String>,
 }
 
 impl Pipeline {

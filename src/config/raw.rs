@@ -198,4 +198,7 @@ pub struct RawReport {
     pub template: String,
     /// The file name written under `{root}/reports/as_of={as_of}/`.
     pub path: String,
+    /// The output tables the template reads, as `tables.<name>`.
+    #[serde(default)]
+    pub tables: Vec<String>,
 }

@@ -159,29 +159,13 @@ pub struct Bin {
     pub count: u64,
 }
 
-/// What a histogram is drawn from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HistogramData {
-    /// Bins computed by the caller (e.g. in SQL). Bins with a non-finite edge or
-    /// `end <= start` are skipped.
-    Bins(Vec<Bin>),
-    /// Raw values, cut into equal-width bins by [`bin_values`].
-    Values {
-        /// The observations; non-finite ones are skipped.
-        values: Vec<f64>,
-        /// Number of bins (at least 1).
-        bins: usize,
-        /// Range to cut, e.g. `(0.0, 1.0)` for shares; `None` for min..max.
-        range: Option<(f64, f64)>,
-    },
-}
-
 /// A histogram of one distribution.
 pub struct Histogram<'a> {
     /// Chart title (also its accessible name).
     pub title: String,
-    /// Bins or raw values.
-    pub data: HistogramData,
+    /// The bins, e.g. computed in SQL. Bins with a non-finite edge or `end <= start`
+    /// are skipped.
+    pub bins: Vec<Bin>,
     /// Label of the value axis with its unit; say so here when the edge bins hold
     /// values beyond a given range.
     pub x_label: String,
@@ -352,48 +336,6 @@ fn snap(x: f64, round: fn(f64) -> f64) -> f64 {
     if (x - nearest).abs() < 1e-9 { nearest } else { round(x) }
 }
 
-/// Cuts `values` into `bins` equal-width bins over `range` (or min..max). Values
-/// outside the range are counted in the first or last bin, so nothing is dropped;
-/// non-finite values are skipped. Returns no bins when there is no finite value.
-pub fn bin_values(values: &[f64], bins: usize, range: Option<(f64, f64)>) -> Vec<Bin> {
-    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let Some((mut lo, mut hi)) =
-        range.filter(|(a, b)| a.is_finite() && b.is_finite()).map(|(a, b)| (a.min(b), a.max(b))).or_else(|| {
-            let min = finite.iter().copied().reduce(f64::min)?;
-            let max = finite.iter().copied().reduce(f64::max)?;
-            Some((min, max))
-        })
-    else {
-        return Vec::new();
-    };
-    if finite.is_empty() {
-        return Vec::new();
-    }
-    if lo == hi {
-        let half = if lo == 0.0 { 0.5 } else { lo.abs() * 0.05 };
-        lo -= half;
-        hi += half;
-    }
-    let bins = bins.max(1);
-    let width = (hi - lo) / bins as f64;
-    let mut counts = vec![0u64; bins];
-    for v in finite {
-        // The float → usize cast saturates, which clamps values below the range to
-        // bin 0; `min` clamps those above (and `hi` itself) to the last bin.
-        let index = (((v - lo) / width).floor().max(0.0) as usize).min(bins - 1);
-        counts[index] += 1;
-    }
-    counts
-        .into_iter()
-        .enumerate()
-        .map(|(i, count)| Bin {
-            start: lo + width * i as f64,
-            end: if i + 1 == bins { hi } else { lo + width * (i + 1) as f64 },
-            count,
-        })
-        .collect()
-}
-
 // ---------------------------------------------------------------------------
 // SVG primitives
 // ---------------------------------------------------------------------------
@@ -410,7 +352,7 @@ fn escape(s: &str) -> String {
             c => Some(c),
         })
         .collect();
-    super::filters::escape_html(&cleaned)
+    super::escape::escape_html(&cleaned)
 }
 
 /// A coordinate with at most one decimal and never "-0".
@@ -1130,15 +1072,11 @@ fn count_ticks(max: u64) -> Vec<f64> {
     }
 }
 
-/// A histogram from caller bins or raw values: adjacent bars over a continuous
-/// value axis, counts on the vertical axis.
+/// A histogram from its bins: adjacent bars over a continuous value axis, counts on the
+/// vertical axis.
 pub fn histogram(chart: &Histogram) -> String {
-    let mut bins: Vec<Bin> = match &chart.data {
-        HistogramData::Bins(bins) => {
-            bins.iter().copied().filter(|b| b.start.is_finite() && b.end.is_finite() && b.end > b.start).collect()
-        }
-        HistogramData::Values { values, bins, range } => bin_values(values, *bins, *range),
-    };
+    let mut bins: Vec<Bin> =
+        chart.bins.iter().copied().filter(|b| b.start.is_finite() && b.end.is_finite() && b.end > b.start).collect();
     bins.sort_by(|a, b| a.start.total_cmp(&b.start));
     let max_count = bins.iter().map(|b| b.count).max().unwrap_or(0);
     let (Some(first), Some(last)) = (bins.first(), bins.last()) else {
@@ -1501,10 +1439,10 @@ mod tests {
         })
     }
 
-    fn hist(data: HistogramData, x_label: &str) -> String {
+    fn hist(bins: Vec<Bin>, x_label: &str) -> String {
         histogram(&Histogram {
             title: "Share of wallet".into(),
-            data,
+            bins,
             x_label: x_label.into(),
             y_label: "Customers".into(),
             format: &pct,
@@ -1571,11 +1509,11 @@ mod tests {
                 ],
             ),
             hist(
-                HistogramData::Values {
-                    values: vec![0.1, 0.2, 0.25, 0.9, 1.0, f64::NAN],
-                    bins: 10,
-                    range: Some((0.0, 1.0)),
-                },
+                vec![
+                    Bin { start: 0.0, end: 0.5, count: 3 },
+                    Bin { start: 0.5, end: 1.0, count: 2 },
+                    Bin { start: f64::NAN, end: 1.0, count: 7 },
+                ],
                 label,
             ),
             boxes(vec![
@@ -1612,16 +1550,6 @@ mod tests {
     }
 
     #[test]
-    fn bins_clamp_outliers_into_the_edge_bins() {
-        let bins = bin_values(&[-1.0, 0.0, 0.49, 0.5, 1.0, 7.0, f64::NAN], 2, Some((0.0, 1.0)));
-        assert_eq!(bins, [Bin { start: 0.0, end: 0.5, count: 3 }, Bin { start: 0.5, end: 1.0, count: 3 }]);
-        let all_same = bin_values(&[2.0, 2.0], 4, None);
-        assert_eq!(all_same.iter().map(|b| b.count).sum::<u64>(), 2);
-        assert!(bin_values(&[f64::NAN], 4, None).is_empty());
-        assert!(bin_values(&[], 4, Some((0.0, 1.0))).is_empty());
-    }
-
-    #[test]
     fn every_chart_is_well_formed_and_deterministic() {
         let first = every_chart("Champions");
         for svg in &first {
@@ -1652,9 +1580,8 @@ mod tests {
             lines(vec![Series { name: "a".into(), values: vec![None; 13] }], months(13)),
             lines(vec![Series { name: "a".into(), values: vec![Some(1.0)] }], vec![]),
             bars(vec![], vec![]),
-            hist(HistogramData::Bins(vec![]), "x"),
-            hist(HistogramData::Bins(vec![Bin { start: 0.0, end: 1.0, count: 0 }]), "x"),
-            hist(HistogramData::Values { values: vec![], bins: 10, range: None }, "x"),
+            hist(vec![], "x"),
+            hist(vec![Bin { start: 0.0, end: 1.0, count: 0 }], "x"),
             boxes(vec![group("x", [None; 5])]),
             steps(vec![]),
         ];

@@ -34,7 +34,8 @@ use std::collections::HashMap;
 
 use tera::{Tera, Value};
 
-use super::format::{Date, DateStyle, Locale, MonthStyle, YearMonth, currency_minor_units};
+use super::escape::escape_html;
+use super::format::{DateStyle, Locale, MonthStyle, currency_minor_units, parse_date, parse_month};
 
 /// The most decimals a filter accepts; more is certainly a template mistake.
 const MAX_DECIMALS: usize = 10;
@@ -42,7 +43,7 @@ const MAX_DECIMALS: usize = 10;
 /// Registers the report filters (`currency`, `number`, `percent`, `delta_pp`,
 /// `delta_pct`, `delta_number`, `compact`, `month`, `date`) on `tera`, formatting for `locale` and
 /// the ISO 4217 `currency` (e.g. `"EUR"`).
-pub fn register(tera: &mut Tera, locale: Locale, currency: &str) {
+pub(super) fn register(tera: &mut Tera, locale: Locale, currency: &str) {
     let code = currency.trim().to_ascii_uppercase();
 
     let currency_code = code.clone();
@@ -98,9 +99,7 @@ pub fn register(tera: &mut Tera, locale: Locale, currency: &str) {
             "short" => MonthStyle::Short,
             _ => MonthStyle::Long,
         };
-        let month = call.parsed_text("YYYY-MM or YYYY-MM-DD", |s| {
-            s.parse::<YearMonth>().ok().or_else(|| s.parse::<Date>().ok().map(Date::year_month))
-        })?;
+        let month = call.parsed_text("YYYY-MM or YYYY-MM-DD", parse_month)?;
         Ok(locale.month(month, style))
     });
 
@@ -111,7 +110,7 @@ pub fn register(tera: &mut Tera, locale: Locale, currency: &str) {
             "numeric" => DateStyle::Numeric,
             _ => DateStyle::Long,
         };
-        let date = call.parsed_text("YYYY-MM-DD", |s| s.parse::<Date>().ok())?;
+        let date = call.parsed_text("YYYY-MM-DD", parse_date)?;
         Ok(locale.date(date, style))
     });
 }
@@ -126,7 +125,8 @@ where
 
 /// A filter that escapes its own output for HTML and marks it safe. Tera's
 /// autoescaping would do the same but also turn the "/" of a numeric date into
-/// "&#x2F;", which is correct HTML yet unreadable in any other output.
+/// "&#x2F;", which is correct HTML yet unreadable in any other output. Only a
+/// misconfigured currency code can put a special character into a filter's output.
 struct Escaped<F>(F);
 
 impl<F> tera::Filter for Escaped<F>
@@ -140,24 +140,6 @@ where
     fn is_safe(&self) -> bool {
         true
     }
-}
-
-/// Escapes the characters that are special in HTML text and attribute values.
-/// Only a misconfigured currency code can put one into a filter's output. Also the
-/// autoescape function of HTML reports (see `super::templates`).
-pub(crate) fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// One filter invocation: its name for error messages, the input and the arguments.

@@ -18,7 +18,7 @@ pub use generate::{SampleData, SampleSpec};
 
 use crate::config::Format;
 use crate::error::{Error, Result};
-use crate::sinks::write_parquet;
+use crate::sinks::{part_file_name, write_parquet};
 use crate::storage::Location;
 
 /// Writes every table of `data` under `out` in `format`; returns (table, rows) written.
@@ -33,7 +33,7 @@ pub async fn write(data: &SampleData, out: &Location, format: Format) -> Result<
     let mut written = Vec::new();
     for (name, batch) in tables {
         let batch = batch.map_err(|e| Error::runtime(format!("building sample table `{name}`"), e))?;
-        let file = out.child(name).child(&format!("part-00000.{format}"));
+        let file = out.child(name).child(&part_file_name(&format.to_string()));
         match format {
             Format::Parquet => {
                 write_parquet(&file, batch.schema(), std::slice::from_ref(&batch)).await?;

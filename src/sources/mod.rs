@@ -17,7 +17,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{SessionContext, col};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use files::InputFile;
 
@@ -41,12 +41,12 @@ pub struct LoadedSource {
 }
 
 /// What the manifest records about a source.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceReport {
     /// The source's location, without credentials.
     pub url: String,
     /// `loaded`, or `absent` for an optional source without files.
-    pub status: &'static str,
+    pub status: String,
     pub files: Vec<InputFile>,
     pub rows_read: u64,
     pub rows_loaded: u64,
@@ -235,7 +235,7 @@ pub async fn load(ctx: &SessionContext, source: &Source, location: &Location, ti
     let batches = drop_rows(typed, &bad_index)?;
     let rows_loaded: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let quarantine = (!bad.is_empty()).then(|| quarantine_batch(&input_files, &bad));
-    let status = if input_files.is_empty() { "absent" } else { "loaded" };
+    let status = if input_files.is_empty() { "absent" } else { "loaded" }.to_string();
     let rows_quarantined = rows_read - rows_loaded;
     debug_assert_eq!(rows_quarantined, quarantined_rows, "every bad row is counted once");
     Ok(LoadedSource {

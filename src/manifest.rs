@@ -1,0 +1,114 @@
+//! The run manifest: what a run read, computed and published, written by the sink as
+//! `{root}/_runs/as_of={as_of}/manifest.json` and read back, typed, by `fidelis report`.
+//!
+//! A manifest written by an earlier fidelis may lack a field added since: every field
+//! has a default when reading, so old runs stay readable.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::sinks::{TableReport, manifest_file, read_if_present};
+use crate::sources::SourceReport;
+use crate::storage::Location;
+
+/// The run manifest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Manifest {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The pipeline file the run loaded.
+    pub pipeline_file: String,
+    /// The fidelis version that ran it.
+    pub fidelis_version: String,
+    /// The run's id: its start time and process id.
+    pub run_id: String,
+    /// The run's as_of, `YYYY-MM-DD`.
+    pub as_of: String,
+    /// When the run started (RFC 3339, UTC).
+    pub started_at: String,
+    /// When it finished (RFC 3339, UTC).
+    pub finished_at: String,
+    /// How long it took.
+    pub duration_ms: u128,
+    /// Peak resident memory of the process, when the platform reports it (Linux).
+    pub peak_memory_bytes: Option<u64>,
+    /// Every parameter's value, by name.
+    pub parameters: IndexMap<String, serde_json::Value>,
+    /// What was read from each source, by name.
+    pub sources: IndexMap<String, SourceReport>,
+    /// The stages run, in pipeline order.
+    pub stages: Vec<StageReport>,
+    /// The output tables published, by name.
+    pub tables: IndexMap<String, TableReport>,
+    /// The quarantine tables published, by source.
+    pub quarantine: IndexMap<String, TableReport>,
+    /// The reports written, by file name.
+    pub reports: IndexMap<String, String>,
+    /// Metrics that are null because an optional source they need is absent.
+    pub metrics_without_data: Vec<String>,
+    /// The run's warnings, in the order they were raised.
+    pub warnings: Vec<String>,
+}
+
+/// What the manifest records about a stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StageReport {
+    /// The stage's name.
+    pub name: String,
+    /// Rows of its result.
+    pub rows: u64,
+    /// How long it took, counting included.
+    pub duration_ms: u128,
+    /// The stage's declared `counts`: rows matching each named condition.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub counts: IndexMap<String, u64>,
+}
+
+impl Manifest {
+    /// The manifest of a run of `plan` that started at `started`, before anything ran.
+    pub fn new(plan: &Plan<'_>, run_id: &str, started: DateTime<Utc>) -> Self {
+        Manifest {
+            pipeline: plan.pipeline.name.clone(),
+            pipeline_file: plan.pipeline.file.display().to_string(),
+            fidelis_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: run_id.to_string(),
+            as_of: plan.as_of.to_string(),
+            started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
+            parameters: plan.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+            ..Manifest::default()
+        }
+    }
+
+    /// The manifest of the run published under `root` for `as_of`.
+    pub async fn read(root: &Location, as_of: NaiveDate) -> Result<Manifest> {
+        let location = manifest_file(root, as_of);
+        let Some(bytes) = read_if_present(&location).await? else {
+            return Err(Error::Data(format!(
+                "no run published for as_of {as_of} at {root}: {location} does not exist; run the pipeline for \
+                 that day first (fidelis run PIPELINE --as-of {as_of})"
+            )));
+        };
+        serde_json::from_slice(&bytes).map_err(|e| Error::Data(format!("{location} is not a run manifest: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_reads_back_as_written_and_missing_fields_take_defaults() {
+        let mut manifest = Manifest { pipeline: "loyalty".into(), duration_ms: 9_500, ..Manifest::default() };
+        manifest.stages.push(StageReport { name: "rfm".into(), rows: 12, ..StageReport::default() });
+        let json = serde_json::to_string(&manifest).expect("JSON");
+        let read: Manifest = serde_json::from_str(&json).expect("reads back");
+        assert_eq!((read.pipeline.as_str(), read.duration_ms, read.stages[0].rows), ("loyalty", 9_500, 12));
+        let old: Manifest = serde_json::from_str(r#"{"pipeline": "loyalty", "run_id": "r1"}"#).expect("reads");
+        assert_eq!((old.run_id.as_str(), old.warnings.len(), old.peak_memory_bytes), ("r1", 0, None));
+    }
+}
