@@ -215,7 +215,11 @@ impl Call<'_> {
     fn series(&self, rows: &[Value]) -> tera::Result<Vec<Series>> {
         let (columns, names) = (self.texts("series")?, self.texts("names")?);
         if columns.len() != names.len() {
-            return Err(self.error(format!("`series` has {} columns but `names` {} names", columns.len(), names.len())));
+            return Err(self.error(format!(
+                "`series` has {} columns but `names` {} names",
+                columns.len(),
+                names.len()
+            )));
         }
         columns
             .iter()
@@ -244,9 +248,10 @@ impl Call<'_> {
             ("currency", Some(_)) => {
                 Err(self.error("`decimals` does not apply to `currency`, which charts write compactly (€1.2M)".into()))
             }
-            (other, _) => Err(self.error(format!(
-                "argument `format` must be \"percent\", \"number\" or \"currency\", got {other:?}"
-            ))),
+            (other, _) => {
+                Err(self
+                    .error(format!("argument `format` must be \"percent\", \"number\" or \"currency\", got {other:?}")))
+            }
         }
     }
 }
@@ -324,7 +329,8 @@ fn heatmap(call: &Call) -> tera::Result<String> {
 fn histogram(call: &Call) -> tera::Result<String> {
     let rows = call.rows()?;
     let format = call.format()?;
-    let (from, to, count) = (call.numbers_of(rows, "from")?, call.numbers_of(rows, "to")?, call.numbers_of(rows, "count")?);
+    let (from, to, count) =
+        (call.numbers_of(rows, "from")?, call.numbers_of(rows, "to")?, call.numbers_of(rows, "count")?);
     let bins = from
         .into_iter()
         .zip(to)
@@ -352,8 +358,13 @@ fn box_chart(call: &Call) -> tera::Result<String> {
         Some(_) => call.numbers_of(rows, name),
         None => Ok(vec![None; rows.len()]),
     };
-    let (low, q1, median, q3, high) =
-        (call.numbers_of(rows, "low")?, optional("q1")?, call.numbers_of(rows, "median")?, optional("q3")?, call.numbers_of(rows, "high")?);
+    let (low, q1, median, q3, high) = (
+        call.numbers_of(rows, "low")?,
+        optional("q1")?,
+        call.numbers_of(rows, "median")?,
+        optional("q3")?,
+        call.numbers_of(rows, "high")?,
+    );
     let groups = groups
         .into_iter()
         .enumerate()
@@ -382,7 +393,8 @@ fn step_chart(call: &Call) -> tera::Result<String> {
         .series(rows)?
         .into_iter()
         .map(|s| {
-            let mut points: Vec<(f64, f64)> = x.iter().zip(&s.values).filter_map(|(x, y)| Some(((*x)?, (*y)?))).collect();
+            let mut points: Vec<(f64, f64)> =
+                x.iter().zip(&s.values).filter_map(|(x, y)| Some(((*x)?, (*y)?))).collect();
             if origin && !points.is_empty() {
                 points.insert(0, (0.0, 0.0));
             }
@@ -394,9 +406,11 @@ fn step_chart(call: &Call) -> tera::Result<String> {
         .collect();
     let at = match call.args.get("references") {
         None => Vec::new(),
-        Some(Value::Array(values)) => values.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>().ok_or_else(|| {
-            call.error("argument `references` must be a list of numbers".into())
-        })?,
+        Some(Value::Array(values)) => values
+            .iter()
+            .map(Value::as_f64)
+            .collect::<Option<Vec<f64>>>()
+            .ok_or_else(|| call.error("argument `references` must be a list of numbers".into()))?,
         Some(other) => return Err(call.error(format!("argument `references` must be a list of numbers, got {other}"))),
     };
     let labels = if at.is_empty() { Vec::new() } else { call.texts("reference_labels")? };

@@ -27,7 +27,11 @@ pub fn rows(name: &str, batches: &[RecordBatch]) -> Result<Vec<Row>> {
             .zip(schema.fields())
             .map(|(array, field)| {
                 values(array).map_err(|e| {
-                    Error::Data(format!("table `{name}`, column `{}`: cannot read {}: {e}", field.name(), array.data_type()))
+                    Error::Data(format!(
+                        "table `{name}`, column `{}`: cannot read {}: {e}",
+                        field.name(),
+                        array.data_type()
+                    ))
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -49,7 +53,12 @@ fn values(array: &ArrayRef) -> std::result::Result<Vec<Value>, datafusion::arrow
             let booleans = array.as_boolean();
             all.map(|i| nullable(i, Value::Bool(booleans.value(i)))).collect()
         }
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
         | DataType::UInt32 => {
             let integers = cast(array, &DataType::Int64)?;
             let integers = integers.as_primitive::<Int64Type>();

@@ -172,7 +172,9 @@ fn tables_read(nodes: &[Node], read: &mut BTreeSet<String>) {
             Node::VariableBlock(_, expr) => expression_tables(expr, read),
             Node::Set(_, set) => expression_tables(&set.value, read),
             Node::Forloop(_, forloop, _) => expression_tables(&forloop.container, read),
-            Node::If(branches, _) => branches.conditions.iter().for_each(|(_, condition, _)| expression_tables(condition, read)),
+            Node::If(branches, _) => {
+                branches.conditions.iter().for_each(|(_, condition, _)| expression_tables(condition, read))
+            }
             Node::FilterSection(_, section, _) => section.filter.args.values().for_each(|e| expression_tables(e, read)),
             _ => {}
         }
@@ -311,5 +313,4 @@ mod tests {
         assert_eq!(Escaping::for_output("report.txt"), Escaping::None);
         assert_eq!(Escaping::for_output("README"), Escaping::None);
     }
-
 }

@@ -11,7 +11,7 @@ use crate::support::{Workspace, fidelis, query, repo, run_only};
 
 const AS_OF: &str = "2026-11-21";
 
-async fn run_clv(ws: &Workspace, set: &[(&str, &str)]) -> fidelis::run::Manifest {
+async fn run_clv(ws: &Workspace, set: &[(&str, &str)]) -> fidelis::manifest::Manifest {
     let output = ws.path("out").display().to_string();
     let mut all = vec![("input", "data/sample"), ("output", output.as_str())];
     all.extend_from_slice(set);

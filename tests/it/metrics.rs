@@ -108,7 +108,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::Float64Type;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use fidelis::run::Manifest;
+use fidelis::manifest::Manifest;
 
 use crate::support::{Workspace, partition_file, read_parquet, repo, run_only, table};
 

@@ -7,8 +7,8 @@ use std::process::Command;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use fidelis::manifest::Manifest;
 use fidelis::plan::Overrides;
-use fidelis::run::Manifest;
 use tempfile::TempDir;
 
 /// The repository root.
