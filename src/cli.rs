@@ -10,6 +10,7 @@ use tracing::info;
 use crate::config::{self, Format};
 use crate::error::{Error, Result};
 use crate::logging::{self, LogFormat, Step};
+use crate::memory;
 use crate::plan::Overrides;
 use crate::run;
 use crate::sample_data::{self, SampleSpec};
@@ -114,6 +115,19 @@ pub struct RunArgs {
     /// output tables are published.
     #[arg(long, value_delimiter = ',', value_name = "STAGE,...")]
     pub only: Vec<String>,
+
+    /// Memory the whole run may use, e.g. `4GiB`, `512MiB` (binary units; KB/MB/GB are
+    /// decimal). Sorts, aggregations and joins spill to `--spill-dir` beyond it, and
+    /// source data and stage results that do not fit live there; work that cannot fit even
+    /// so fails with exit code 4. Default: the container's memory limit minus headroom
+    /// (10 %, at least 256 MiB), else 75 % of physical memory.
+    #[arg(long, value_name = "SIZE", env = "FIDELIS_MEMORY_LIMIT", value_parser = memory::parse_size)]
+    pub memory_limit: Option<u64>,
+
+    /// Folder for spill files (removed at the end of the run, success or failure).
+    /// Default: the system's temporary folder (TMPDIR).
+    #[arg(long, value_name = "DIR", env = "FIDELIS_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
 }
 
 fn parse_date(text: &str) -> std::result::Result<NaiveDate, String> {
@@ -127,8 +141,19 @@ fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> 
 }
 
 impl BindArgs {
-    fn overrides(&self, only: Vec<String>) -> Overrides {
-        Overrides { as_of: self.as_of, set: self.set.clone(), env: Overrides::from_env(), only }
+    fn overrides(&self) -> Overrides {
+        Overrides { as_of: self.as_of, set: self.set.clone(), env: Overrides::from_env(), ..Overrides::default() }
+    }
+}
+
+impl RunArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            only: self.only.clone(),
+            memory_limit: self.memory_limit,
+            spill_dir: self.spill_dir.clone(),
+            ..self.bind.overrides()
+        }
     }
 }
 
@@ -138,11 +163,11 @@ pub async fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => {
             let pipeline = config::load(&args.bind.pipeline)?;
-            run::run(&pipeline, &args.bind.overrides(args.only)).await?;
+            run::run(&pipeline, &args.overrides()).await?;
         }
         Command::Report(args) => {
             let pipeline = config::load(&args.pipeline)?;
-            for written in run::report(&pipeline, &args.overrides(Vec::new())).await? {
+            for written in run::report(&pipeline, &args.overrides()).await? {
                 println!("{written}");
             }
         }
@@ -164,7 +189,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         }
         Command::Validate(args) => {
             let pipeline = config::load(&args.pipeline)?;
-            let validation = run::validate(&pipeline, &args.overrides(Vec::new())).await?;
+            let validation = run::validate(&pipeline, &args.overrides()).await?;
             println!("pipeline `{}` is valid", pipeline.name);
             if let Some(description) = &pipeline.description {
                 println!("  {}", description.trim());

@@ -56,6 +56,8 @@ pub enum Error {
     Data(String),
     /// Storage, I/O or execution failed.
     Runtime(String),
+    /// The work does not fit the run's memory budget, or its spill disk, even with spilling.
+    Resources(String),
 }
 
 impl Error {
@@ -64,7 +66,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage(_) => exit_code::CONFIG,
             Error::Data(_) => exit_code::DATA,
-            Error::Runtime(_) => exit_code::RUNTIME,
+            Error::Runtime(_) | Error::Resources(_) => exit_code::RUNTIME,
         }
     }
 
@@ -97,7 +99,7 @@ impl fmt::Display for Error {
             }
             Error::Usage(message) => write!(f, "usage error: {message}"),
             Error::Data(message) => write!(f, "bad input data: {message}"),
-            Error::Runtime(message) => write!(f, "run failed: {message}"),
+            Error::Runtime(message) | Error::Resources(message) => write!(f, "run failed: {message}"),
         }
     }
 }

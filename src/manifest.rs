@@ -34,8 +34,14 @@ pub struct Manifest {
     pub finished_at: String,
     /// How long it took.
     pub duration_ms: u128,
+    /// The run's memory budget (`--memory-limit`, the container's limit or a share of
+    /// physical memory).
+    pub memory_limit_bytes: u64,
     /// Peak resident memory of the process, when the platform reports it (Linux).
     pub peak_memory_bytes: Option<u64>,
+    /// Bytes written to local disk because the budget could not hold them: operators'
+    /// spill files and sources or stage results stored in files.
+    pub spilled_bytes: u64,
     /// Every parameter's value, by name.
     pub parameters: IndexMap<String, serde_json::Value>,
     /// What was read from each source, by name.
@@ -64,9 +70,17 @@ pub struct StageReport {
     pub rows: u64,
     /// How long it took, counting included.
     pub duration_ms: u128,
+    /// Bytes the stage wrote to local disk: its operators' spill files, and its result
+    /// when stored in files.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub spilled_bytes: u64,
     /// The stage's declared `counts`: rows matching each named condition.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub counts: IndexMap<String, u64>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl Manifest {

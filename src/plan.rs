@@ -21,6 +21,10 @@ pub struct Overrides {
     pub env: Vec<(String, String)>,
     /// `--only`: stages to run (with what they read); empty means all.
     pub only: Vec<String>,
+    /// `--memory-limit` (or `FIDELIS_MEMORY_LIMIT`) in bytes; `None`: what the machine implies.
+    pub memory_limit: Option<u64>,
+    /// `--spill-dir`; `None`: the system's temporary folder.
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl Overrides {

@@ -119,7 +119,7 @@ impl Sink {
         &self,
         table: &str,
         schema: SchemaRef,
-        batches: &[RecordBatch],
+        batches: impl Iterator<Item = datafusion::error::Result<RecordBatch>> + Send,
     ) -> Result<(StagedFile, TableReport)> {
         let target = table_file(&self.root, table, self.as_of);
         let staged = self.staged_table(table);
@@ -197,19 +197,25 @@ impl Sink {
 
 /// Writes `batches` as one Parquet file at `location` (zstd, warehouse-readable types);
 /// returns its rows and bytes. The one function in fidelis that writes Parquet.
-pub async fn write_parquet(location: &Location, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(u64, u64)> {
-    let (schema, batches) = warehouse_types(schema, batches)?;
+pub async fn write_parquet(
+    location: &Location,
+    schema: SchemaRef,
+    batches: impl Iterator<Item = datafusion::error::Result<RecordBatch>> + Send,
+) -> Result<(u64, u64)> {
     let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {location}"), e);
+    let schema = warehouse_schema(&schema);
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
         .build();
     let writer = BufWriter::new(Arc::clone(&location.store), location.path.clone());
-    let mut writer = AsyncArrowWriter::try_new(writer, schema, Some(properties)).map_err(|e| failed(&e))?;
+    let mut writer =
+        AsyncArrowWriter::try_new(writer, Arc::clone(&schema), Some(properties)).map_err(|e| failed(&e))?;
     let mut rows = 0;
-    for batch in &batches {
+    for batch in batches {
+        let batch = warehouse_types(&schema, &batch.map_err(|e| failed(&e))?).map_err(|e| failed(&e))?;
         rows += batch.num_rows() as u64;
-        writer.write(batch).await.map_err(|e| failed(&e))?;
+        writer.write(&batch).await.map_err(|e| failed(&e))?;
     }
     writer.close().await.map_err(|e| failed(&e))?;
     let bytes = location.store.head(&location.path).await.map_err(|e| failed(&e))?.size;
@@ -260,7 +266,7 @@ async fn remove_others(folder: &Location, keep: &[&Path]) -> Result<()> {
 
 /// Column types every warehouse reads the same way: timestamps as UTC microseconds,
 /// view and large strings as plain strings.
-fn warehouse_types(schema: SchemaRef, batches: &[RecordBatch]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+fn warehouse_schema(schema: &SchemaRef) -> SchemaRef {
     let target = |data_type: &DataType| match data_type {
         DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
@@ -268,25 +274,19 @@ fn warehouse_types(schema: SchemaRef, batches: &[RecordBatch]) -> Result<(Schema
     };
     let fields: Vec<Field> =
         schema.fields().iter().map(|f| Field::new(f.name(), target(f.data_type()), f.is_nullable())).collect();
-    let converted = Arc::new(Schema::new(fields));
-    let batches = batches
+    Arc::new(Schema::new(fields))
+}
+
+/// `batch` converted to the warehouse `schema`.
+fn warehouse_types(schema: &SchemaRef, batch: &RecordBatch) -> datafusion::error::Result<RecordBatch> {
+    let columns = batch
+        .columns()
         .iter()
-        .map(|batch| {
-            let columns = batch
-                .columns()
-                .iter()
-                .zip(converted.fields())
-                .map(|(column, field)| {
-                    if column.data_type() == field.data_type() {
-                        Ok(Arc::clone(column))
-                    } else {
-                        cast(column, field.data_type())
-                    }
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(Arc::clone(&converted), columns)
+        .zip(schema.fields())
+        .map(|(column, field)| match column.data_type() == field.data_type() {
+            true => Ok(Arc::clone(column)),
+            false => cast(column, field.data_type()),
         })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::runtime("converting output types", e))?;
-    Ok((converted, batches))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }

@@ -5,10 +5,12 @@
 //! change the query, whatever quotes it contains.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
-use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{self, CastKind, Expr, Value, visit_expressions_mut};
@@ -17,9 +19,10 @@ use indexmap::IndexMap;
 use crate::config::{ParamValue, Stage};
 use crate::error::{Diagnostic, Error, Result};
 use crate::models::FitError;
+use crate::results::{Results, Stored};
 
-/// Plans `stage` against the tables registered in `ctx`, parameters bound.
-pub async fn plan(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String, ParamValue>) -> Result<LogicalPlan> {
+/// Plans `stage` against the tables registered in `state`, parameters bound.
+pub async fn plan(state: &SessionState, stage: &Stage, params: &IndexMap<String, ParamValue>) -> Result<LogicalPlan> {
     let planning_error = |message: String| {
         Error::Config(vec![Diagnostic {
             file: stage.origin.clone(),
@@ -33,23 +36,48 @@ pub async fn plan(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String,
     if let Statement::Statement(inner) = &mut statement {
         bind(inner, params).map_err(planning_error)?;
     }
-    ctx.state().statement_to_plan(statement).await.map_err(|e| planning_error(e.to_string()))
+    state.statement_to_plan(statement).await.map_err(|e| planning_error(e.to_string()))
 }
 
-/// Runs `stage` and registers its result under the stage's name, computed once:
-/// later stages reading it share the materialised result.
-pub async fn run(ctx: &SessionContext, stage: &Stage, params: &IndexMap<String, ParamValue>) -> Result<DataFrame> {
-    let plan = plan(ctx, stage, params).await?;
-    let frame = DataFrame::new(ctx.state(), plan).cache().await.map_err(|error| {
-        // A model that cannot be fitted to the data is a data problem, not a crash.
-        match model_error(&error) {
-            Some(reason) => Error::Data(format!("stage `{}` ({}): {reason}", stage.name, stage.origin)),
-            None => Error::runtime(format!("stage `{}` ({}) failed", stage.name, stage.origin), error),
-        }
-    })?;
-    ctx.register_table(stage.name.as_str(), frame.clone().into_view())
-        .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
-    Ok(frame)
+/// A stage run: its result, stored, and the bytes its operators spilled to disk.
+pub struct Executed {
+    pub result: Stored,
+    pub spilled_bytes: u64,
+}
+
+/// Runs `stage` in `state` and stores its result in `results`, partition by partition.
+pub async fn execute(
+    state: &SessionState,
+    stage: &Stage,
+    params: &IndexMap<String, ParamValue>,
+    results: &Results,
+) -> Result<Executed> {
+    let logical = plan(state, stage, params).await?;
+    let failed = |error: DataFusionError| stage_error(stage, results, error);
+    let physical = state.create_physical_plan(&logical).await.map_err(failed)?;
+    let schema = physical.schema();
+    let streams = execute_stream_partitioned(Arc::clone(&physical), state.task_ctx()).map_err(failed)?;
+    let result = results.store(&stage.name, schema, streams).await.map_err(failed)?;
+    Ok(Executed { result, spilled_bytes: spilled_bytes(physical.as_ref()) })
+}
+
+/// What a failed stage means for the run: a model that cannot be fitted to the data is a
+/// data problem; work that does not fit the memory budget even with spilling, or the
+/// disk it spills to, is a runtime failure with advice; anything else is a runtime failure.
+fn stage_error(stage: &Stage, results: &Results, error: DataFusionError) -> Error {
+    if let Some(reason) = model_error(&error) {
+        return Error::Data(format!("stage `{}` ({}): {reason}", stage.name, stage.origin));
+    }
+    match error.find_root() {
+        DataFusionError::ResourcesExhausted(reason) => results.exhausted(&format!("stage `{}`", stage.name), reason),
+        _ => Error::runtime(format!("stage `{}` ({}) failed", stage.name, stage.origin), error),
+    }
+}
+
+/// The bytes the operators of `plan` spilled to disk.
+fn spilled_bytes(plan: &dyn ExecutionPlan) -> u64 {
+    let own = plan.metrics().and_then(|metrics| metrics.spilled_bytes()).unwrap_or(0) as u64;
+    own + plan.children().into_iter().map(|child| spilled_bytes(child.as_ref())).sum::<u64>()
 }
 
 /// The model-fitting error behind a DataFusion error, if that is what it is.
@@ -60,9 +88,17 @@ fn model_error(error: &DataFusionError) -> Option<String> {
     }
 }
 
-/// The stage's declared `counts`: how many of its rows match each condition.
-pub async fn count(frame: &DataFrame, stage: &Stage) -> Result<IndexMap<String, u64>> {
+/// The stage's declared `counts`: how many rows of its result (registered in `ctx`
+/// under the stage's name) match each condition.
+pub async fn count(ctx: &SessionContext, stage: &Stage) -> Result<IndexMap<String, u64>> {
     let mut counts = IndexMap::new();
+    if stage.counts.is_empty() {
+        return Ok(counts);
+    }
+    let frame = ctx
+        .table(stage.name.as_str())
+        .await
+        .map_err(|e| Error::runtime(format!("reading stage `{}`", stage.name), e))?;
     for (name, condition) in &stage.counts {
         let failed = |e: &dyn std::fmt::Display| {
             Error::config(

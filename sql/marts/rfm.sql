@@ -4,38 +4,21 @@
 -- Equal values get equal scores; the most recent, frequent, highest spenders score 5.
 -- The segment is the first row of the rfm_segment_map seed (by priority) whose r and f
 -- ranges hold the customer's scores.
-WITH days AS (
-    SELECT d.customer_id, MAX(d.purchase_date) AS last_purchase_date, COUNT(*) AS frequency
-    FROM purchase_days AS d
-    -- rfm_lookback_days = 0 means all history.
-    WHERE ($rfm_lookback_days = 0 OR d.purchase_date > $as_of - $rfm_lookback_days)
-    GROUP BY d.customer_id
-),
-spend AS (
-    SELECT t.customer_id, SUM(t.net_amount) AS monetary
-    FROM stg_transactions AS t
-    WHERE ($rfm_lookback_days = 0 OR t.order_date > $as_of - $rfm_lookback_days)
-    GROUP BY t.customer_id
-),
-per_customer AS (
-    SELECT d.customer_id, d.last_purchase_date, d.frequency, s.monetary
-    FROM days AS d
-    JOIN spend AS s ON s.customer_id = d.customer_id
-),
-ranked AS (
+WITH ranked AS (
+    -- rank() over "better first" is 1 + the number of customers strictly better, so
+    -- n + 1 - rank is k, the number no better than this one (ties included). rank()
+    -- streams through the sorted rows; cume_dist() would hold them all in memory.
     SELECT
         c.customer_id,
-        $as_of - c.last_purchase_date AS recency_days,
+        c.recency_days,
         c.frequency,
         c.monetary,
-        COUNT(*) OVER () AS n,
-        -- cume_dist() is k / n with ties included (the share of rows ordered at or before
-        -- this one's value); k is recovered exactly by rounding, and scores use integers.
-        cume_dist() OVER (ORDER BY $as_of - c.last_purchase_date DESC) AS share_r,
-        cume_dist() OVER (ORDER BY c.frequency) AS share_f,
-        cume_dist() OVER (ORDER BY c.monetary) AS share_m
-    FROM per_customer AS c
-    WHERE c.frequency > 0
+        p.n,
+        p.n + 1 - rank() OVER (ORDER BY c.recency_days) AS k_r,
+        p.n + 1 - rank() OVER (ORDER BY c.frequency DESC) AS k_f,
+        p.n + 1 - rank() OVER (ORDER BY c.monetary DESC) AS k_m
+    FROM rfm_values AS c
+    CROSS JOIN (SELECT COUNT(*) AS n FROM rfm_values) AS p
 ),
 scored AS (
     SELECT
@@ -43,9 +26,9 @@ scored AS (
         recency_days,
         frequency,
         monetary,
-        CAST((5 * CAST(round(share_r * n) AS BIGINT) + n - 1) / n AS INT) AS r_score,
-        CAST((5 * CAST(round(share_f * n) AS BIGINT) + n - 1) / n AS INT) AS f_score,
-        CAST((5 * CAST(round(share_m * n) AS BIGINT) + n - 1) / n AS INT) AS m_score
+        CAST((5 * k_r + n - 1) / n AS INT) AS r_score,
+        CAST((5 * k_f + n - 1) / n AS INT) AS f_score,
+        CAST((5 * k_m + n - 1) / n AS INT) AS m_score
     FROM ranked
 ),
 -- The map as a grid of the 25 (r_score, f_score) pairs, each with its first matching

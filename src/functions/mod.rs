@@ -8,6 +8,8 @@ mod local_date;
 mod month_start;
 mod months_between;
 
+use datafusion::execution::SessionState;
+use datafusion::execution::registry::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
@@ -24,4 +26,12 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(clv::ClvPredict::expected_purchases()));
     ctx.register_udf(ScalarUDF::from(clv::ClvPredict::expected_spend()));
     ctx.register_udf(ScalarUDF::from(clv::ClvPredict::predicted_value()));
+}
+
+/// Replaces, in `state`, the functions that hold all their rows in memory with their
+/// forms that stream in bounded memory (same results, slower): for stages whose data
+/// does not fit the memory budget.
+pub fn stream_windows(state: &mut SessionState) -> datafusion::error::Result<()> {
+    state.register_udwf(std::sync::Arc::new(WindowUDF::from(island_number::IslandNumber::streaming())))?;
+    Ok(())
 }

@@ -36,7 +36,7 @@ pub async fn write(data: &SampleData, out: &Location, format: Format) -> Result<
         let file = out.child(name).child(&part_file_name(&format.to_string()));
         match format {
             Format::Parquet => {
-                write_parquet(&file, batch.schema(), std::slice::from_ref(&batch)).await?;
+                write_parquet(&file, batch.schema(), std::iter::once(Ok(batch.clone()))).await?;
             }
             Format::Csv | Format::Ndjson => {
                 let bytes = text(&batch, format).map_err(|e| Error::runtime(format!("writing {file}"), e))?;

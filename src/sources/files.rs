@@ -23,6 +23,10 @@ pub struct InputFile {
     pub etag: Option<String>,
     /// Last modification time, RFC 3339.
     pub last_modified: String,
+    /// Present (true) when the file cannot be read at all, so its row count is
+    /// unknown: it counts as one row, quarantined (or an error with `on_bad_rows: fail`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rows_unknown: bool,
     #[serde(skip)]
     pub(crate) path: Path,
     #[serde(skip, default = "listed_format")]
@@ -84,6 +88,7 @@ pub async fn list(source: &Source, location: &Location) -> Result<Vec<InputFile>
             size: meta.size,
             etag: meta.e_tag.clone(),
             last_modified: meta.last_modified.to_rfc3339(),
+            rows_unknown: false,
             path: meta.location,
             kind,
         });

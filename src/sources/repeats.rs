@@ -1,149 +1,173 @@
 //! Finding the rows that repeat an earlier row's value: the `unique` check of a
-//! source, run over millions of keys (order ids) on every load.
+//! source, run over millions of keys (order ids) on every load, as the rows stream by.
 //!
-//! A hash table of millions of keys is mostly cache misses. Rows are first bucketed by
-//! the top bits of their value's hash, keeping row order within a bucket, and each
-//! bucket is checked on its own with a table small enough to stay in the CPU's cache.
-//! Values are compared only when their hashes are equal, so one code path serves
-//! every column type.
+//! Only each row's hash and position are kept, 16 bytes a row, in memory up to a
+//! limit and beyond it in bucket files on disk (by the hash's top bits), so the check
+//! needs bounded memory whatever the number of rows. At the end, rows are grouped by
+//! hash one bucket at a time; groups of more than one row are the candidates. Values
+//! are then compared only within candidate groups (fetched by position from the stored
+//! rows: in clean data there are none), so distinct values sharing a hash never pass
+//! as repeats, and one code path serves every column type.
 
-use datafusion::arrow::array::{Array, ArrayRef, DynComparator, make_comparator};
-use datafusion::arrow::compute::SortOptions;
-use datafusion::common::HashMap as FastMap;
-use datafusion::common::Result;
-use datafusion::common::hash_map::Entry;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::common::{Result, ScalarValue};
 
-/// Rows per bucket (on average): its table of hashes fits in a core's L2 cache.
-const BUCKET_ROWS: usize = 16 * 1024;
+/// Bucket files once the pairs no longer fit their memory share.
+const BUCKETS: usize = 64;
 
-/// A row of a column in batches: (batch, row within the batch).
-pub type Row = (usize, usize);
+/// A row's position among the rows checked.
+pub type Position = u64;
 
-/// The rows of `batches` (one column, batch after batch) whose value an earlier row
-/// already had, each with the first row that had the value. Nulls repeat nothing.
-/// Pairs come in no particular order.
-pub fn repeats(batches: &[&ArrayRef]) -> Result<Vec<(Row, Row)>> {
-    let mut starts = Vec::with_capacity(batches.len());
-    let mut rows = 0;
-    for batch in batches {
-        starts.push(rows);
-        rows += batch.len();
-    }
-    let mut hashes = vec![0; rows];
-    let state = RandomState::with_seed(0);
-    for (batch, &start) in batches.iter().zip(&starts) {
-        create_hashes([batch.as_ref()], &state, &mut hashes[start..start + batch.len()])?;
-    }
-    repeats_by_hash(batches, &starts, &hashes)
+/// The hashes and positions of one column's non-null values, as rows stream by.
+pub struct Hashes {
+    state: RandomState,
+    pairs: Vec<(u64, Position)>,
+    /// Pairs held in memory before they go to the bucket files.
+    limit: usize,
+    buckets: Option<Vec<(tempfile::NamedTempFile, BufWriter<File>)>>,
+    spool_dir: std::path::PathBuf,
+    scratch: Vec<u64>,
 }
 
-/// `repeats` given each row's hash; `starts` are the batches' first positions.
-fn repeats_by_hash(batches: &[&ArrayRef], starts: &[usize], hashes: &[u64]) -> Result<Vec<(Row, Row)>> {
-    let rows = hashes.len();
-
-    // Non-null rows in bucket order (a counting sort on the hash's top bits), each with
-    // its hash, so that a bucket is then read in one sequential pass.
-    let bits = (rows / BUCKET_ROWS).next_power_of_two().trailing_zeros();
-    let bucket = |hash: u64| if bits == 0 { 0 } else { (hash >> (64 - bits)) as usize };
-    let non_null = || {
-        batches.iter().zip(starts).flat_map(|(batch, &start)| {
-            let nulls = batch.logical_nulls();
-            (0..batch.len())
-                .filter(move |&row| nulls.as_ref().is_none_or(|nulls| nulls.is_valid(row)))
-                .map(move |row| start + row)
-        })
-    };
-    let mut ends = vec![0; (1 << bits) + 1];
-    for position in non_null() {
-        ends[bucket(hashes[position]) + 1] += 1;
-    }
-    for b in 1..ends.len() {
-        ends[b] += ends[b - 1];
-    }
-    let mut ordered = vec![(0, 0); ends[ends.len() - 1]];
-    let mut next = ends.clone();
-    for position in non_null() {
-        let hash = hashes[position];
-        let slot = &mut next[bucket(hash)];
-        ordered[*slot] = (hash, position);
-        *slot += 1;
+impl Hashes {
+    /// Hashes holding at most `limit_bytes` in memory, spilling to `spool_dir` beyond.
+    pub fn new(limit_bytes: usize, spool_dir: &Path) -> Self {
+        Hashes {
+            state: RandomState::with_seed(0),
+            pairs: Vec::new(),
+            limit: (limit_bytes / 16).max(1024),
+            buckets: None,
+            spool_dir: spool_dir.to_path_buf(),
+            scratch: Vec::new(),
+        }
     }
 
-    let mut values = Values { batches, starts, comparators: FastMap::default() };
+    /// Adds `values`, whose rows are at positions `first`, `first + 1`, …
+    pub fn add(&mut self, values: &ArrayRef, first: Position) -> Result<()> {
+        self.scratch.clear();
+        self.scratch.resize(values.len(), 0);
+        create_hashes([values.as_ref()], &self.state, &mut self.scratch)?;
+        let nulls = values.logical_nulls();
+        for (row, &hash) in self.scratch.iter().enumerate() {
+            if nulls.as_ref().is_none_or(|nulls| nulls.is_valid(row)) {
+                self.pairs.push((hash, first + row as Position));
+            }
+        }
+        if self.pairs.len() >= self.limit {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the pairs in memory to the bucket files.
+    fn spill(&mut self) -> Result<()> {
+        if self.buckets.is_none() {
+            let mut buckets = Vec::with_capacity(BUCKETS);
+            for _ in 0..BUCKETS {
+                let file = tempfile::NamedTempFile::new_in(&self.spool_dir)?;
+                let writer = BufWriter::new(file.reopen()?);
+                buckets.push((file, writer));
+            }
+            self.buckets = Some(buckets);
+        }
+        let buckets = self.buckets.as_mut().expect("created above");
+        for &(hash, position) in &self.pairs {
+            let (_, writer) = &mut buckets[bucket(hash)];
+            writer.write_all(&hash.to_le_bytes())?;
+            writer.write_all(&position.to_le_bytes())?;
+        }
+        self.pairs.clear();
+        Ok(())
+    }
+
+    /// The groups of positions whose values share a hash, each in order of position.
+    pub fn candidates(mut self) -> Result<Vec<Vec<Position>>> {
+        if self.buckets.is_none() {
+            return Ok(groups(&mut self.pairs));
+        }
+        self.spill()?;
+        let mut buckets = self.buckets.take().expect("spilled");
+        let mut found = Vec::new();
+        for (file, mut writer) in buckets.drain(..) {
+            writer.flush()?;
+            drop(writer);
+            let mut bytes = Vec::new();
+            BufReader::new(file.reopen()?).read_to_end(&mut bytes)?;
+            let mut pairs: Vec<(u64, Position)> = bytes
+                .chunks_exact(16)
+                .map(|pair| {
+                    let (hash, position) = pair.split_at(8);
+                    (
+                        u64::from_le_bytes(hash.try_into().expect("8 bytes")),
+                        u64::from_le_bytes(position.try_into().expect("8 bytes")),
+                    )
+                })
+                .collect();
+            found.extend(groups(&mut pairs));
+        }
+        Ok(found)
+    }
+}
+
+fn bucket(hash: u64) -> usize {
+    (hash >> (64 - BUCKETS.trailing_zeros())) as usize
+}
+
+/// Runs of equal hashes longer than one, positions in order.
+fn groups(pairs: &mut [(u64, Position)]) -> Vec<Vec<Position>> {
+    pairs.sort_unstable();
+    pairs
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run.len() > 1)
+        .map(|run| run.iter().map(|&(_, position)| position).collect())
+        .collect()
+}
+
+/// The repeats within candidate `groups`, given the value at each of their positions:
+/// (repeating position, the first position with that value), in no particular order.
+pub fn repeats(groups: &[Vec<Position>], value: impl Fn(Position) -> Option<ScalarValue>) -> Vec<(Position, Position)> {
     let mut found = Vec::new();
-    let mut first: FastMap<u64, usize> = FastMap::with_capacity_and_hasher(2 * BUCKET_ROWS, Default::default());
-    // Distinct values sharing a hash: vanishingly rare, but they must not pass as repeats.
-    let mut colliding: FastMap<u64, Vec<usize>> = FastMap::default();
-    for bucket in ends.windows(2) {
-        first.clear();
-        colliding.clear();
-        for &(hash, position) in &ordered[bucket[0]..bucket[1]] {
-            let earlier = match first.entry(hash) {
-                Entry::Vacant(slot) => {
-                    slot.insert(position);
-                    continue;
-                }
-                Entry::Occupied(slot) => *slot.get(),
-            };
-            if values.equal(earlier, position)? {
-                found.push((values.locate(position), values.locate(earlier)));
-                continue;
-            }
-            let others = colliding.entry(hash).or_default();
-            let mut same = None;
-            for &other in others.iter() {
-                if values.equal(other, position)? {
-                    same = Some(other);
-                    break;
-                }
-            }
-            match same {
-                Some(other) => found.push((values.locate(position), values.locate(other))),
-                None => others.push(position),
+    for group in groups {
+        let values: Vec<Option<ScalarValue>> = group.iter().map(|&position| value(position)).collect();
+        for (index, &position) in group.iter().enumerate() {
+            let Some(here) = &values[index] else { continue };
+            if let Some(first) = (0..index).find(|&earlier| values[earlier].as_ref() == Some(here)) {
+                found.push((position, group[first]));
             }
         }
     }
-    Ok(found)
-}
-
-/// The values at positions across batches, compared for equality.
-struct Values<'a> {
-    batches: &'a [&'a ArrayRef],
-    starts: &'a [usize],
-    /// One comparator per pair of batches, made when first needed.
-    comparators: FastMap<(usize, usize), DynComparator>,
-}
-
-impl Values<'_> {
-    fn locate(&self, position: usize) -> Row {
-        let batch = self.starts.partition_point(|&start| start <= position) - 1;
-        (batch, position - self.starts[batch])
-    }
-
-    fn equal(&mut self, a: usize, b: usize) -> Result<bool> {
-        let ((batch_a, row_a), (batch_b, row_b)) = (self.locate(a), self.locate(b));
-        let compare = match self.comparators.entry((batch_a, batch_b)) {
-            Entry::Occupied(slot) => slot.into_mut(),
-            Entry::Vacant(slot) => slot.insert(make_comparator(
-                self.batches[batch_a].as_ref(),
-                self.batches[batch_b].as_ref(),
-                SortOptions::default(),
-            )?),
-        };
-        Ok(compare(row_a, row_b).is_eq())
-    }
+    found
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::sync::Arc;
 
     use datafusion::arrow::array::{Int64Array, StringViewArray};
 
     use super::*;
 
-    fn sorted(mut pairs: Vec<(Row, Row)>) -> Vec<(Row, Row)> {
+    /// The repeats of `batches` (one column, batch after batch) found by `Hashes` with
+    /// room for `limit_bytes` in memory.
+    fn found(batches: &[ArrayRef], limit_bytes: usize) -> Vec<(Position, Position)> {
+        let spool = tempfile::tempdir().unwrap();
+        let mut hashes = Hashes::new(limit_bytes, spool.path());
+        let mut first = 0;
+        for batch in batches {
+            hashes.add(batch, first).unwrap();
+            first += batch.len() as Position;
+        }
+        let all: Vec<ScalarValue> = batches
+            .iter()
+            .flat_map(|batch| (0..batch.len()).map(|row| ScalarValue::try_from_array(batch, row).unwrap()))
+            .collect();
+        let mut pairs = repeats(&hashes.candidates().unwrap(), |position| Some(all[position as usize].clone()));
         pairs.sort();
         pairs
     }
@@ -154,38 +178,38 @@ mod tests {
             Arc::new(StringViewArray::from(vec![Some("o1"), None, Some("o2"), Some("a-much-longer-order-id")]));
         let b: ArrayRef =
             Arc::new(StringViewArray::from(vec![None, Some("o2"), Some("a-much-longer-order-id"), Some("o2")]));
-        let found = sorted(repeats(&[&a, &b]).unwrap());
-        assert_eq!(found, vec![((1, 1), (0, 2)), ((1, 2), (0, 3)), ((1, 3), (0, 2))]);
+        assert_eq!(found(&[a, b], 1 << 20), vec![(5, 2), (6, 3), (7, 2)]);
     }
 
     #[test]
     fn values_sharing_a_hash_are_told_apart() {
-        let a: ArrayRef = Arc::new(Int64Array::from(vec![7, 8, 9, 8]));
-        let b: ArrayRef = Arc::new(Int64Array::from(vec![9, 10]));
-        // Every row has the same hash: only equal values may count as repeats.
-        let found = sorted(repeats_by_hash(&[&a, &b], &[0, 4], &[42; 6]).unwrap());
-        assert_eq!(found, vec![((0, 3), (0, 1)), ((1, 0), (0, 2))]);
+        // Every position in one group, as if all values had the same hash.
+        let values = [7, 8, 9, 8, 9, 10];
+        let group = vec![(0..6).collect::<Vec<Position>>()];
+        let mut pairs = repeats(&group, |position| Some(ScalarValue::Int64(Some(values[position as usize]))));
+        pairs.sort();
+        assert_eq!(pairs, vec![(3, 1), (4, 2)]);
     }
 
     #[test]
-    fn agrees_with_a_plain_hash_map_over_many_buckets() {
+    fn agrees_with_a_plain_hash_map_in_memory_and_spilled_to_buckets() {
         // 200,000 keys in 7 batches, every 13th a repeat of a key 5 rows earlier.
         let keys: Vec<i64> = (0..200_000).map(|i| if i % 13 == 12 { i - 5 } else { i }).collect();
         let batches: Vec<ArrayRef> =
             keys.chunks(30_000).map(|chunk| Arc::new(Int64Array::from(chunk.to_vec())) as ArrayRef).collect();
-        let refs: Vec<&ArrayRef> = batches.iter().collect();
-        let at = |position: usize| (position / 30_000, position % 30_000);
-        let mut first = std::collections::HashMap::new();
+        let mut first = HashMap::new();
         let mut expected = Vec::new();
         for (position, key) in keys.iter().enumerate() {
             match first.get(key) {
-                Some(&earlier) => expected.push((at(position), at(earlier))),
+                Some(&earlier) => expected.push((position as Position, earlier as Position)),
                 None => {
                     first.insert(*key, position);
                 }
             }
         }
+        expected.sort();
         assert_eq!(expected.len(), 200_000 / 13);
-        assert_eq!(sorted(repeats(&refs).unwrap()), sorted(expected));
+        assert_eq!(found(&batches, 64 << 20), expected, "in memory");
+        assert_eq!(found(&batches, 64 << 10), expected, "through bucket files");
     }
 }

@@ -8,6 +8,7 @@ mod config_errors;
 mod customer_summary;
 mod formats;
 mod invariants;
+mod layouts;
 mod metrics;
 mod params_and_stages;
 mod publish;

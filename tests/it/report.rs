@@ -39,7 +39,9 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::datasource::MemTable;
 use fidelis::config::{ParamValue, Pipeline, Report};
 use fidelis::manifest::Manifest;
+use fidelis::memory::MemoryBudget;
 use fidelis::report::{RenderedFile, ReportRequest, Tables, read_tables, render};
+use fidelis::results::Results;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
@@ -340,13 +342,12 @@ fn params(set: &[(&str, &str)]) -> IndexMap<String, ParamValue> {
 async fn report_tables(marts: &Tables) -> Tables {
     let pipeline = shipped();
     let params = params(&[]);
-    let ctx = fidelis::run::session();
-    let register = |name: &str, batches: &[RecordBatch]| {
-        let table = MemTable::try_new(batches[0].schema(), vec![batches.to_vec()]).expect("a table");
-        ctx.register_table(name, Arc::new(table)).expect("registered");
-    };
+    let spill = tempfile::tempdir().expect("a spill folder");
+    let results = Results::new(MemoryBudget::resolve(None), spill.path()).expect("results");
+    let ctx = fidelis::run::session_on(Arc::clone(results.runtime()), &results.budget());
     for (name, batches) in marts {
-        register(name, batches);
+        let table = MemTable::try_new(batches[0].schema(), vec![batches.to_vec()]).expect("a table");
+        ctx.register_table(name.as_str(), Arc::new(table)).expect("registered");
     }
     let declared: Vec<&String> = pipeline.reports.iter().flat_map(|r| &r.tables).collect();
     let fixture: Vec<String> = fixture_tables().into_keys().collect();
@@ -368,11 +369,12 @@ async fn report_tables(marts: &Tables) -> Tables {
         if !stage.depends_on.iter().all(|d| marts.contains_key(d) || computed.contains_key(d)) {
             continue;
         }
-        let frame = fidelis::stages::run(&ctx, stage, &params).await.expect("the report stage runs");
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        let mut batches = frame.collect().await.expect("the report stage's rows");
+        let executed = fidelis::stages::execute(&ctx.state(), stage, &params, &results).await.expect("the stage runs");
+        let stored = Arc::new(executed.result);
+        ctx.register_table(stage.name.as_str(), stored.table()).expect("registered");
+        let mut batches = stored.batches().collect::<Result<Vec<_>, _>>().expect("the stage's rows");
         if batches.is_empty() {
-            batches.push(RecordBatch::new_empty(schema));
+            batches.push(RecordBatch::new_empty(Arc::clone(&stored.schema)));
         }
         computed.insert(stage.name.clone(), batches);
     }

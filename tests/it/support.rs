@@ -51,6 +51,7 @@ pub fn overrides(as_of: &str, set: &[(&str, &str)]) -> Overrides {
         set: set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         env: Vec::new(),
         only: Vec::new(),
+        ..Overrides::default()
     }
 }
 

@@ -1,0 +1,499 @@
+//! Where a loaded source and a stage's result live while later stages read them: in
+//! memory while they fit the run's share for results (`MemoryBudget::results_bytes`),
+//! otherwise in local Arrow IPC files that readers stream batch by batch. The executor
+//! stores every source and stage result here, so this is the one place that decides.
+//!
+//! A result is stored partition by partition, as the query produced it, so a stage
+//! reading it gets the same partitions back. Memory a result holds is reserved from the
+//! run's memory pool (the operators' pool shrinks by as much) and released when the
+//! result is dropped; its files are deleted then.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::ipc::writer::FileWriter;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
+use datafusion::common::utils::memory::RecordBatchMemoryCounter;
+use datafusion::common::{DataFusionError, Statistics};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{ArrowSource, FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::spill_file::{SpillFile, SpillWriter};
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+use tokio::task::JoinSet;
+
+use crate::error::Error;
+use crate::memory::MemoryBudget;
+
+/// Stores results for one run.
+#[derive(Clone)]
+pub struct Results {
+    runtime: Arc<RuntimeEnv>,
+    budget: MemoryBudget,
+    /// Where spill files go (DataFusion's own folder for the run is created below it).
+    spill_dir: PathBuf,
+    /// Bytes all results together may hold in memory.
+    capacity: usize,
+    /// Bytes they hold now.
+    held: Arc<AtomicUsize>,
+}
+
+/// A stored result: its rows, in memory or in local files, by partition.
+pub struct Stored {
+    pub schema: SchemaRef,
+    pub rows: u64,
+    /// Bytes it holds in memory, or writes to disk.
+    pub bytes: u64,
+    place: Place,
+}
+
+enum Place {
+    Memory {
+        partitions: Vec<Vec<RecordBatch>>,
+        _held: Vec<Held>,
+    },
+    /// One IPC file per partition.
+    Files(Vec<Arc<dyn SpillFile>>),
+}
+
+impl Stored {
+    /// Whether the result lives in local files.
+    pub fn on_disk(&self) -> bool {
+        matches!(self.place, Place::Files(_))
+    }
+
+    /// Every batch, partition after partition, read back one at a time.
+    pub fn batches(&self) -> Box<dyn Iterator<Item = datafusion::error::Result<RecordBatch>> + Send + '_> {
+        match &self.place {
+            Place::Memory { partitions, .. } => Box::new(partitions.iter().flatten().cloned().map(Ok)),
+            Place::Files(files) => Box::new(files.iter().flat_map(|file| read_file(file.as_ref()))),
+        }
+    }
+
+    /// The result as a table for later stages.
+    pub fn table(self: &Arc<Self>) -> Arc<dyn TableProvider> {
+        Arc::new(StoredTable(Arc::clone(self)))
+    }
+}
+
+/// Memory counted against the results' share and the run's pool until dropped.
+struct Held {
+    reservation: MemoryReservation,
+    bytes: usize,
+    held: Arc<AtomicUsize>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl Results {
+    /// Results of a run within `budget`, spilling below `spill_dir`.
+    pub fn new(budget: MemoryBudget, spill_dir: &Path) -> crate::error::Result<Self> {
+        Ok(Results {
+            runtime: budget.runtime(spill_dir)?,
+            budget,
+            spill_dir: spill_dir.to_path_buf(),
+            capacity: budget.results_bytes(),
+            held: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The DataFusion runtime of the run: its memory pool and spill folder.
+    pub fn runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.runtime
+    }
+
+    /// The run's memory budget.
+    pub fn budget(&self) -> MemoryBudget {
+        self.budget
+    }
+
+    /// Bytes written to the spill folder now (operators' spill files and stored results).
+    pub fn disk_bytes(&self) -> u64 {
+        self.runtime.disk_manager.used_disk_space()
+    }
+
+    /// The error for `work` (e.g. "stage `rfm`") that did not fit the budget even with
+    /// spilling, or ran out of spill space (`reason`, DataFusion's words).
+    pub fn exhausted(&self, work: &str, reason: &str) -> Error {
+        Error::Resources(format!(
+            "{work} does not fit in the memory budget of {} even with spilling to {}: {reason}\n  \
+             help: raise the budget with --memory-limit (or FIDELIS_MEMORY_LIMIT, or the container's memory limit), \
+             or, if the spill folder's disk is full, point --spill-dir at a disk with more free space",
+            self.budget,
+            self.spill_dir.display()
+        ))
+    }
+
+    /// Stores the batches of `streams` (one per partition) as `name`'s result, reading
+    /// the partitions concurrently. As soon as one partition no longer fits in memory,
+    /// every partition goes to files: a result lives in one place.
+    pub async fn store(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        streams: Vec<SendableRecordBatchStream>,
+    ) -> datafusion::error::Result<Stored> {
+        let to_disk = Arc::new(AtomicBool::new(false));
+        let mut tasks = JoinSet::new();
+        for (index, stream) in streams.into_iter().enumerate() {
+            let writer = PartitionWriter::new(self.clone(), format!("{name}[{index}]"), &schema, Arc::clone(&to_disk));
+            tasks.spawn(async move { (index, writer.consume(stream).await) });
+        }
+        let mut partitions: Vec<(usize, Partition)> = Vec::with_capacity(tasks.len());
+        while let Some(joined) = tasks.join_next().await {
+            let (index, partition) = joined.map_err(|e| DataFusionError::External(Box::new(e)))?;
+            partitions.push((index, partition?));
+        }
+        partitions.sort_by_key(|(index, _)| *index);
+        let partitions: Vec<Partition> = partitions.into_iter().map(|(_, partition)| partition).collect();
+        if to_disk.load(Ordering::Relaxed) {
+            let mut files = Vec::with_capacity(partitions.len());
+            let mut rows = 0;
+            let mut bytes = 0;
+            for (index, partition) in partitions.into_iter().enumerate() {
+                let file = match partition {
+                    Partition::File { file, rows: r } => {
+                        rows += r;
+                        file
+                    }
+                    Partition::Memory { batches, .. } => {
+                        let mut writer = IpcFile::create(&self.runtime, &format!("{name}[{index}]"), &schema)?;
+                        for batch in &batches {
+                            rows += batch.num_rows() as u64;
+                            writer.write(batch)?;
+                        }
+                        writer.finish()?
+                    }
+                };
+                bytes += file.size().unwrap_or(0);
+                files.push(file);
+            }
+            return Ok(Stored { schema, rows, bytes, place: Place::Files(files) });
+        }
+        let mut held = Vec::with_capacity(partitions.len());
+        let mut batches = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            let Partition::Memory { batches: part, held: h } = partition else {
+                unreachable!("no partition went to disk");
+            };
+            batches.push(part);
+            held.push(h);
+        }
+        let rows = batches.iter().flatten().map(|b| b.num_rows() as u64).sum();
+        let bytes = held.iter().map(|h| h.bytes as u64).sum();
+        Ok(Stored { schema, rows, bytes, place: Place::Memory { partitions: batches, _held: held } })
+    }
+
+    /// A writer storing the batches pushed to it as `name`'s result, as `store` does.
+    pub fn writer(&self, name: &str, schema: SchemaRef) -> ResultWriter {
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let batches = futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|batch| (Ok(batch), receiver))
+        });
+        let stream = RecordBatchStreamAdapter::new(Arc::clone(&schema), batches);
+        let (results, name) = (self.clone(), name.to_string());
+        let task = tokio::spawn(async move { results.store(&name, schema, vec![Box::pin(stream)]).await });
+        ResultWriter { sender: Some(sender), task }
+    }
+
+    /// The folder spill files and other local files of the run go below.
+    pub fn spill_dir(&self) -> &Path {
+        &self.spill_dir
+    }
+
+    /// Counts `bytes` more against the results' share, if they fit.
+    fn try_hold(&self, bytes: usize) -> bool {
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held + bytes <= self.capacity).then_some(held + bytes)
+            })
+            .is_ok()
+    }
+}
+
+/// Stores batches pushed one at a time (see [`Results::writer`]).
+pub struct ResultWriter {
+    sender: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
+    task: tokio::task::JoinHandle<datafusion::error::Result<Stored>>,
+}
+
+impl ResultWriter {
+    /// Stores `batch` after the batches pushed before it.
+    pub async fn push(&mut self, batch: RecordBatch) -> datafusion::error::Result<()> {
+        let Some(sender) = &self.sender else { return Ok(()) };
+        if sender.send(batch).await.is_err() {
+            // The store stopped: its error is what `finish` returns.
+            self.sender = None;
+        }
+        Ok(())
+    }
+
+    /// The stored result (or why storing failed).
+    pub async fn finish(mut self) -> datafusion::error::Result<Stored> {
+        self.sender = None;
+        (&mut self.task).await.map_err(|e| DataFusionError::External(Box::new(e)))?
+    }
+}
+
+/// One partition of a result being stored.
+enum Partition {
+    Memory { batches: Vec<RecordBatch>, held: Held },
+    File { file: Arc<dyn SpillFile>, rows: u64 },
+}
+
+/// Receives one partition's batches, in memory until they no longer fit.
+struct PartitionWriter {
+    results: Results,
+    name: String,
+    schema: SchemaRef,
+    to_disk: Arc<AtomicBool>,
+}
+
+impl PartitionWriter {
+    fn new(results: Results, name: String, schema: &SchemaRef, to_disk: Arc<AtomicBool>) -> Self {
+        PartitionWriter { results, name, schema: Arc::clone(schema), to_disk }
+    }
+
+    async fn consume(self, mut stream: SendableRecordBatchStream) -> datafusion::error::Result<Partition> {
+        let reservation =
+            MemoryConsumer::new(format!("result {}", self.name)).register(&self.results.runtime.memory_pool);
+        let mut held = Held { reservation, bytes: 0, held: Arc::clone(&self.results.held) };
+        let mut counter = RecordBatchMemoryCounter::new();
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let bytes = counter.count_batch(&batch);
+            if !self.to_disk.load(Ordering::Relaxed) && self.results.try_hold(bytes) {
+                if held.reservation.try_grow(bytes).is_ok() {
+                    held.bytes += bytes;
+                    batches.push(batch);
+                    continue;
+                }
+                // The pool is fuller than the results' share: give the share back.
+                self.results.held.fetch_sub(bytes, Ordering::Relaxed);
+            }
+            self.to_disk.store(true, Ordering::Relaxed);
+            let mut file = IpcFile::create(&self.results.runtime, &self.name, &self.schema)?;
+            let mut rows = 0;
+            for held_batch in batches.iter().chain(std::iter::once(&batch)) {
+                rows += held_batch.num_rows() as u64;
+                file.write(held_batch)?;
+            }
+            drop(batches);
+            drop(held);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                file.write(&batch)?;
+            }
+            return Ok(Partition::File { file: file.finish()?, rows });
+        }
+        Ok(Partition::Memory { batches, held })
+    }
+}
+
+/// An Arrow IPC file being written in the run's spill folder.
+struct IpcFile {
+    file: Arc<dyn SpillFile>,
+    writer: FileWriter<Box<dyn SpillWriter>>,
+}
+
+impl IpcFile {
+    fn create(runtime: &RuntimeEnv, name: &str, schema: &SchemaRef) -> datafusion::error::Result<Self> {
+        let file = runtime.disk_manager.create_tmp_file(&format!("storing {name}"))?;
+        let writer = FileWriter::try_new(file.open_writer()?, schema)?;
+        Ok(IpcFile { file, writer })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> datafusion::error::Result<()> {
+        Ok(self.writer.write(&compact(batch)?)?)
+    }
+
+    fn finish(mut self) -> datafusion::error::Result<Arc<dyn SpillFile>> {
+        self.writer.finish()?;
+        Ok(self.file)
+    }
+}
+
+/// `batch` with its string views holding only the text they use: a view column that
+/// points into a larger buffer (a slice of a file's column, say) would otherwise write
+/// that whole buffer to disk with every batch.
+fn compact(batch: &RecordBatch) -> datafusion::error::Result<RecordBatch> {
+    if !batch.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::Utf8View | DataType::BinaryView)) {
+        return Ok(batch.clone());
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Utf8View => Arc::new(column.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView => Arc::new(column.as_binary_view().gc()) as ArrayRef,
+            _ => Arc::clone(column),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// The batches of an IPC file, read one at a time.
+fn read_file(file: &dyn SpillFile) -> Box<dyn Iterator<Item = datafusion::error::Result<RecordBatch>> + Send> {
+    let opened = file
+        .path()
+        .ok_or_else(|| DataFusionError::Internal("stored results are local files".into()))
+        .and_then(|path| Ok(std::fs::File::open(path)?))
+        .and_then(|handle| Ok(FileReader::try_new(std::io::BufReader::new(handle), None)?));
+    match opened {
+        Ok(reader) => Box::new(reader.map(|batch| batch.map_err(DataFusionError::from))),
+        Err(error) => Box::new(std::iter::once(Err(error))),
+    }
+}
+
+/// A stored result as a table: a memory table, or a scan of its IPC files with the
+/// row count known, so the planner can pick join sides as it does for memory tables.
+struct StoredTable(Arc<Stored>);
+
+impl fmt::Debug for StoredTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoredTable({} rows, {} bytes)", self.0.rows, self.0.bytes)
+    }
+}
+
+#[async_trait]
+impl TableProvider for StoredTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.0.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        match &self.0.place {
+            Place::Memory { partitions, .. } => {
+                let table = MemTable::try_new(Arc::clone(&self.0.schema), partitions.clone())?;
+                table.scan(state, projection, filters, limit).await
+            }
+            Place::Files(files) => {
+                let groups = files
+                    .iter()
+                    .map(|file| {
+                        let path = file
+                            .path()
+                            .ok_or_else(|| DataFusionError::Internal("stored results are local files".into()))?;
+                        let location = object_store::path::Path::from_absolute_path(path)
+                            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                        Ok(FileGroup::new(vec![PartitionedFile::new(location.to_string(), file.size().unwrap_or(0))]))
+                    })
+                    .collect::<datafusion::error::Result<Vec<_>>>()?;
+                let mut statistics = Statistics::new_unknown(&self.0.schema);
+                statistics.num_rows = Precision::Exact(self.0.rows as usize);
+                statistics.total_byte_size = Precision::Inexact(self.0.bytes as usize);
+                let source = Arc::new(ArrowSource::new_file_source(Arc::clone(&self.0.schema)));
+                let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
+                    .with_file_groups(groups)
+                    .with_statistics(statistics)
+                    .with_projection_indices(projection.cloned())?
+                    .with_limit(limit)
+                    .build();
+                Ok(DataSourceExec::from_data_source(config))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBudget;
+    use datafusion::arrow::array::{Int64Array, StringViewArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    fn batch(from: i64, rows: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("text", DataType::Utf8View, false),
+        ]));
+        let numbers: Int64Array = (from..from + rows).collect();
+        let texts: StringViewArray =
+            (from..from + rows).map(|n| Some(format!("a text longer than twelve bytes {n}"))).collect();
+        RecordBatch::try_new(schema, vec![Arc::new(numbers), Arc::new(texts)]).unwrap()
+    }
+
+    async fn stored_and_read_back(capacity: usize) -> (bool, Vec<RecordBatch>, u64) {
+        let spill = tempfile::tempdir().unwrap();
+        let mut results = Results::new(MemoryBudget::resolve(Some(1 << 30)), spill.path()).unwrap();
+        results.capacity = capacity;
+        let runtime = Arc::clone(results.runtime());
+        let batches: Vec<RecordBatch> = (0..10).map(|i| batch(i * 1000, 1000)).collect();
+        let mut writer = results.writer("numbers", batches[0].schema());
+        for batch in batches {
+            writer.push(batch).await.unwrap();
+        }
+        let stored = Arc::new(writer.finish().await.unwrap());
+        let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+        ctx.register_table("numbers", stored.table()).unwrap();
+        let read = ctx
+            .sql("SELECT n, text FROM numbers WHERE n % 1000 = 999 ORDER BY n")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let streamed: usize = stored.batches().map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(streamed, 10_000, "every row reads back");
+        (stored.on_disk(), read, stored.rows)
+    }
+
+    #[tokio::test]
+    async fn results_that_fit_stay_in_memory_and_others_go_to_files_with_the_same_rows() {
+        let (on_disk, in_memory, rows) = stored_and_read_back(64 << 20).await;
+        assert!(!on_disk);
+        assert_eq!(rows, 10_000);
+        let (on_disk, from_files, rows) = stored_and_read_back(100_000).await;
+        assert!(on_disk, "a result larger than the share lives in files");
+        assert_eq!(rows, 10_000);
+        assert_eq!(in_memory, from_files);
+        let texts: Vec<&str> = from_files.iter().flat_map(|b| b.column(1).as_string_view().iter().flatten()).collect();
+        assert_eq!(texts.len(), 10);
+        assert_eq!(texts[0], "a text longer than twelve bytes 999");
+    }
+
+    #[test]
+    fn compacting_views_keeps_their_values() {
+        let big = batch(0, 1000);
+        let slice = big.slice(10, 5);
+        let compacted = compact(&slice).unwrap();
+        assert_eq!(compacted, slice);
+        let buffers: usize = compacted.column(1).as_string_view().data_buffers().iter().map(|b| b.len()).sum();
+        assert!(buffers < 5 * 64, "only the five texts are kept, not the 1000 of the batch ({buffers} bytes)");
+    }
+}

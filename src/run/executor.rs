@@ -1,0 +1,421 @@
+//! The executor: walks the schedule, loading sources and running stages as soon as what
+//! they read is done, one job per core (see `crate::schedule`), stores every result where
+//! the memory budget allows (`crate::results`), writes output tables while later stages
+//! run, and releases each result after its last reader.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use datafusion::execution::SessionState;
+use datafusion::prelude::SessionContext;
+use indexmap::IndexMap;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use super::{render_reports, session_on};
+use crate::config::{OnError, Source, Stage};
+use crate::error::{Error, Result};
+use crate::functions;
+use crate::logging::Step;
+use crate::manifest::{Manifest, StageReport};
+use crate::plan::Plan;
+use crate::report;
+use crate::results::{Results, Stored};
+use crate::schedule::{Job, Schedule};
+use crate::sinks::{Sink, StagedFile, TableReport};
+use crate::sources::{self, SourceReport, quarantine_schema};
+use crate::stages;
+use crate::storage::{Location, Storage};
+
+/// What a run leaves to publish: the staged files, the partitions to remove (earlier
+/// runs' tables this run does not produce), and the manifest.
+pub(super) type Staged = (Vec<StagedFile>, Vec<Location>, Manifest);
+
+/// Loads, runs and stages everything `plan` asks for.
+pub(super) async fn execute(
+    plan: &Plan<'_>,
+    storage: &Storage,
+    sink: &Sink,
+    results: &Results,
+    run_id: &str,
+    started: DateTime<Utc>,
+) -> Result<Staged> {
+    let mut executor = Executor::new(plan, storage, sink, results, manifest(plan, results, run_id, started));
+    if let Err(error) = executor.walk().await {
+        // Nothing may still be writing to staging when the run cleans it up.
+        executor.writes.shutdown().await;
+        return Err(error);
+    }
+    executor.finish().await
+}
+
+/// The manifest as known before anything runs.
+fn manifest(plan: &Plan<'_>, results: &Results, run_id: &str, started: DateTime<Utc>) -> Manifest {
+    Manifest { memory_limit_bytes: results.budget().bytes, ..Manifest::new(plan, run_id, started) }
+}
+
+/// A finished job.
+enum Done {
+    Loaded(String, Result<Box<Loaded>>),
+    Ran(usize, Result<Box<Ran>>),
+}
+
+/// A source loaded and stored.
+struct Loaded {
+    report: SourceReport,
+    quarantine: Option<Stored>,
+    /// The loaded rows' bytes, and whether they live on disk.
+    size: (u64, bool),
+    duration_ms: u128,
+}
+
+/// A stage run, its result stored and registered.
+struct Ran {
+    result: Arc<Stored>,
+    spilled_bytes: u64,
+    counts: IndexMap<String, u64>,
+    duration_ms: u128,
+}
+
+/// The state of one run while it walks the schedule.
+struct Executor<'a> {
+    plan: &'a Plan<'a>,
+    storage: &'a Storage,
+    sink: &'a Sink,
+    results: &'a Results,
+    ctx: SessionContext,
+    manifest: Manifest,
+    files: Vec<StagedFile>,
+    stale: Vec<Location>,
+    /// Output tables being written to staging, by stage order.
+    writes: JoinSet<Result<(usize, StagedFile, TableReport)>>,
+    readers: Readers<'a>,
+    skipped: Vec<&'a str>,
+    stage_reports: Vec<(usize, StageReport)>,
+    /// Each stored source and stage result: its bytes, and whether it lives on disk.
+    sizes: HashMap<String, (u64, bool)>,
+}
+
+impl<'a> Executor<'a> {
+    fn new(plan: &'a Plan<'a>, storage: &'a Storage, sink: &'a Sink, results: &'a Results, manifest: Manifest) -> Self {
+        Executor {
+            plan,
+            storage,
+            sink,
+            results,
+            ctx: session_on(Arc::clone(results.runtime()), &results.budget()),
+            manifest,
+            files: Vec::new(),
+            stale: Vec::new(),
+            writes: JoinSet::new(),
+            readers: Readers::new(&plan.stages),
+            skipped: Vec::new(),
+            stage_reports: Vec::new(),
+            sizes: HashMap::new(),
+        }
+    }
+
+    /// Runs every job of the schedule, as many at once as there are cores.
+    async fn walk(&mut self) -> Result<()> {
+        let jobs_at_once = std::thread::available_parallelism().map_or(2, usize::from);
+        let plan = self.plan;
+        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
+        let mut running: JoinSet<Done> = JoinSet::new();
+        loop {
+            while running.len() < jobs_at_once {
+                let Some(job) = schedule.next_job() else { break };
+                self.start(job, &mut schedule, &mut running)?;
+            }
+            let Some(joined) = running.join_next().await else {
+                // Stages come in dependency order, so nothing can be left waiting.
+                debug_assert!(schedule.waiting().is_empty(), "stages left waiting: {:?}", schedule.waiting());
+                break;
+            };
+            match joined.map_err(|e| Error::runtime("running a job", e))? {
+                Done::Loaded(name, loaded) => {
+                    let source = plan.sources.iter().find(|s| s.name == name).expect("loaded sources are the plan's");
+                    self.loaded(source, *loaded?).await?;
+                    schedule.loaded(&source.name);
+                }
+                Done::Ran(order, ran) => self.ran(order, ran, &mut schedule)?,
+            }
+        }
+        self.stage_reports.sort_by_key(|(order, _)| *order);
+        self.manifest.stages.extend(self.stage_reports.drain(..).map(|(_, report)| report));
+        Ok(())
+    }
+
+    /// Starts `job` (or, for a skip, records it).
+    fn start(&mut self, job: Job<'a>, schedule: &mut Schedule<'a>, running: &mut JoinSet<Done>) -> Result<()> {
+        match job {
+            Job::Load(name) => {
+                let source =
+                    self.plan.sources.iter().find(|s| s.name == name).expect("scheduled sources are the plan's");
+                let location = self.storage.resolve(&self.plan.fill(&source.url))?;
+                let (ctx, results, timezone) = (self.ctx.clone(), self.results.clone(), self.plan.timezone);
+                let source = (*source).clone();
+                running.spawn(async move {
+                    let loaded = load(&ctx, &results, &source, &location, timezone).await;
+                    Done::Loaded(source.name, loaded.map(Box::new))
+                });
+            }
+            Job::Run(order) => {
+                let (ctx, results) = (self.ctx.clone(), self.results.clone());
+                let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
+                let frugal = self.frugal(&stage);
+                running.spawn(async move {
+                    Done::Ran(order, run(&ctx, &results, &stage, &params, frugal).await.map(Box::new))
+                });
+            }
+            Job::Skip { stage: order, missing } => {
+                let stage = self.plan.stages[order];
+                self.skip(stage, format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name));
+                schedule.finished(order, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `stage` should run in its memory-frugal form from the start: when what it
+    /// reads lives on disk or takes more than a quarter of the memory pool.
+    fn frugal(&self, stage: &Stage) -> bool {
+        let inputs = stage.depends_on.iter().filter_map(|name| self.sizes.get(name));
+        let (bytes, on_disk) = inputs.fold((0, false), |(bytes, on_disk), (b, d)| (bytes + b, on_disk || *d));
+        on_disk || bytes > self.results.budget().pool_bytes() as u64 / 4
+    }
+
+    /// Records a stage skipped for `reason`, and that it no longer reads anything.
+    fn skip(&mut self, stage: &'a Stage, reason: String) {
+        warn!("{reason}");
+        self.manifest.warnings.push(reason);
+        self.skipped.push(&stage.name);
+        self.readers.done(&self.ctx, &stage.depends_on);
+    }
+
+    /// Records a loaded source in the manifest and stages its quarantine table (or marks
+    /// an earlier run's as stale).
+    async fn loaded(&mut self, source: &Source, loaded: Loaded) -> Result<()> {
+        let Loaded { report, quarantine, size, duration_ms } = loaded;
+        self.sizes.insert(source.name.clone(), size);
+        info!(
+            source = %source.name,
+            files = report.files.len(),
+            rows_read = report.rows_read,
+            rows_loaded = report.rows_loaded,
+            rows_quarantined = report.rows_quarantined,
+            duration_ms = duration_ms as u64,
+            "source loaded"
+        );
+        if report.status == "absent" {
+            self.absent(source, &report.url);
+        }
+        if report.rows_quarantined > 0 {
+            let message = format!("source `{}`: {} rows quarantined", source.name, report.rows_quarantined);
+            warn!("{message}");
+            self.manifest.warnings.push(message);
+        }
+        let quarantine_table = format!("_quarantine/{}", source.name);
+        match quarantine {
+            Some(rows) => {
+                let (file, table) =
+                    self.sink.stage_table(&quarantine_table, quarantine_schema(), rows.batches()).await?;
+                self.files.push(file);
+                self.manifest.quarantine.insert(source.name.clone(), table);
+            }
+            None => self.stale.push(self.sink.partition(&quarantine_table)),
+        }
+        self.manifest.sources.insert(source.name.clone(), report);
+        Ok(())
+    }
+
+    /// Records that optional `source` has no files: the metrics needing it have no data.
+    fn absent(&mut self, source: &Source, url: &str) {
+        for metric in &source.metrics {
+            if !self.manifest.metrics_without_data.contains(metric) {
+                self.manifest.metrics_without_data.push(metric.clone());
+            }
+        }
+        let metrics = match source.metrics.is_empty() {
+            true => "the metrics that need it".to_string(),
+            false => source.metrics.join(", "),
+        };
+        let message = format!("optional source `{}` has no files at {url}: {metrics} have no data", source.name);
+        warn!("{message}");
+        self.manifest.warnings.push(message);
+    }
+
+    /// Records a finished stage: its report, its output table, the results it released.
+    fn ran(&mut self, order: usize, ran: Result<Box<Ran>>, schedule: &mut Schedule<'a>) -> Result<()> {
+        let stage = self.plan.stages[order];
+        let ran = match ran {
+            Ok(ran) => ran,
+            Err(Error::Data(reason)) if stage.on_error == OnError::Warn => {
+                self.skip(stage, format!("stage `{}` skipped (on_error: warn): {reason}", stage.name));
+                schedule.finished(order, true);
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        schedule.finished(order, false);
+        let Ran { result, spilled_bytes, counts, duration_ms } = *ran;
+        self.sizes.insert(stage.name.clone(), (result.bytes, result.on_disk()));
+        let spilled_bytes = spilled_bytes + if result.on_disk() { result.bytes } else { 0 };
+        info!(stage = %stage.name, rows = result.rows, duration_ms = duration_ms as u64, spilled_bytes, "stage finished");
+        for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
+            let message = format!("stage `{}`: {count} rows are {name}", stage.name);
+            warn!("{message}");
+            self.manifest.warnings.push(message);
+        }
+        let report = StageReport { name: stage.name.clone(), rows: result.rows, duration_ms, spilled_bytes, counts };
+        self.stage_reports.push((order, report));
+        if self.plan.tables.contains(&stage.name) {
+            self.write(order, &stage.name, &result);
+        }
+        self.readers.done(&self.ctx, &stage.depends_on);
+        if !self.readers.is_read(&stage.name) {
+            let _ = self.ctx.deregister_table(stage.name.as_str());
+        }
+        Ok(())
+    }
+
+    /// Writes the output table `name` to staging while later stages run.
+    fn write(&mut self, order: usize, name: &str, result: &Arc<Stored>) {
+        let (sink, table, stored) = (self.sink.clone(), name.to_string(), Arc::clone(result));
+        self.writes.spawn(async move {
+            let (file, report) = sink.stage_table(&table, Arc::clone(&stored.schema), stored.batches()).await?;
+            Ok((order, file, report))
+        });
+    }
+
+    /// Waits for the output tables, renders the reports and completes the manifest.
+    async fn finish(mut self) -> Result<Staged> {
+        let mut written = self.writes.join_all().await.into_iter().collect::<Result<Vec<_>>>()?;
+        written.sort_by_key(|(order, _, _)| *order);
+        for (order, file, table) in written {
+            self.files.push(file);
+            self.manifest.tables.insert(self.plan.stages[order].name.clone(), table);
+        }
+        // A skipped table's partition from an earlier run would claim to be this run's.
+        let skipped_tables = self.skipped.iter().filter(|s| self.plan.tables.iter().any(|t| t == *s));
+        self.stale.extend(skipped_tables.map(|s| self.sink.partition(s)));
+        self.manifest.spilled_bytes = self.manifest.stages.iter().map(|s| s.spilled_bytes).sum::<u64>()
+            + self.manifest.sources.values().map(|s| s.spilled_bytes).sum::<u64>();
+        if !self.plan.pipeline.reports.is_empty() {
+            if self.plan.runs_everything() {
+                let staged = stage_reports(self.plan, self.sink, &mut self.manifest).await?;
+                self.files.extend(staged);
+            } else {
+                info!("reports are rendered by full runs only (not with --only)")
+            }
+        }
+        Ok((self.files, self.stale, self.manifest))
+    }
+}
+
+/// Loads `source`, stores its rows in `results` and registers them for the stages.
+async fn load(
+    ctx: &SessionContext,
+    results: &Results,
+    source: &Source,
+    location: &Location,
+    timezone: chrono_tz::Tz,
+) -> Result<Loaded> {
+    let clock = Instant::now();
+    let step = Step::start(format!("loading source {}", source.name));
+    let loaded = sources::load(ctx, source, location, timezone, results).await?;
+    let size = (loaded.rows.bytes, loaded.rows.on_disk());
+    ctx.register_table(source.name.as_str(), Arc::new(loaded.rows).table())
+        .map_err(|e| Error::runtime(format!("registering source `{}`", source.name), e))?;
+    drop(step);
+    let (report, quarantine) = (loaded.report, loaded.quarantine);
+    Ok(Loaded { report, quarantine, size, duration_ms: clock.elapsed().as_millis() })
+}
+
+/// Runs `stage`, stores and registers its result, and counts its declared `counts`. A
+/// stage that runs out of memory in its fast form runs again in its memory-frugal form.
+async fn run(
+    ctx: &SessionContext,
+    results: &Results,
+    stage: &Stage,
+    params: &IndexMap<String, crate::config::ParamValue>,
+    frugal: bool,
+) -> Result<Ran> {
+    let clock = Instant::now();
+    let step = Step::start(format!("running stage {}", stage.name));
+    let executed = match stages::execute(&stage_state(ctx, frugal)?, stage, params, results).await {
+        Err(Error::Resources(reason)) if !frugal => {
+            warn!(stage = %stage.name, "stage ran out of memory; running it again in its memory-frugal form: {reason}");
+            stages::execute(&stage_state(ctx, true)?, stage, params, results).await
+        }
+        executed => executed,
+    }?;
+    let result = Arc::new(executed.result);
+    ctx.register_table(stage.name.as_str(), result.table())
+        .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
+    let counts = stages::count(ctx, stage).await?;
+    drop(step);
+    Ok(Ran { result, spilled_bytes: executed.spilled_bytes, counts, duration_ms: clock.elapsed().as_millis() })
+}
+
+/// The session state a stage is planned and run in. The memory-frugal form joins by
+/// sorting and merging (sorts spill to disk; a hash join's table must fit in memory)
+/// and evaluates window functions as rows stream by instead of holding them all.
+fn stage_state(ctx: &SessionContext, frugal: bool) -> Result<SessionState> {
+    if !frugal {
+        return Ok(ctx.state());
+    }
+    // A copy of the session's state: changing it leaves the session (and its tables) as is.
+    let mut state = ctx.state();
+    state.config_mut().options_mut().optimizer.prefer_hash_join = false;
+    functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    Ok(state)
+}
+
+/// Renders the pipeline's reports into the sink's staging area, to be published with the
+/// tables, from the tables they declare as this run staged them.
+async fn stage_reports(plan: &Plan<'_>, sink: &Sink, manifest: &mut Manifest) -> Result<Vec<StagedFile>> {
+    let clock = Instant::now();
+    let tables = report::read_tables(&plan.pipeline.reports, |table| sink.staged_table(table)).await?;
+    let rendered = render_reports(plan, &tables, manifest)?;
+    let mut staged = Vec::with_capacity(rendered.len());
+    for file in rendered {
+        let report = sink.stage_report(&file.path, file.bytes).await?;
+        manifest.reports.insert(file.path, report.url());
+        staged.push(report);
+    }
+    info!(reports = staged.len(), duration_ms = clock.elapsed().as_millis() as u64, "reports rendered");
+    Ok(staged)
+}
+
+/// How many stages still have to read each table. At zero the table is released, so a
+/// run holds only what later stages need, not every intermediate result.
+struct Readers<'p>(HashMap<&'p str, usize>);
+
+impl<'p> Readers<'p> {
+    fn new(stages: &[&'p Stage]) -> Self {
+        let mut readers = HashMap::new();
+        for dependency in stages.iter().flat_map(|s| &s.depends_on) {
+            *readers.entry(dependency.as_str()).or_default() += 1;
+        }
+        Readers(readers)
+    }
+
+    /// A stage that read `tables` is done (run or skipped).
+    fn done(&mut self, ctx: &SessionContext, tables: &[String]) {
+        for table in tables {
+            if let Some(count) = self.0.get_mut(table.as_str()) {
+                *count -= 1;
+                if *count == 0 {
+                    let _ = ctx.deregister_table(table.as_str());
+                }
+            }
+        }
+    }
+
+    /// Whether any stage reads `table`.
+    fn is_read(&self, table: &str) -> bool {
+        self.0.contains_key(table)
+    }
+}

@@ -1,0 +1,230 @@
+//! A run, end to end: bind the pipeline, load sources and run stages in one DataFusion
+//! session within the run's memory budget ([`executor`]), stage the output tables,
+//! publish them atomically with the manifest. Also `validate`, which goes as far as
+//! planning without reading or writing data, and `report`, which renders the reports
+//! again from published tables.
+
+mod executor;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{SecondsFormat, Utc};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::DFSchema;
+use datafusion::datasource::MemTable;
+use datafusion::execution::config::SessionConfig;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::SessionContext;
+use tracing::info;
+
+use crate::config::Pipeline;
+use crate::error::{Error, Result};
+use crate::functions;
+use crate::manifest::Manifest;
+use crate::memory::{self, MemoryBudget};
+use crate::plan::{Overrides, Plan, bind};
+use crate::report::{self, RenderedFile, ReportRequest, Tables};
+use crate::results::Results;
+use crate::sinks::{self, Sink};
+use crate::sources;
+use crate::stages;
+use crate::storage::Storage;
+
+/// The process's peak resident set size so far (`VmHWM` in `/proc/self/status`).
+fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A session with fidelis's functions registered, on `runtime` (memory pool and disk)
+/// sized for `budget`.
+pub fn session_on(runtime: Arc<RuntimeEnv>, budget: &MemoryBudget) -> SessionContext {
+    // One partition per query by default; the executor sets each stage's own (see
+    // `executor::stage_state`).
+    let mut config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_batch_size(budget.batch_rows())
+        .with_target_partitions(1);
+    config.options_mut().execution.sort_spill_reservation_bytes = budget.sort_spill_reservation_bytes();
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    functions::register(&ctx);
+    ctx
+}
+
+/// A session with fidelis's functions registered and no memory limit, for planning.
+pub fn session() -> SessionContext {
+    session_on(Arc::new(RuntimeEnv::default()), &MemoryBudget::resolve(None))
+}
+
+/// Runs `pipeline` and publishes its outputs; returns the manifest written.
+pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest> {
+    let started = Utc::now();
+    let clock = Instant::now();
+    let plan = bind(pipeline, overrides)?;
+    let Some(outputs) = &pipeline.outputs else {
+        return Err(Error::config(
+            pipeline.file.display().to_string(),
+            "the pipeline has no `outputs`, so a run would write nothing",
+            "add `outputs: {root: …, tables: [...]}`, or use `fidelis validate` to only check it",
+        ));
+    };
+    let storage = Storage::new();
+    let root = storage.resolve(&plan.fill(&outputs.root))?;
+    let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
+    let budget = MemoryBudget::resolve(overrides.memory_limit);
+    let spill_dir = overrides.spill_dir.clone().unwrap_or_else(memory::default_spill_dir);
+    info!(
+        pipeline = %pipeline.name, as_of = %plan.as_of, output = %root, run_id = %run_id,
+        memory_limit = %budget, spill_dir = %spill_dir.display(), "run started"
+    );
+    let sink = Sink::new(root.clone(), plan.as_of, &run_id);
+    // The results (and DataFusion's spill folder) are dropped before this returns, on
+    // success and failure alike, which removes their files.
+    let results = Results::new(budget, &spill_dir)?;
+    let executed = executor::execute(&plan, &storage, &sink, &results, &run_id, started).await;
+    drop(results);
+    let (files, stale, mut manifest) = match executed {
+        Ok(staged) => staged,
+        Err(error) => {
+            sink.abort().await;
+            return Err(error);
+        }
+    };
+    manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    manifest.duration_ms = clock.elapsed().as_millis();
+    manifest.peak_memory_bytes = peak_memory_bytes();
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
+    let published = sink.publish(files, &stale, &json).await;
+    if published.is_err() {
+        sink.abort().await;
+    }
+    published?;
+    info!(
+        tables = manifest.tables.len(),
+        duration_ms = manifest.duration_ms as u64,
+        memory_limit_mb = manifest.memory_limit_bytes >> 20,
+        peak_memory_mb = manifest.peak_memory_bytes.map(|b| b >> 20),
+        spilled_mb = manifest.spilled_bytes >> 20,
+        output = %root,
+        "run published"
+    );
+    Ok(manifest)
+}
+
+fn render_reports(plan: &Plan<'_>, tables: &Tables, manifest: &Manifest) -> Result<Vec<RenderedFile>> {
+    report::render(&ReportRequest {
+        params: &plan.params,
+        manifest,
+        tables,
+        templates_dir: &plan.pipeline.templates_dir,
+        reports: &plan.pipeline.reports,
+    })
+}
+
+/// `fidelis report`: renders the reports again from the tables published for as_of,
+/// without recomputing them, and replaces the published reports.
+pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<String>> {
+    let plan = bind(pipeline, overrides)?;
+    let Some(outputs) = &pipeline.outputs else {
+        return Err(Error::config(
+            pipeline.file.display().to_string(),
+            "the pipeline has no `outputs`",
+            "add `outputs`",
+        ));
+    };
+    if pipeline.reports.is_empty() {
+        return Err(Error::config(
+            pipeline.file.display().to_string(),
+            "the pipeline has no `reports`",
+            "add `reports: [{template: report.html.tera, path: report.html, tables: [...]}]`",
+        ));
+    }
+    let storage = Storage::new();
+    let root = storage.resolve(&plan.fill(&outputs.root))?;
+    let manifest = Manifest::read(&root, plan.as_of).await?;
+    let tables = report::read_tables(&pipeline.reports, |table| sinks::table_file(&root, table, plan.as_of)).await?;
+    if tables.is_empty() {
+        return Err(Error::Data(format!(
+            "none of the tables the reports read is published for as_of {} under {root}; run the pipeline for \
+             that day (fidelis run PIPELINE --as-of {})",
+            plan.as_of, plan.as_of
+        )));
+    }
+    let run_id = format!("{}-{}-report", Utc::now().format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
+    let sink = Sink::new(root, plan.as_of, &run_id);
+    let mut staged = Vec::new();
+    let mut written = Vec::new();
+    for file in render_reports(&plan, &tables, &manifest)? {
+        let report = sink.stage_report(&file.path, file.bytes).await?;
+        written.push(report.url());
+        staged.push(report);
+    }
+    let moved = sink.move_into_place(&staged, &[]).await;
+    sink.abort().await;
+    moved?;
+    Ok(written)
+}
+
+/// Registers an empty table of `schema` as `name`, for planning.
+fn register_empty(ctx: &SessionContext, name: &str, schema: SchemaRef) -> Result<()> {
+    let table =
+        MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
+    ctx.register_table(name, Arc::new(table)).map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
+    Ok(())
+}
+
+/// What `validate` found.
+#[derive(Debug)]
+pub struct Validation {
+    /// (source, files found)
+    pub sources: Vec<(String, usize)>,
+    /// (stage, description, output columns)
+    pub stages: Vec<(String, Option<String>, Vec<String>)>,
+}
+
+/// Checks `pipeline` without reading data or writing anything: parameters bind, the
+/// report templates parse and read only the tables their report declares, every source
+/// is reachable and has files (or is optional), every stage plans against the sources'
+/// schemas and the stages before it.
+pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Validation> {
+    let plan = bind(pipeline, overrides)?;
+    report::check(&pipeline.reports, &pipeline.templates_dir, &plan.params, &pipeline.file)?;
+    let storage = Storage::new();
+    if let Some(outputs) = &pipeline.outputs {
+        storage.resolve(&plan.fill(&outputs.root))?;
+    }
+    let ctx = session();
+    let mut validation = Validation { sources: Vec::new(), stages: Vec::new() };
+    // Every declared source, read by a stage or not.
+    for source in pipeline.sources.values() {
+        let location = storage.resolve(&plan.fill(&source.url))?;
+        let found = sources::list_files(source, &location).await?;
+        let schema = sources::schema(source, &location).await?;
+        let columns = DFSchema::try_from(Arc::clone(&schema)).map_err(|e| Error::runtime("reading a schema", e))?;
+        for check in &source.checks {
+            ctx.parse_sql_expr(&check.condition, &columns).map_err(|error| {
+                Error::config(
+                    &source.name,
+                    format!("check `{}`: cannot plan `{}`: {error}", check.name, check.condition),
+                    "the condition may use the source's declared columns and SQL functions",
+                )
+            })?;
+        }
+        register_empty(&ctx, &source.name, schema)?;
+        validation.sources.push((source.name.clone(), found.len()));
+    }
+    for stage in &plan.stages {
+        let logical = stages::plan(&ctx.state(), stage, &plan.params).await?;
+        let schema: SchemaRef = Arc::new(logical.schema().as_arrow().clone());
+        validation.stages.push((
+            stage.name.clone(),
+            stage.description.clone(),
+            schema.fields().iter().map(|f| f.name().clone()).collect(),
+        ));
+        register_empty(&ctx, &stage.name, schema)?;
+    }
+    Ok(validation)
+}
