@@ -2,9 +2,12 @@
 //!
 //! Errors are split by what a scheduler should do about them: configuration and
 //! usage errors and bad input data will fail the same way on a retry, while runtime
-//! and I/O failures (a network blip, a full disk) may not.
+//! and I/O failures (a network blip, a full disk) may not; a partition locked by
+//! another run, or a run stopped by a signal, is worth running again later.
 
 use std::fmt;
+
+use crate::signals::Signal;
 
 /// Exit codes of the `fidelis` binary. Documented in the README and in `--help`.
 pub mod exit_code {
@@ -16,6 +19,33 @@ pub mod exit_code {
     pub const DATA: i32 = 3;
     /// Runtime or I/O failure (storage unreachable, disk full, …): retrying may help.
     pub const RUNTIME: i32 = 4;
+    /// An internal error (a panic): a bug in fidelis, to be reported; retrying will not
+    /// help. 70 is `EX_SOFTWARE` of BSD's `sysexits.h`.
+    pub const INTERNAL: i32 = 70;
+    /// Another run holds the partition's lease: retry later, or wait with `--wait-for-lock`.
+    pub const LOCKED: i32 = 5;
+    /// Stopped by SIGINT (Ctrl-C) before publishing; nothing was published (128 + 2, as shells report it).
+    pub const INTERRUPTED: i32 = 130;
+    /// Stopped by SIGTERM before publishing; nothing was published (128 + 15, as shells report it).
+    pub const TERMINATED: i32 = 143;
+
+    /// The worst of several runs' exit codes (a backfill's), worst being what most needs a
+    /// person: a stop by signal (the whole job was stopped), then an internal error or any
+    /// code not listed here (a bug), then configuration, data, runtime, locked, success. A scheduler that
+    /// retries on 4 and 5 only retries a backfill whose every failure is retryable.
+    pub fn worst(codes: impl IntoIterator<Item = i32>) -> i32 {
+        let rank = |code: i32| match code {
+            OK => 0,
+            LOCKED => 1,
+            RUNTIME => 2,
+            DATA => 3,
+            CONFIG => 4,
+            INTERRUPTED | TERMINATED => 6,
+            // INTERNAL, and any code fidelis does not document.
+            _ => 5,
+        };
+        codes.into_iter().max_by_key(|code| rank(*code)).unwrap_or(OK)
+    }
 }
 
 /// One problem found in a pipeline file, with where it is and how to fix it.
@@ -58,6 +88,10 @@ pub enum Error {
     Runtime(String),
     /// The work does not fit the run's memory budget, or its spill disk, even with spilling.
     Resources(String),
+    /// Another run holds the partition's lease (the message names it).
+    Locked(String),
+    /// A signal stopped the run before it published anything.
+    Stopped(Signal),
 }
 
 impl Error {
@@ -67,6 +101,8 @@ impl Error {
             Error::Config(_) | Error::Usage(_) => exit_code::CONFIG,
             Error::Data(_) => exit_code::DATA,
             Error::Runtime(_) | Error::Resources(_) => exit_code::RUNTIME,
+            Error::Locked(_) => exit_code::LOCKED,
+            Error::Stopped(signal) => signal.exit_code(),
         }
     }
 
@@ -100,6 +136,10 @@ impl fmt::Display for Error {
             Error::Usage(message) => write!(f, "usage error: {message}"),
             Error::Data(message) => write!(f, "bad input data: {message}"),
             Error::Runtime(message) | Error::Resources(message) => write!(f, "run failed: {message}"),
+            Error::Locked(message) => write!(f, "partition locked: {message}"),
+            Error::Stopped(signal) => {
+                write!(f, "stopped by {signal} before publishing: the published data is unchanged")
+            }
         }
     }
 }
@@ -108,3 +148,18 @@ impl std::error::Error for Error {}
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code::*;
+
+    #[test]
+    fn the_worst_exit_code_is_the_one_that_most_needs_a_person() {
+        assert_eq!(worst([OK, LOCKED, RUNTIME]), RUNTIME);
+        assert_eq!(worst([RUNTIME, DATA, OK]), DATA);
+        assert_eq!(worst([DATA, CONFIG]), CONFIG);
+        assert_eq!(worst([CONFIG, 101]), 101, "an unknown code is a bug");
+        assert_eq!(worst([101, TERMINATED, OK]), TERMINATED);
+        assert_eq!(worst([]), OK);
+    }
+}

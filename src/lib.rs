@@ -3,26 +3,38 @@
 //! Data flows one way: pipeline YAML → [`config`] (typed, validated) → [`plan`]
 //! (parameters bound, stages chosen) → [`run`] (one DataFusion session:
 //! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks) →
-//! [`sinks`] (staged Parquet, atomic publish) and [`manifest`] → [`report`] (templates
-//! rendered over the tables a report declares).
+//! [`sinks`] (staged Parquet, atomic publish; [`publish`]: the partition's lease and the
+//! publish journal) and [`manifest`] → [`report`] (templates rendered over the tables a
+//! report declares). [`storage`] turns URLs into object stores and takes credentials out
+//! of what is recorded; [`lineage`] sends a run's OpenLineage events. Around runs:
+//! [`signals`] (stopping cleanly), [`backfill`] (a run per date), [`repair`], [`summary`]
+//! (`--result-json`).
 
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod failpoints;
 pub mod functions;
+pub mod lineage;
 pub mod logging;
 pub mod manifest;
 pub mod memory;
 pub mod models;
+pub mod pipeline_version;
 pub mod plan;
+pub mod publish;
+pub mod repair;
 pub mod report;
 pub mod results;
 pub mod run;
 pub mod sample_data;
 pub mod schedule;
+pub mod signals;
 pub mod sinks;
 pub mod sources;
 pub mod stages;
 pub mod storage;
+pub mod summary;
 
 pub use error::{Error, Result};

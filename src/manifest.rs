@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::sinks::{TableReport, manifest_file, read_if_present};
+use crate::publish::published::{MANIFEST, runs_folder};
+use crate::sinks::{TableReport, read_if_present};
 use crate::sources::SourceReport;
 use crate::storage::Location;
 
@@ -24,6 +25,8 @@ pub struct Manifest {
     pub pipeline_file: String,
     /// The fidelis version that ran it.
     pub fidelis_version: String,
+    /// What the pipeline computes with besides parameters and data (`crate::pipeline_version`).
+    pub pipeline_version: String,
     /// The run's id: its start time and process id.
     pub run_id: String,
     /// The run's as_of, `YYYY-MM-DD`.
@@ -58,6 +61,11 @@ pub struct Manifest {
     pub metrics_without_data: Vec<String>,
     /// The run's warnings, in the order they were raised.
     pub warnings: Vec<String>,
+    /// Tables, quarantine tables (`_quarantine/{source}`) and reports (`reports/{file}`)
+    /// of the partition that a run with `--only` kept from earlier runs, with the run that
+    /// wrote each; they are listed in `tables`, `quarantine` and `reports` too.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub kept: IndexMap<String, String>,
 }
 
 /// What the manifest records about a stage.
@@ -74,6 +82,13 @@ pub struct StageReport {
     /// when stored in files.
     #[serde(skip_serializing_if = "is_zero")]
     pub spilled_bytes: u64,
+    /// Partitions the stage ran on (one by default; more when cores are idle).
+    pub partitions: usize,
+    /// The stage ran in its memory-frugal form: sort-merge joins and streaming windows,
+    /// because what it reads is on disk or large for the budget, or its fast form ran out
+    /// of memory.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub memory_frugal: bool,
     /// The stage's declared `counts`: rows matching each named condition.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub counts: IndexMap<String, u64>,
@@ -100,7 +115,7 @@ impl Manifest {
 
     /// The manifest of the run published under `root` for `as_of`.
     pub async fn read(root: &Location, as_of: NaiveDate) -> Result<Manifest> {
-        let location = manifest_file(root, as_of);
+        let location = runs_folder(root, as_of).child(MANIFEST);
         let Some(bytes) = read_if_present(&location).await? else {
             return Err(Error::Data(format!(
                 "no run published for as_of {as_of} at {root}: {location} does not exist; run the pipeline for \

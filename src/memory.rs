@@ -25,12 +25,14 @@ const MIB: u64 = 1 << 20;
 const POOL_SHARE: f64 = 0.6;
 
 /// Share of the pool that stage results and sources may hold in memory; the remainder is
-/// left to the operators (sorts, aggregations, joins) so they do not spill needlessly.
-const RESULTS_SHARE: f64 = 0.5;
+/// left to the operators (sorts, aggregations, joins), which cannot work without room for
+/// a few batches each.
+const RESULTS_SHARE: f64 = 0.25;
 
 /// Batch sizes: rows per batch are the pool's bytes over this, between the bounds. A row
-/// of the pipeline's tables takes 50-200 bytes, and an operator holds a few batches.
-const BYTES_PER_BATCH_ROW: usize = 4096;
+/// of the pipeline's tables takes 50-200 bytes, an operator holds a few batches, and
+/// a dozen operators may share the pool.
+const BYTES_PER_BATCH_ROW: usize = 16384;
 const MIN_BATCH_ROWS: usize = 1024;
 const MAX_BATCH_ROWS: usize = 32 * 1024;
 
@@ -122,7 +124,7 @@ impl MemoryBudget {
     /// Bytes a sort sets aside for merging its spill files: DataFusion's 10 MB, less under
     /// a budget so small that 10 MB would not leave the sort room to sort anything.
     pub fn sort_spill_reservation_bytes(&self) -> usize {
-        (self.pool_bytes() / 16).min(10 << 20)
+        (self.pool_bytes() / 64).min(10 << 20)
     }
 
     /// Bytes of the pool that stage results and sources may hold in memory.
@@ -356,7 +358,9 @@ mod tests {
         assert_eq!(budget, MemoryBudget { bytes: 4 << 30, origin: Origin::Given });
         assert_eq!(budget.to_string(), "4.0 GiB (--memory-limit)");
         assert_eq!(budget.batch_rows(), 32 * 1024);
-        assert_eq!(MemoryBudget::resolve(Some(16 << 20)).batch_rows(), 2457);
+        // 16 MiB: a pool of 9.6 MiB, 614 rows by the rule, at least 1024.
+        assert_eq!(MemoryBudget::resolve(Some(16 << 20)).batch_rows(), 1024);
+        assert_eq!(MemoryBudget::resolve(Some(256 << 20)).batch_rows(), 9830);
         assert_eq!(MemoryBudget::resolve(Some(1 << 20)).batch_rows(), 1024);
     }
 }

@@ -9,6 +9,7 @@ use indexmap::IndexMap;
 
 use crate::config::{AS_OF, ParamValue, Pipeline, Source, Stage, TIMEZONE};
 use crate::error::{Error, Result};
+use crate::publish::lease::LeaseOptions;
 
 /// What the command line and environment say about a run.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +26,8 @@ pub struct Overrides {
     pub memory_limit: Option<u64>,
     /// `--spill-dir`; `None`: the system's temporary folder.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// `--wait-for-lock` and `--lease-ttl`: how the run takes its partition's lease.
+    pub lease: LeaseOptions,
 }
 
 impl Overrides {

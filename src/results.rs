@@ -45,8 +45,11 @@ use crate::memory::MemoryBudget;
 pub struct Results {
     runtime: Arc<RuntimeEnv>,
     budget: MemoryBudget,
-    /// Where spill files go (DataFusion's own folder for the run is created below it).
+    /// The folder spill files go below (`--spill-dir`).
     spill_dir: PathBuf,
+    /// The run's own folder in it, holding every local file of the run; removed by
+    /// [`Results::close`] (or when the last clone is dropped).
+    run_dir: Arc<tempfile::TempDir>,
     /// Bytes all results together may hold in memory.
     capacity: usize,
     /// Bytes they hold now.
@@ -107,10 +110,15 @@ impl Drop for Held {
 impl Results {
     /// Results of a run within `budget`, spilling below `spill_dir`.
     pub fn new(budget: MemoryBudget, spill_dir: &Path) -> crate::error::Result<Self> {
+        let run_dir = tempfile::Builder::new()
+            .prefix("fidelis-spill-")
+            .tempdir_in(spill_dir)
+            .map_err(|e| Error::runtime(format!("cannot use spill folder {}", spill_dir.display()), e))?;
         Ok(Results {
-            runtime: budget.runtime(spill_dir)?,
+            runtime: budget.runtime(run_dir.path())?,
             budget,
             spill_dir: spill_dir.to_path_buf(),
+            run_dir: Arc::new(run_dir),
             capacity: budget.results_bytes(),
             held: Arc::new(AtomicUsize::new(0)),
         })
@@ -215,9 +223,15 @@ impl Results {
         ResultWriter { sender: Some(sender), task }
     }
 
-    /// The folder spill files and other local files of the run go below.
+    /// The run's own folder, which every local file of the run goes below.
     pub fn spill_dir(&self) -> &Path {
-        &self.spill_dir
+        self.run_dir.path()
+    }
+
+    /// Removes the run's local files now, success or failure: work still winding down
+    /// (a cancelled task) may hold some open, which the system then frees when it lets go.
+    pub fn close(&self) {
+        let _ = std::fs::remove_dir_all(self.run_dir.path());
     }
 
     /// Counts `bytes` more against the results' share, if they fit.

@@ -1,16 +1,14 @@
-//! The one place that writes Parquet, the atomic publish of a run, and the layout of
-//! an output root (the one place that spells it: [`partition`], [`table_file`],
-//! [`part_file_name`], [`manifest_file`]).
+//! The one place that writes Parquet, the publish of a run, and the layout of an output
+//! root (the one place that spells it: [`partition`], [`table_file`], [`part_file_name`]).
 //!
-//! Each table partition is a single file, `{root}/{table}/as_of={as_of}/part-00000.parquet`;
-//! reports are published under `{root}/reports/as_of={as_of}/` and the run's manifest as
-//! `{root}/_runs/as_of={as_of}/manifest.json`. A run writes every file to
-//! `{root}/_staging/{run_id}/` first; only when all of them are written does it move
-//! each into place. A move within a store replaces one
-//! object with another in one step (a rename on local disks, a copy on object
-//! stores), so a reader sees either the old partition or the new one, never a partial
-//! file; and a run that fails before publishing leaves the published data untouched.
-//! The run manifest and `_SUCCESS` are written last.
+//! Each table partition is a single file, `{root}/{table}/as_of={as_of}/part-00000.parquet`.
+//! A run first takes the partition's lease (one writer per partition), repairs a publish
+//! a dead run left half done, and removes dead runs' staging ([`Sink::open`]). It writes
+//! every file to `{root}/_staging/as_of={as_of}/{run_id}/`; only when all of them are
+//! written does it publish them with the manifest, through the publish journal that makes
+//! the publish all or nothing even across crashes (`crate::publish::journal`). A run
+//! that fails or is stopped before publishing leaves the published data untouched.
+//! `_SUCCESS` is written last, and only beside a partition that is wholly one run's.
 
 use std::sync::Arc;
 
@@ -21,14 +19,20 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
-use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
 
 use crate::error::{Error, Result};
-use crate::storage::Location;
+use crate::failpoints;
+use crate::plan::Plan;
+use crate::publish::journal::{self, Journal, Recovered};
+use crate::publish::lease::{Lease, LeaseOptions};
+use crate::publish::published::{MANIFEST, PublishedRun, runs_folder};
+use crate::signals;
+use crate::storage::{Location, Storage};
 
 /// The partition folder of `table` for `as_of`: `{root}/{table}/as_of={as_of}/`. A table
 /// may be a path below the root, e.g. `_quarantine/orders`.
@@ -50,11 +54,6 @@ pub fn part_file_name(extension: &str) -> String {
     format!("part-00000.{extension}")
 }
 
-/// The manifest of the run published for `as_of`.
-pub fn manifest_file(root: &Location, as_of: NaiveDate) -> Location {
-    partition(root, "_runs", as_of).child("manifest.json")
-}
-
 /// The object at `location`, or `None` when there is none.
 pub async fn read_if_present(location: &Location) -> Result<Option<bytes::Bytes>> {
     let failed = |e: object_store::Error| Error::runtime(format!("reading {location}"), e);
@@ -65,12 +64,16 @@ pub async fn read_if_present(location: &Location) -> Result<Option<bytes::Bytes>
     }
 }
 
-/// Where a run writes: the output root, its as_of, and its private staging area.
+/// Where a run writes: the output root, its as_of, its private staging area, and the
+/// partition's lease, held until [`Sink::close`].
 #[derive(Clone)]
 pub struct Sink {
     root: Location,
     as_of: NaiveDate,
+    run_id: String,
     staging: Location,
+    lease: Arc<Lease>,
+    published: Option<Arc<PublishedRun>>,
 }
 
 /// A file written to staging, waiting to be published.
@@ -97,10 +100,57 @@ pub struct TableReport {
 }
 
 impl Sink {
-    /// A sink writing partition `as_of` under `root`, staging under `run_id`.
-    pub fn new(root: Location, as_of: NaiveDate, run_id: &str) -> Self {
-        let staging = root.child("_staging").child(run_id);
-        Sink { root, as_of, staging }
+    /// Opens partition `as_of` under `root` for run `run_id`: takes its lease (waiting as
+    /// `lease` says, unless a stop signal comes first), finishes or rolls back a publish
+    /// that a dead run left (logged; also returned), removes dead runs' staging, and reads
+    /// the run published there.
+    pub async fn open(
+        root: Location,
+        as_of: NaiveDate,
+        run_id: &str,
+        lease: &LeaseOptions,
+    ) -> Result<(Sink, Vec<Recovered>)> {
+        let runs = runs_folder(&root, as_of);
+        let lease = signals::unless_stopped(Lease::acquire(&runs, run_id, lease)).await?;
+        let prepared = async {
+            let recovered = journal::recover(&runs).await?;
+            for recovery in &recovered {
+                warn!(partition = %runs, "{recovery}");
+            }
+            // Only the lease holder stages files for this partition: what is there is dead runs'.
+            let staging = partition(&root, "_staging", as_of);
+            remove_below(&staging).await?;
+            let published = PublishedRun::read(&root, as_of).await?;
+            Ok::<_, Error>((recovered, staging, published))
+        };
+        match prepared.await {
+            Ok((recovered, staging, published)) => {
+                let sink = Sink {
+                    staging: staging.child(run_id),
+                    root,
+                    as_of,
+                    run_id: run_id.to_string(),
+                    lease: Arc::new(lease),
+                    published: published.map(Arc::new),
+                };
+                Ok((sink, recovered))
+            }
+            Err(error) => {
+                lease.release().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The run published in this partition when the sink was opened, if it is complete.
+    pub fn published(&self) -> Option<&PublishedRun> {
+        self.published.as_deref()
+    }
+
+    /// Resolves, with the run's error, if the partition's lease is lost while the run
+    /// computes (see `crate::publish::lease`); never otherwise.
+    pub async fn lease_lost(&self) -> Error {
+        self.lease.lost().await
     }
 
     /// The partition folder of `table` (a path below the root, e.g. `_quarantine/orders`).
@@ -134,92 +184,123 @@ impl Sink {
     pub async fn stage_report(&self, path: &str, bytes: Vec<u8>) -> Result<StagedFile> {
         let target = path.split('/').fold(self.partition("reports"), |location, segment| location.child(segment));
         let staged = self.staging.child(&format!("reports__{}", path.replace('/', "__")));
-        staged
-            .store
-            .put(&staged.path, PutPayload::from(bytes))
-            .await
-            .map_err(|e| Error::runtime(format!("writing {staged}"), e))?;
+        journal::put(&staged, bytes).await?;
         Ok(StagedFile { staged, target })
     }
 
-    /// Moves every staged file into place, removes what earlier runs left in the
-    /// replaced partitions (and `stale` partitions this run no longer produces),
-    /// then writes the manifest and `_SUCCESS` last.
-    pub async fn publish(&self, files: Vec<StagedFile>, stale: &[Location], manifest: &[u8]) -> Result<()> {
-        let runs = self.partition("_runs");
-        let success = runs.child("_SUCCESS");
-        // Readers waiting for _SUCCESS must not trust this partition while it changes.
-        delete_if_present(&success).await?;
-        self.move_into_place(&files, stale).await?;
-        put(&manifest_file(&self.root, self.as_of), manifest.to_vec()).await?;
-        put(&success, Vec::new()).await?;
-        self.abort().await;
+    /// Publishes the staged `files` and the `manifest` (when given) as one step, all or
+    /// nothing (see `crate::publish::journal`): each file replaces its partition's
+    /// contents, the `stale` partitions are removed, and `_SUCCESS` is written last when
+    /// the publish has a manifest (a whole run's partition; otherwise it stays as it was).
+    /// A stop signal received before this starts cancels it; one received during it waits
+    /// for it to finish.
+    pub async fn publish(&self, files: &[StagedFile], stale: &[Location], manifest: Option<&[u8]>) -> Result<()> {
+        failpoints::reach("before-publish").await;
+        if let Some(signal) = signals::requested() {
+            return Err(Error::Stopped(signal));
+        }
+        self.lease.confirm().await?;
+        let runs = runs_folder(&self.root, self.as_of);
+        let mut moves: Vec<(Location, Location)> =
+            files.iter().map(|file| (file.staged.clone(), file.target.clone())).collect();
+        if let Some(manifest) = manifest {
+            let staged = self.staging.child(MANIFEST);
+            journal::put(&staged, manifest.to_vec()).await?;
+            moves.push((staged, runs.child(MANIFEST)));
+        }
+        let removals = self.removals(files, stale).await?;
+        let journal = Journal::plan(&runs, &self.run_id, &moves, &removals, manifest.is_some()).await?;
+        journal.publish(&runs).await?;
+        if let Some(signal) = signals::requested() {
+            info!("{signal} received while publishing: the publish was completed first");
+        }
         Ok(())
     }
 
-    /// Moves staged files into place and removes what earlier runs left beside them and
-    /// in the `stale` partitions; the manifest and `_SUCCESS` are not touched.
-    pub async fn move_into_place(&self, files: &[StagedFile], stale: &[Location]) -> Result<()> {
-        for file in files {
-            file.target
-                .store
-                .rename(&file.staged.path, &file.target.path)
-                .await
-                .map_err(|e| Error::runtime(format!("publishing {}", file.target), e))?;
-        }
-        // Then remove what earlier runs left beside the new files (a partition folder
-        // holds exactly what this run wrote there), and the partitions it no longer writes.
-        let mut folders: Vec<(Location, Vec<&Path>)> = Vec::new();
+    /// What the publish of `files` removes: whatever else is in their partition folders
+    /// (a partition holds exactly what one run wrote there), and the `stale` partitions.
+    async fn removals(&self, files: &[StagedFile], stale: &[Location]) -> Result<Vec<Location>> {
+        let mut folders: Vec<Location> = Vec::new();
         for file in files {
             let folder = file.target.at(file.target.path.prefix_path());
-            match folders.iter_mut().find(|(f, _)| f.path == folder.path) {
-                Some((_, keep)) => keep.push(&file.target.path),
-                None => folders.push((folder, vec![&file.target.path])),
+            if !folders.iter().any(|f| f.path == folder.path) {
+                folders.push(folder);
             }
         }
-        for (folder, keep) in &folders {
-            remove_others(folder, keep).await?;
+        let targets: Vec<&Path> = files.iter().map(|file| &file.target.path).collect();
+        let mut removals = Vec::new();
+        for folder in folders.iter().chain(stale) {
+            for path in journal::list(folder).await? {
+                if !targets.contains(&&path) {
+                    removals.push(folder.at(path));
+                }
+            }
         }
-        for partition in stale {
-            remove_others(partition, &[]).await?;
-        }
-        Ok(())
+        Ok(removals)
     }
 
-    /// Removes this run's staging area; used after publishing and when a run fails.
-    pub async fn abort(&self) {
-        let listed: Vec<_> = self.staging.store.list(Some(&self.staging.path)).try_collect().await.unwrap_or_default();
-        for meta in listed {
-            let _ = self.staging.store.delete(&meta.location).await;
+    /// Ends the run's hold on the partition: removes its staging area and releases the
+    /// lease. Called once, after publishing or giving up.
+    pub async fn close(&self) {
+        if let Err(error) = remove_below(&self.staging).await {
+            warn!("could not remove the staging area {} (the next run removes it): {error}", self.staging);
         }
+        self.lease.release().await;
     }
 }
 
-/// Writes `batches` as one Parquet file at `location` (zstd, warehouse-readable types);
-/// returns its rows and bytes. The one function in fidelis that writes Parquet.
+/// Writes `batches` as one Parquet file at `location` (see [`ParquetFile`]); returns its
+/// rows and bytes.
 pub async fn write_parquet(
     location: &Location,
     schema: SchemaRef,
     batches: impl Iterator<Item = datafusion::error::Result<RecordBatch>> + Send,
 ) -> Result<(u64, u64)> {
-    let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {location}"), e);
-    let schema = warehouse_schema(&schema);
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let writer = BufWriter::new(Arc::clone(&location.store), location.path.clone());
-    let mut writer =
-        AsyncArrowWriter::try_new(writer, Arc::clone(&schema), Some(properties)).map_err(|e| failed(&e))?;
-    let mut rows = 0;
+    let mut file = ParquetFile::create(location, &schema)?;
     for batch in batches {
-        let batch = warehouse_types(&schema, &batch.map_err(|e| failed(&e))?).map_err(|e| failed(&e))?;
-        rows += batch.num_rows() as u64;
-        writer.write(&batch).await.map_err(|e| failed(&e))?;
+        file.write(&batch.map_err(|e| Error::runtime(format!("writing {location}"), e))?).await?;
     }
-    writer.close().await.map_err(|e| failed(&e))?;
-    let bytes = location.store.head(&location.path).await.map_err(|e| failed(&e))?.size;
-    Ok((rows, bytes))
+    file.finish().await
+}
+
+/// A Parquet file being written batch by batch (zstd, warehouse-readable types): the one
+/// place in fidelis that writes Parquet.
+pub struct ParquetFile {
+    location: Location,
+    schema: SchemaRef,
+    writer: AsyncArrowWriter<BufWriter>,
+    rows: u64,
+}
+
+impl ParquetFile {
+    /// Starts the file at `location` for batches of `schema`.
+    pub fn create(location: &Location, schema: &SchemaRef) -> Result<Self> {
+        let schema = warehouse_schema(schema);
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_created_by(format!("fidelis {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let writer = BufWriter::new(Arc::clone(&location.store), location.path.clone());
+        let writer = AsyncArrowWriter::try_new(writer, Arc::clone(&schema), Some(properties))
+            .map_err(|e| Error::runtime(format!("writing {location}"), e))?;
+        Ok(ParquetFile { location: location.clone(), schema, writer, rows: 0 })
+    }
+
+    /// Appends `batch`.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {}", self.location), e);
+        let batch = warehouse_types(&self.schema, batch).map_err(|e| failed(&e))?;
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(&batch).await.map_err(|e| failed(&e))
+    }
+
+    /// Completes the file; returns its rows and bytes.
+    pub async fn finish(self) -> Result<(u64, u64)> {
+        let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {}", self.location), e);
+        self.writer.close().await.map_err(|e| failed(&e))?;
+        let bytes = self.location.store.head(&self.location.path).await.map_err(|e| failed(&e))?.size;
+        Ok((self.rows, bytes))
+    }
 }
 
 trait PrefixPath {
@@ -234,32 +315,22 @@ impl PrefixPath for Path {
     }
 }
 
-async fn put(location: &Location, bytes: Vec<u8>) -> Result<()> {
-    location
-        .store
-        .put(&location.path, PutPayload::from(bytes))
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::runtime(format!("writing {location}"), e))
+/// The output root of `plan`'s pipeline, with its parameters filled in.
+pub fn output_root(plan: &Plan<'_>, storage: &Storage) -> Result<Location> {
+    let Some(outputs) = &plan.pipeline.outputs else {
+        return Err(Error::config(
+            plan.pipeline.file.display().to_string(),
+            "the pipeline has no `outputs`, so a run would write nothing",
+            "add `outputs: {root: …, tables: [...]}`, or use `fidelis validate` to only check it",
+        ));
+    };
+    storage.resolve(&plan.fill(&outputs.root))
 }
 
-async fn delete_if_present(location: &Location) -> Result<()> {
-    match location.store.delete(&location.path).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(error) => Err(Error::runtime(format!("deleting {location}"), error)),
-    }
-}
-
-/// Deletes every object in `folder` except those in `keep`.
-async fn remove_others(folder: &Location, keep: &[&Path]) -> Result<()> {
-    let listed: Vec<_> = folder
-        .store
-        .list(Some(&folder.path))
-        .try_collect()
-        .await
-        .map_err(|e| Error::runtime(format!("listing {folder}"), e))?;
-    for meta in listed.into_iter().filter(|m| !keep.contains(&&m.location)) {
-        delete_if_present(&folder.at(meta.location)).await?;
+/// Removes every object below `folder`.
+async fn remove_below(folder: &Location) -> Result<()> {
+    for path in journal::list(folder).await? {
+        journal::delete_if_present(&folder.at(path)).await?;
     }
     Ok(())
 }

@@ -11,10 +11,11 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{self, CastKind, Expr, Value, visit_expressions_mut};
 use indexmap::IndexMap;
+use tracing::debug;
 
 use crate::config::{ParamValue, Stage};
 use crate::error::{Diagnostic, Error, Result};
@@ -36,7 +37,17 @@ pub async fn plan(state: &SessionState, stage: &Stage, params: &IndexMap<String,
     if let Statement::Statement(inner) = &mut statement {
         bind(inner, params).map_err(planning_error)?;
     }
-    state.statement_to_plan(statement).await.map_err(|e| planning_error(e.to_string()))
+    let plan = state.statement_to_plan(statement).await.map_err(|e| planning_error(e.to_string()))?;
+    // The pipeline compiler admits queries only, but a query can still plan into a
+    // statement (`SELECT … INTO t` creates a table): a stage only reads.
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(|e| planning_error(format!("{e}: a stage is a query, and its result is the table named after it")))?;
+    debug!(stage = %stage.name, plan = %plan.display_indent(), "stage planned");
+    Ok(plan)
 }
 
 /// A stage run: its result, stored, and the bytes its operators spilled to disk.
@@ -58,7 +69,7 @@ pub async fn execute(
     let schema = physical.schema();
     let streams = execute_stream_partitioned(Arc::clone(&physical), state.task_ctx()).map_err(failed)?;
     let result = results.store(&stage.name, schema, streams).await.map_err(failed)?;
-    Ok(Executed { result, spilled_bytes: spilled_bytes(physical.as_ref()) })
+    Ok(Executed { result, spilled_bytes: spilled_bytes(&stage.name, physical.as_ref()) })
 }
 
 /// What a failed stage means for the run: a model that cannot be fitted to the data is a
@@ -74,10 +85,14 @@ fn stage_error(stage: &Stage, results: &Results, error: DataFusionError) -> Erro
     }
 }
 
-/// The bytes the operators of `plan` spilled to disk.
-fn spilled_bytes(plan: &dyn ExecutionPlan) -> u64 {
+/// The bytes the operators of `plan` spilled to disk (each spilling operator is logged at
+/// debug level).
+fn spilled_bytes(stage: &str, plan: &dyn ExecutionPlan) -> u64 {
     let own = plan.metrics().and_then(|metrics| metrics.spilled_bytes()).unwrap_or(0) as u64;
-    own + plan.children().into_iter().map(|child| spilled_bytes(child.as_ref())).sum::<u64>()
+    if own > 0 {
+        debug!(stage, operator = plan.name(), spilled_bytes = own, "operator spilled");
+    }
+    own + plan.children().into_iter().map(|child| spilled_bytes(stage, child.as_ref())).sum::<u64>()
 }
 
 /// The model-fitting error behind a DataFusion error, if that is what it is.

@@ -37,17 +37,27 @@ segment_window AS (
         ON m.customer_id = r.customer_id AND m.month > month_start($as_of) - INTERVAL '12 months'
     GROUP BY r.customer_id, r.segment
 ),
+-- Segments are summed first, then given the base's churn at as_of (one row): joining
+-- the churn to every customer would hold them all in memory.
+segment_totals AS (
+    SELECT
+        segment,
+        SUM(revenue) AS revenue,
+        SUM(orders) AS orders,
+        SUM(CASE WHEN orders > 0 THEN 1 ELSE 0 END) AS buyers
+    FROM segment_window
+    WHERE segment IS NOT NULL
+    GROUP BY segment
+),
 by_segment AS (
     SELECT
         'segment' AS scope,
-        w.segment AS key,
-        CAST(SUM(w.revenue) AS DOUBLE) / NULLIF(SUM(w.orders), 0) AS average_order_value,
-        CAST(SUM(w.orders) AS DOUBLE) / NULLIF(SUM(CASE WHEN w.orders > 0 THEN 1 ELSE 0 END), 0) AS purchase_frequency,
+        t.segment AS key,
+        CAST(t.revenue AS DOUBLE) / NULLIF(t.orders, 0) AS average_order_value,
+        CAST(t.orders AS DOUBLE) / NULLIF(t.buyers, 0) AS purchase_frequency,
         b.churn_rate
-    FROM segment_window AS w
-    JOIN base AS b ON b.month = month_start($as_of)
-    WHERE w.segment IS NOT NULL
-    GROUP BY w.segment, b.churn_rate
+    FROM segment_totals AS t
+    CROSS JOIN (SELECT churn_rate FROM base WHERE month = month_start($as_of)) AS b
 ),
 both_scopes AS (
     SELECT * FROM by_month

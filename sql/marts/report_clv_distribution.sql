@@ -1,6 +1,7 @@
 -- report_clv_distribution (for the report): predicted CLV per customer by RFM segment,
 -- one row per segment of report_segments, in its order: the customers with a predicted
--- CLV (a value that is not a finite number left out), their mean, and the quantiles
+-- CLV (a value that is not a finite number left out), their mean (of the values to ten
+-- decimals, summed exactly: the same whatever order rows arrive in), and the quantiles
 -- p10, p25, median, p75 and p90. A quantile q of n sorted values v(0..n-1) interpolates
 -- linearly between order statistics (Hyndman & Fan 1996, type 7, the default of R and
 -- NumPy): at h = q (n - 1), v(floor h) + (h - floor h) (v(floor h + 1) - v(floor h)).
@@ -29,7 +30,7 @@ picked AS (
     SELECT
         segment,
         MAX(customers) AS customers,
-        AVG(predicted_clv) AS average_predicted_clv,
+        CAST(SUM(CAST(predicted_clv AS DECIMAL(38, 10))) AS DOUBLE) / MAX(customers) AS average_predicted_clv,
         MAX(CASE WHEN position = floor(0.1 * (customers - 1)) THEN predicted_clv END) AS p10_below,
         MAX(CASE WHEN position = LEAST(floor(0.1 * (customers - 1)) + 1, customers - 1) THEN predicted_clv END)
             AS p10_above,

@@ -1,11 +1,12 @@
 -- report_clv_headline (for the report): the predicted CLV of the base, the sum of
 -- clv.predicted_clv over every customer (a value that is not a finite number left out;
--- null without any), in the shape of report_headlines. It is a snapshot at as_of
+-- null without any), in the shape of report_headlines. The sum is exact (the values to
+-- ten decimals, as decimals), so it does not depend on the order rows arrive in. It is a snapshot at as_of
 -- (period), not a monthly figure: a run computes one snapshot, so the comparison
 -- columns are null. A table of its own because clv may be missing (clv_fit with
 -- on_error: warn), and the other headlines must not go missing with it.
 WITH total AS (
-    SELECT SUM(predicted_clv) AS value
+    SELECT CAST(SUM(CAST(predicted_clv AS DECIMAL(38, 10))) AS DOUBLE) AS value
     FROM clv
     WHERE NOT isnan(predicted_clv) AND abs(predicted_clv) <> CAST('Infinity' AS DOUBLE)
 )

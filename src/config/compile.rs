@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
-use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions};
+use datafusion::sql::sqlparser::ast::{self, Expr, Value, visit_expressions};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use indexmap::IndexMap;
@@ -320,6 +320,14 @@ impl Compiler<'_> {
                     "an absent optional source becomes an empty table of its declared schema: declare `columns`",
                 );
             }
+            if !spec.unique.is_empty() && columns.is_none() {
+                // Unique columns are checked on the typed rows, by their declared names.
+                self.error(
+                    &["sources", &name, "unique"],
+                    format!("source `{name}` declares `unique` but no `columns`"),
+                    "declare the source's `columns` (with the unique ones among them)",
+                );
+            }
             let known = |column: &str| columns.as_ref().is_none_or(|cs| cs.iter().any(|c| c.name == column));
             let mut unknown = Vec::new();
             for (index, column) in spec.unique.iter().enumerate() {
@@ -549,6 +557,14 @@ fn analyze_sql(sql: &str) -> std::result::Result<SqlAnalysis, (String, Option<(u
     let Statement::Statement(inner) = statement else {
         return Err(("expected a SELECT query".into(), None));
     };
+    if !matches!(inner.as_ref(), ast::Statement::Query(_)) {
+        let text = inner.to_string();
+        let keyword = text.split_whitespace().next().unwrap_or_default();
+        return Err((
+            format!("expected a query (SELECT, WITH … SELECT or VALUES), found a `{keyword}` statement"),
+            None,
+        ));
+    }
     let (tables, _ctes) = resolve_table_references(statement, true).map_err(|error| (error.to_string(), None))?;
     let mut placeholders = BTreeSet::new();
     let _ = visit_expressions(inner.as_ref(), |expr| {
@@ -620,6 +636,24 @@ mod tests {
         let (message, location) = analyze_sql("SELECT a\nFROM t\nWHERE )").err().unwrap();
         assert!(message.contains("Line"), "{message}");
         assert_eq!(location, Some((3, 7)));
+    }
+
+    #[test]
+    fn a_stage_is_one_query_not_another_statement() {
+        for (sql, keyword) in [
+            ("SET datafusion.execution.batch_size = 1", "SET"),
+            ("DROP TABLE orders", "DROP"),
+            ("CREATE TABLE t AS SELECT 1", "CREATE"),
+        ] {
+            let (message, _) = analyze_sql(sql).err().unwrap();
+            assert_eq!(
+                message,
+                format!("expected a query (SELECT, WITH … SELECT or VALUES), found a `{keyword}` statement")
+            );
+        }
+        let (message, _) = analyze_sql("SELECT 1; SELECT 2").err().unwrap();
+        assert_eq!(message, "expected exactly one SQL statement, found 2");
+        assert!(analyze_sql("VALUES (1), (2)").is_ok());
     }
 
     #[test]

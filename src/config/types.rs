@@ -87,10 +87,11 @@ impl ParamType {
 }
 
 impl ParamValue {
-    /// The value as JSON, for the manifest and the report context.
+    /// The value as JSON, for the manifest and the report context: as recorded, so
+    /// without the credentials of a URL in it.
     pub fn to_json(&self) -> serde_json::Value {
         match self {
-            ParamValue::String(s) => s.clone().into(),
+            ParamValue::String(s) => crate::storage::redact(s).into(),
             ParamValue::Integer(i) => (*i).into(),
             ParamValue::Float(x) => (*x).into(),
             ParamValue::Boolean(b) => (*b).into(),

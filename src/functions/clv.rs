@@ -1,19 +1,28 @@
-//! The CLV models as SQL functions, so the `clv` stage stays readable SQL:
+//! The CLV models as SQL functions, so the CLV stages stay readable SQL:
 //!
 //! - `clv_fit_purchases(model, frequency, recency, T)` and
 //!   `clv_fit_spend(frequency, monetary_value)` are aggregates that fit a model by
 //!   maximum likelihood over all rows and return it as a struct (see [`model_type`]);
+//!   a fit that fails returns the [`FitError`] itself, which the stage runner reports
+//!   as bad data;
+//! - `clv_try_fit_purchases(model, frequency, recency, T)` is `clv_fit_purchases` for
+//!   comparisons such as the backtest: a model that cannot be fitted is a value (null
+//!   parameters, the reason in `failure`), not an error;
 //! - `clv_p_alive`, `clv_expected_purchases`, `clv_expected_spend` and
-//!   `clv_predicted_value` apply a fitted model to each customer.
+//!   `clv_predicted_value` apply a fitted model to each customer (null where the
+//!   model was not fitted);
+//! - `clv_value_draws(...)` is an aggregate: a group's predicted CLV under draws of
+//!   the parameters, for intervals.
 //!
-//! The math is in [`crate::models`]; this is the Arrow plumbing around it. A fit that
-//! fails returns the [`FitError`] itself, which the stage runner reports as bad data.
+//! The math is in [`crate::models`]; this is the Arrow plumbing around it.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, StringArray, StructArray,
 };
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::error::DataFusionError;
@@ -21,57 +30,100 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::physical_expr::expressions::Literal;
 
 use crate::models::{
-    FitError, FitOptions, GammaGammaFit, Observation, PurchaseFit, PurchaseModelKind, fit_gamma_gamma,
-    fit_purchase_model, predicted_clv_many,
+    ClvSettings, FitError, FitOptions, GammaGammaFit, LogCovariance, Observation, PurchaseFit, PurchaseModelKind,
+    ValuedCustomer, fit_gamma_gamma, fit_purchase_model, predicted_clv_draws, predicted_clv_many,
 };
 
-/// The struct a fit returns: `model`, `parameters` (names), `values`, `log_likelihood`,
-/// `iterations`, `converged`, `customers` (used by the fit), `customers_left_out`.
+/// The struct a fit returns: `model`, `parameters` (names), `values` (null when the
+/// model could not be fitted), `std_errors` (in the natural scale; null items when
+/// the information matrix is singular or not positive definite), `covariance` (of
+/// the log-parameters, row-major; null likewise), `log_likelihood`, `iterations`,
+/// `converged`, `customers` (used by the fit), `customers_left_out`, and `failure`
+/// (why the model could not be fitted, else null).
 pub fn model_type() -> DataType {
     DataType::Struct(Fields::from(vec![
         Field::new("model", DataType::Utf8, false),
         Field::new("parameters", DataType::new_list(DataType::Utf8, false), false),
-        Field::new("values", DataType::new_list(DataType::Float64, false), false),
+        Field::new("values", DataType::new_list(DataType::Float64, false), true),
+        Field::new("std_errors", DataType::new_list(DataType::Float64, true), true),
+        Field::new("covariance", DataType::new_list(DataType::Float64, false), true),
         Field::new("log_likelihood", DataType::Float64, true),
         Field::new("iterations", DataType::Int64, false),
         Field::new("converged", DataType::Boolean, false),
         Field::new("customers", DataType::Int64, false),
         Field::new("customers_left_out", DataType::Int64, false),
+        Field::new("failure", DataType::Utf8, true),
     ]))
 }
 
 /// What a fit reports, before it becomes a struct.
 struct FittedModel {
     model: &'static str,
-    parameters: Vec<(&'static str, f64)>,
+    parameters: Vec<&'static str>,
+    /// Parameter values, standard errors and covariance; `None` when not fitted.
+    values: Option<Vec<f64>>,
+    std_errors: Option<Vec<f64>>,
+    covariance: Option<Vec<f64>>,
     log_likelihood: f64,
     iterations: usize,
     converged: bool,
     customers: usize,
     customers_left_out: usize,
+    failure: Option<String>,
 }
 
 impl FittedModel {
+    /// A purchase model that could not be fitted to `customers` customers.
+    fn failed(kind: PurchaseModelKind, customers: usize, error: &FitError) -> FittedModel {
+        let (iterations, log_likelihood) = match error {
+            FitError::NotConverged { iterations, log_likelihood, .. } => (*iterations, *log_likelihood),
+            _ => (0, f64::NAN),
+        };
+        FittedModel {
+            model: kind.name(),
+            parameters: kind.parameter_names().to_vec(),
+            values: None,
+            std_errors: None,
+            covariance: None,
+            log_likelihood,
+            iterations,
+            converged: false,
+            customers,
+            customers_left_out: 0,
+            failure: Some(error.to_string()),
+        }
+    }
+
     fn to_scalar(&self) -> Result<ScalarValue> {
         let DataType::Struct(fields) = model_type() else { unreachable!("model_type is a struct") };
-        let names = StringArray::from_iter_values(self.parameters.iter().map(|(n, _)| *n));
-        let values = Float64Array::from_iter_values(self.parameters.iter().map(|(_, v)| *v));
-        let list = |values: ArrayRef, item: DataType| -> Result<ArrayRef> {
-            let field = Arc::new(Field::new_list_field(item, false));
-            let offsets = datafusion::arrow::buffer::OffsetBuffer::from_lengths([values.len()]);
-            Ok(Arc::new(ListArray::try_new(field, offsets, values, None)?))
+        let n = self.parameters.len();
+        let list = |values: ArrayRef, item_nullable: bool, valid: bool| -> Result<ArrayRef> {
+            let field = Arc::new(Field::new_list_field(values.data_type().clone(), item_nullable));
+            let offsets = OffsetBuffer::from_lengths([values.len()]);
+            let nulls = (!valid).then(|| vec![false].into());
+            Ok(Arc::new(ListArray::try_new(field, offsets, values, nulls)?))
+        };
+        let floats = |values: &Option<Vec<f64>>| Float64Array::from_iter_values(values.iter().flatten().copied());
+        // Standard errors are null one by one, so the list always lines up with `parameters`.
+        let std_errors: Float64Array = match (&self.values, &self.std_errors) {
+            (Some(_), Some(errors)) => errors.iter().map(|e| Some(*e).filter(|e| e.is_finite())).collect(),
+            _ => (0..n).map(|_| None).collect(),
         };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![self.model])),
-            list(Arc::new(names), DataType::Utf8)?,
-            list(Arc::new(values), DataType::Float64)?,
-            Arc::new(Float64Array::from(vec![self.log_likelihood])),
+            list(Arc::new(StringArray::from(self.parameters.clone())), false, true)?,
+            list(Arc::new(floats(&self.values)), false, self.values.is_some())?,
+            list(Arc::new(std_errors), true, self.values.is_some())?,
+            list(Arc::new(floats(&self.covariance)), false, self.covariance.is_some())?,
+            Arc::new(Float64Array::from(vec![Some(self.log_likelihood).filter(|l| !l.is_nan())])),
             Arc::new(Int64Array::from(vec![self.iterations as i64])),
             Arc::new(BooleanArray::from(vec![self.converged])),
             Arc::new(Int64Array::from(vec![self.customers as i64])),
             Arc::new(Int64Array::from(vec![self.customers_left_out as i64])),
+            Arc::new(StringArray::from(vec![self.failure.clone()])),
         ];
         Ok(ScalarValue::Struct(Arc::new(StructArray::try_new(fields, columns, None)?)))
     }
@@ -84,11 +136,16 @@ fn fit_failed(error: FitError) -> DataFusionError {
 /// Which fit an aggregate performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Fit {
-    Purchases,
+    /// A purchase model; `fail`: a model that cannot be fitted fails the query
+    /// (`clv_fit_purchases`) rather than coming back with its reason
+    /// (`clv_try_fit_purchases`).
+    Purchases {
+        fail: bool,
+    },
     Spend,
 }
 
-/// `clv_fit_purchases` / `clv_fit_spend`.
+/// `clv_fit_purchases` / `clv_try_fit_purchases` / `clv_fit_spend`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ClvFit {
     fit: Fit,
@@ -96,20 +153,39 @@ pub struct ClvFit {
 }
 
 impl ClvFit {
-    pub fn purchases() -> Self {
+    fn new_purchases(fail: bool) -> Self {
         let args = vec![DataType::Utf8, DataType::Float64, DataType::Float64, DataType::Float64];
-        ClvFit { fit: Fit::Purchases, signature: Signature::exact(args, Volatility::Immutable) }
+        ClvFit { fit: Fit::Purchases { fail }, signature: Signature::exact(args, Volatility::Immutable) }
     }
 
+    /// `clv_fit_purchases(model, frequency, recency, T)`.
+    pub fn purchases() -> Self {
+        Self::new_purchases(true)
+    }
+
+    /// `clv_try_fit_purchases(model, frequency, recency, T)`.
+    pub fn try_purchases() -> Self {
+        Self::new_purchases(false)
+    }
+
+    /// `clv_fit_spend(frequency, monetary_value)`.
     pub fn spend() -> Self {
         let args = vec![DataType::Float64, DataType::Float64];
         ClvFit { fit: Fit::Spend, signature: Signature::exact(args, Volatility::Immutable) }
     }
 
-    /// The numeric columns the fit reads (after the model name, for purchases).
+    /// How many leading arguments are constants (the model name, for purchases).
+    fn constants(&self) -> usize {
+        match self.fit {
+            Fit::Purchases { .. } => 1,
+            Fit::Spend => 0,
+        }
+    }
+
+    /// The numeric columns the fit reads.
     fn columns(&self) -> &'static [&'static str] {
         match self.fit {
-            Fit::Purchases => &["frequency", "recency", "T"],
+            Fit::Purchases { .. } => &["frequency", "recency", "T"],
             Fit::Spend => &["frequency", "monetary_value"],
         }
     }
@@ -118,7 +194,8 @@ impl ClvFit {
 impl AggregateUDFImpl for ClvFit {
     fn name(&self) -> &str {
         match self.fit {
-            Fit::Purchases => "clv_fit_purchases",
+            Fit::Purchases { fail: true } => "clv_fit_purchases",
+            Fit::Purchases { fail: false } => "clv_try_fit_purchases",
             Fit::Spend => "clv_fit_spend",
         }
     }
@@ -131,34 +208,72 @@ impl AggregateUDFImpl for ClvFit {
         Ok(model_type())
     }
 
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(FitAccumulator { fit: self.fit, model: None, columns: vec![Vec::new(); self.columns().len()] }))
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let rows = Collected::new(&args, self.constants(), self.columns());
+        Ok(Box::new(CollectingAccumulator { finish: Finish::Fit(self.fit), rows }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let mut fields = vec![Arc::new(Field::new(format!("{}[model]", args.name), DataType::Utf8, true))];
-        for column in self.columns() {
-            let list = DataType::new_list(DataType::Float64, true);
-            fields.push(Arc::new(Field::new(format!("{}[{column}]", args.name), list, true)));
-        }
-        Ok(fields)
+        Ok(Collected::state_fields(&args, self.constants(), self.columns()))
     }
 }
 
-/// Collects the rows of one fit; the model (for purchases) comes from the first row.
+/// The rows an aggregate collects: the first non-null value of each constant
+/// argument (known before any row when it is a literal, so a fit over no rows still
+/// knows its model) and the numeric columns, a row only when none of them is null.
 #[derive(Debug)]
-struct FitAccumulator {
-    fit: Fit,
-    model: Option<String>,
+struct Collected {
+    constants: Vec<Option<ScalarValue>>,
+    constant_types: Vec<DataType>,
     columns: Vec<Vec<f64>>,
 }
 
-impl FitAccumulator {
-    fn push_columns(&mut self, arrays: &[ArrayRef]) -> Result<()> {
+impl Collected {
+    fn new(args: &AccumulatorArgs, constants: usize, columns: &[&str]) -> Collected {
+        let literal = |i: usize| {
+            let expr: &dyn std::any::Any = args.exprs.get(i)?.as_ref();
+            let value = expr.downcast_ref::<Literal>()?.value();
+            (!value.is_null()).then(|| value.clone())
+        };
+        Collected {
+            constants: (0..constants).map(literal).collect(),
+            constant_types: args.expr_fields[..constants].iter().map(|f| f.data_type().clone()).collect(),
+            columns: vec![Vec::new(); columns.len()],
+        }
+    }
+
+    fn state_fields(args: &StateFieldsArgs, constants: usize, columns: &[&str]) -> Vec<FieldRef> {
+        let mut fields: Vec<FieldRef> = args.input_fields[..constants]
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Arc::new(Field::new(format!("{}[{i}]", args.name), f.data_type().clone(), true)))
+            .collect();
+        for column in columns {
+            let list = DataType::new_list(DataType::Float64, true);
+            fields.push(Arc::new(Field::new(format!("{}[{column}]", args.name), list, true)));
+        }
+        fields
+    }
+
+    /// Takes constants from the first rows that have them, and the numeric rows.
+    fn update(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let (constants, columns) = values.split_at(self.constants.len().min(values.len()));
+        for (slot, array) in self.constants.iter_mut().zip(constants) {
+            if slot.is_none()
+                && let Some(row) = (0..array.len()).find(|&i| array.is_valid(i))
+            {
+                *slot = Some(ScalarValue::try_from_array(array, row)?);
+            }
+        }
+        self.push_columns(columns);
+        Ok(())
+    }
+
+    fn push_columns(&mut self, arrays: &[ArrayRef]) {
         let arrays: Vec<&Float64Array> = arrays.iter().map(|a| a.as_primitive::<Float64Type>()).collect();
         let rows = arrays.first().map_or(0, |a| a.len());
         for row in 0..rows {
-            // A customer with a missing figure cannot be fitted; the stage's SQL decides who enters.
+            // A customer with a missing figure cannot be used; the stage's SQL decides who enters.
             if arrays.iter().any(|a| a.is_null(row)) {
                 continue;
             }
@@ -166,85 +281,27 @@ impl FitAccumulator {
                 column.push(array.value(row));
             }
         }
-        Ok(())
-    }
-
-    fn take_model(&mut self, names: &ArrayRef) {
-        if self.model.is_none() {
-            let names = names.as_string::<i32>();
-            self.model = (0..names.len()).find(|&i| names.is_valid(i)).map(|i| names.value(i).to_string());
-        }
-    }
-
-    fn fitted(&self) -> Result<FittedModel> {
-        let options = FitOptions::default();
-        match self.fit {
-            Fit::Purchases => {
-                let name = self.model.as_deref().unwrap_or("bg_nbd");
-                let kind = purchase_kind(name)?;
-                let observations: Vec<Observation> = (0..self.columns[0].len())
-                    .map(|i| Observation {
-                        frequency: self.columns[0][i],
-                        recency: self.columns[1][i],
-                        age: self.columns[2][i],
-                    })
-                    .collect();
-                let fit = fit_purchase_model(kind, &observations, &options).map_err(fit_failed)?;
-                Ok(FittedModel {
-                    model: kind.name(),
-                    parameters: fit.parameters(),
-                    log_likelihood: fit.log_likelihood(),
-                    iterations: fit.iterations(),
-                    converged: fit.converged(),
-                    customers: fit.customers(),
-                    customers_left_out: 0,
-                })
-            }
-            Fit::Spend => {
-                let pairs: Vec<(f64, f64)> =
-                    self.columns[0].iter().copied().zip(self.columns[1].iter().copied()).collect();
-                let fit = fit_gamma_gamma(&pairs, &options).map_err(fit_failed)?;
-                Ok(FittedModel {
-                    model: "gamma_gamma",
-                    parameters: fit.parameters(),
-                    log_likelihood: fit.log_likelihood(),
-                    iterations: fit.iterations(),
-                    converged: fit.converged(),
-                    customers: fit.customers_used(),
-                    customers_left_out: fit.customers_left_out(),
-                })
-            }
-        }
-    }
-}
-
-impl Accumulator for FitAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        match self.fit {
-            Fit::Purchases => {
-                let [model, rest @ ..] = values else { return exec_err!("clv_fit_purchases: missing arguments") };
-                self.take_model(model);
-                self.push_columns(rest)
-            }
-            Fit::Spend => self.push_columns(values),
-        }
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.fitted()?.to_scalar()
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + self.columns.iter().map(|c| c.capacity() * size_of::<f64>()).sum::<usize>()
+        size_of_val(self)
+            + self.constants.iter().flatten().map(ScalarValue::size).sum::<usize>()
+            + self.columns.iter().map(|c| c.capacity() * size_of::<f64>()).sum::<usize>()
     }
 
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let mut state = vec![ScalarValue::Utf8(self.model.clone())];
+    fn state(&self) -> Result<Vec<ScalarValue>> {
+        let mut state = Vec::new();
+        for (value, data_type) in self.constants.iter().zip(&self.constant_types) {
+            state.push(match value {
+                Some(value) => value.clone(),
+                None => ScalarValue::try_from(data_type)?,
+            });
+        }
         for column in &self.columns {
             let values: ArrayRef = Arc::new(Float64Array::from(column.clone()));
             state.push(ScalarValue::List(Arc::new(ListArray::new(
                 Arc::new(Field::new_list_field(DataType::Float64, true)),
-                datafusion::arrow::buffer::OffsetBuffer::from_lengths([values.len()]),
+                OffsetBuffer::from_lengths([values.len()]),
                 values,
                 None,
             ))));
@@ -252,48 +309,238 @@ impl Accumulator for FitAccumulator {
         Ok(state)
     }
 
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let [model, lists @ ..] = states else { return exec_err!("clv fit: unexpected state") };
-        self.take_model(model);
+    fn merge(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let (constants, lists) = states.split_at(self.constants.len().min(states.len()));
+        self.update(constants)?;
         let lists: Vec<&ListArray> = lists.iter().map(|l| l.as_list::<i32>()).collect();
         for row in 0..lists.first().map_or(0, |l| l.len()) {
             let values: Vec<ArrayRef> = lists.iter().map(|l| l.value(row)).collect();
-            self.push_columns(&values)?;
+            self.push_columns(&values);
         }
         Ok(())
     }
+
+    /// Constant `i` as text (the model name of a purchase fit).
+    fn text(&self, i: usize) -> Option<String> {
+        match self.constants.get(i)? {
+            Some(
+                ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)) | ScalarValue::LargeUtf8(Some(text)),
+            ) => Some(text.clone()),
+            _ => None,
+        }
+    }
+
+    fn number(&self, i: usize) -> Option<f64> {
+        match self.constants.get(i)? {
+            Some(ScalarValue::Float64(Some(v))) => Some(*v),
+            Some(ScalarValue::Int64(Some(v))) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    fn model(&self, i: usize) -> Option<Arc<StructArray>> {
+        match self.constants.get(i)? {
+            Some(ScalarValue::Struct(models)) => Some(models.clone()),
+            _ => None,
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.columns.first().map_or(0, Vec::len)
+    }
 }
 
-/// A fitted model read back from its struct.
-fn model_at(models: &StructArray, row: usize) -> Result<(String, Vec<f64>)> {
-    let name = models.column(0).as_string::<i32>().value(row).to_string();
-    let values = models.column(2).as_list::<i32>().value(row);
-    Ok((name, values.as_primitive::<Float64Type>().values().to_vec()))
+/// What an aggregate of this module computes from the rows it collected.
+#[derive(Debug, Clone, Copy)]
+enum Finish {
+    Fit(Fit),
+    ValueDraws,
+}
+
+/// The accumulator of every aggregate here: collect the rows, then fit or draw.
+#[derive(Debug)]
+struct CollectingAccumulator {
+    finish: Finish,
+    rows: Collected,
+}
+
+impl Accumulator for CollectingAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.rows.update(values)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        match self.finish {
+            Finish::Fit(fit) => fitted(fit, &self.rows)?.to_scalar(),
+            Finish::ValueDraws => {
+                let item = Arc::new(Field::new_list_field(DataType::Float64, true));
+                let list = match value_draws(&self.rows)? {
+                    Some(totals) => ListArray::new(
+                        item,
+                        OffsetBuffer::from_lengths([totals.len()]),
+                        Arc::new(Float64Array::from(totals)),
+                        None,
+                    ),
+                    None => ListArray::new_null(item, 1),
+                };
+                Ok(ScalarValue::List(Arc::new(list)))
+            }
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.rows.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.rows.state()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.rows.merge(states)
+    }
+}
+
+/// The model `fit` fits to the collected rows.
+fn fitted(fit: Fit, rows: &Collected) -> Result<FittedModel> {
+    // The comparisons `clv_try_fit_purchases` serves (the backtest) only predict: they
+    // need no standard errors, which cost a Hessian.
+    let standard_errors = !matches!(fit, Fit::Purchases { fail: false });
+    let options = FitOptions { standard_errors, ..FitOptions::default() };
+    let columns = &rows.columns;
+    match fit {
+        Fit::Purchases { fail } => {
+            let name = rows.text(0).unwrap_or_else(|| "bg_nbd".to_string());
+            let kind = purchase_kind(&name)?;
+            let observations: Vec<Observation> = (0..rows.rows())
+                .map(|i| Observation { frequency: columns[0][i], recency: columns[1][i], age: columns[2][i] })
+                .collect();
+            let fit = match fit_purchase_model(kind, &observations, &options) {
+                Ok(fit) => fit,
+                Err(error) if !fail => return Ok(FittedModel::failed(kind, observations.len(), &error)),
+                Err(error) => return Err(fit_failed(error)),
+            };
+            Ok(FittedModel {
+                model: kind.name(),
+                parameters: kind.parameter_names().to_vec(),
+                values: Some(fit.parameters().into_iter().map(|(_, v)| v).collect()),
+                std_errors: fit.std_errors(),
+                covariance: fit.log_covariance().map(|c| c.values().to_vec()),
+                log_likelihood: fit.log_likelihood(),
+                iterations: fit.iterations(),
+                converged: fit.converged(),
+                customers: fit.customers(),
+                customers_left_out: 0,
+                failure: None,
+            })
+        }
+        Fit::Spend => {
+            let pairs: Vec<(f64, f64)> = columns[0].iter().copied().zip(columns[1].iter().copied()).collect();
+            let fit = fit_gamma_gamma(&pairs, &options).map_err(fit_failed)?;
+            Ok(FittedModel {
+                model: "gamma_gamma",
+                parameters: fit.parameters().into_iter().map(|(n, _)| n).collect(),
+                values: Some(fit.parameters().into_iter().map(|(_, v)| v).collect()),
+                std_errors: fit.std_errors(),
+                covariance: fit.log_covariance().map(|c| c.values().to_vec()),
+                log_likelihood: fit.log_likelihood(),
+                iterations: fit.iterations(),
+                converged: fit.converged(),
+                customers: fit.customers_used(),
+                customers_left_out: fit.customers_left_out(),
+                failure: None,
+            })
+        }
+    }
+}
+
+/// One row of a column of fitted models: its name, and its parameter values and
+/// log-parameter covariance when it was fitted.
+#[derive(Debug, PartialEq)]
+struct ModelRow<'a> {
+    name: &'a str,
+    values: Option<&'a [f64]>,
+    covariance: Option<&'a [f64]>,
+}
+
+/// Row access to a column of fitted models without copying.
+struct ModelColumn<'a> {
+    models: &'a StructArray,
+    names: &'a StringArray,
+    values: &'a ListArray,
+    covariance: &'a ListArray,
+}
+
+impl<'a> ModelColumn<'a> {
+    fn new(models: &'a StructArray) -> Result<ModelColumn<'a>> {
+        let column = |name: &str| {
+            models
+                .column_by_name(name)
+                .ok_or_else(|| DataFusionError::Execution(format!("a fitted model without `{name}`")))
+        };
+        Ok(ModelColumn {
+            models,
+            names: column("model")?.as_string::<i32>(),
+            values: column("values")?.as_list::<i32>(),
+            covariance: column("covariance")?.as_list::<i32>(),
+        })
+    }
+
+    fn row(&self, i: usize) -> Option<ModelRow<'a>> {
+        if self.models.is_null(i) {
+            return None;
+        }
+        let floats = |list: &'a ListArray| {
+            list.is_valid(i).then(|| {
+                let offsets = list.value_offsets();
+                let values = list.values().as_primitive::<Float64Type>().values();
+                &values[offsets[i] as usize..offsets[i + 1] as usize]
+            })
+        };
+        Some(ModelRow { name: self.names.value(i), values: floats(self.values), covariance: floats(self.covariance) })
+    }
+
+    /// Consecutive rows carrying the same model, with that model. The CLV stages
+    /// join one model to every customer, but the backtest predicts with several
+    /// models in one query, and nothing promises a batch holds only one of them.
+    fn runs(&self) -> Vec<(Range<usize>, Option<ModelRow<'a>>)> {
+        let mut runs: Vec<(Range<usize>, Option<ModelRow<'a>>)> = Vec::new();
+        for i in 0..self.models.len() {
+            let row = self.row(i);
+            match runs.last_mut() {
+                Some((range, model)) if *model == row => range.end = i + 1,
+                _ => runs.push((i..i + 1, row)),
+            }
+        }
+        runs
+    }
 }
 
 fn purchase_kind(name: &str) -> Result<PurchaseModelKind> {
     name.parse().map_err(DataFusionError::Execution)
 }
 
-fn purchase_fit(models: &StructArray) -> Result<PurchaseFit> {
-    if models.is_empty() || models.is_null(0) {
-        return exec_err!("no fitted purchase model");
-    }
-    // Every row carries the same model (the fit is joined to each customer).
-    let (name, values) = model_at(models, 0)?;
-    let kind = purchase_kind(&name)?;
+/// The purchase model of a row; `None` when it was not fitted.
+fn purchase_fit(row: &ModelRow) -> Result<Option<PurchaseFit>> {
+    let Some(values) = row.values else { return Ok(None) };
+    let kind = purchase_kind(row.name)?;
     let params: [f64; 4] =
         values.try_into().map_err(|_| DataFusionError::Execution("a purchase model has 4 parameters".into()))?;
-    PurchaseFit::from_parameters(kind, params).map_err(fit_failed)
+    let fit = PurchaseFit::from_parameters(kind, params).map_err(fit_failed)?;
+    match row.covariance.and_then(|c| LogCovariance::from_values(4, c.to_vec())) {
+        Some(covariance) => fit.with_log_covariance(covariance).map(Some).map_err(fit_failed),
+        None => Ok(Some(fit)),
+    }
 }
 
-fn spend_fit(models: &StructArray) -> Result<GammaGammaFit> {
-    if models.is_empty() || models.is_null(0) {
-        return exec_err!("no fitted spend model");
-    }
-    match model_at(models, 0)?.1.as_slice() {
-        [p, q, gamma] => GammaGammaFit::from_parameters(*p, *q, *gamma).map_err(fit_failed),
-        _ => exec_err!("a gamma_gamma model has 3 parameters"),
+/// The spend model of a row; `None` when it was not fitted.
+fn spend_fit(row: &ModelRow) -> Result<Option<GammaGammaFit>> {
+    let Some(values) = row.values else { return Ok(None) };
+    let [p, q, gamma] = values else { return exec_err!("a gamma_gamma model has 3 parameters") };
+    let fit = GammaGammaFit::from_parameters(*p, *q, *gamma).map_err(fit_failed)?;
+    match row.covariance.and_then(|c| LogCovariance::from_values(3, c.to_vec())) {
+        Some(covariance) => fit.with_log_covariance(covariance).map(Some).map_err(fit_failed),
+        None => Ok(Some(fit)),
     }
 }
 
@@ -311,6 +558,7 @@ enum Prediction {
     PredictedValue,
 }
 
+/// `clv_p_alive`, `clv_expected_purchases`, `clv_expected_spend`, `clv_predicted_value`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ClvPredict {
     prediction: Prediction,
@@ -339,6 +587,63 @@ impl ClvPredict {
     pub fn predicted_value() -> Self {
         Self::new(Prediction::PredictedValue, 8)
     }
+
+    /// The predictions of rows `rows`, all with the fitted model `model`.
+    fn predict(&self, model: &ModelRow, numbers: &[Float64Array], rows: Range<usize>) -> Result<Vec<Option<f64>>> {
+        let numbers: Vec<Float64Array> = numbers.iter().map(|a| a.slice(rows.start, rows.len())).collect();
+        Ok(match (self.prediction, numbers.as_slice()) {
+            (Prediction::PAlive, [frequency, recency, age]) => {
+                let Some(fit) = purchase_fit(model)? else { return Ok(vec![None; rows.len()]) };
+                let (customers, valid) = observations(frequency, recency, age);
+                customers
+                    .iter()
+                    .zip(valid)
+                    .map(|(c, ok)| ok.then(|| fit.p_alive(c.frequency, c.recency, c.age)))
+                    .collect()
+            }
+            (Prediction::ExpectedPurchases, [t, frequency, recency, age]) => {
+                let Some(fit) = purchase_fit(model)? else { return Ok(vec![None; rows.len()]) };
+                let (customers, valid) = observations(frequency, recency, age);
+                let expected = fit.conditional_expected_purchases_many(constant(t, "t")?, &customers);
+                expected.into_iter().zip(valid).map(|(e, ok)| ok.then_some(e)).collect()
+            }
+            (Prediction::ExpectedSpend, [frequency, monetary]) => {
+                let Some(fit) = spend_fit(model)? else { return Ok(vec![None; rows.len()]) };
+                (0..frequency.len())
+                    .map(|i| {
+                        (frequency.is_valid(i) && monetary.is_valid(i)).then(|| match frequency.value(i) > 0.0 {
+                            true => fit.conditional_expected_spend(frequency.value(i), monetary.value(i)),
+                            // Without repeat purchases the best estimate is the population mean.
+                            false => fit.population_mean_spend(),
+                        })
+                    })
+                    .collect()
+            }
+            (Prediction::PredictedValue, [frequency, recency, age, order_value, margin, rate, horizon, units]) => {
+                let Some(fit) = purchase_fit(model)? else { return Ok(vec![None; rows.len()]) };
+                let (customers, mut valid) = observations(frequency, recency, age);
+                let values: Vec<f64> = (0..order_value.len())
+                    .map(|i| {
+                        valid[i] &= order_value.is_valid(i);
+                        if valid[i] { order_value.value(i) } else { 0.0 }
+                    })
+                    .collect();
+                let settings = settings(margin, rate, horizon, units)?;
+                let ClvSettings { margin, monthly_discount_rate, horizon_months, units_per_month } = settings;
+                let clv = predicted_clv_many(
+                    &fit,
+                    &customers,
+                    &values,
+                    margin,
+                    monthly_discount_rate,
+                    horizon_months,
+                    units_per_month,
+                );
+                clv.into_iter().zip(valid).map(|(v, ok)| ok.then_some(v)).collect()
+            }
+            _ => return exec_err!("{}: wrong number of arguments", self.name()),
+        })
+    }
 }
 
 /// The customers of a batch; a row with a null figure is predicted as null.
@@ -362,6 +667,28 @@ fn constant(array: &Float64Array, name: &str) -> Result<f64> {
     }
 }
 
+/// The CLV settings of `clv_predicted_value` and `clv_value_draws`.
+fn settings(
+    margin: &Float64Array,
+    rate: &Float64Array,
+    horizon: &Float64Array,
+    units: &Float64Array,
+) -> Result<ClvSettings> {
+    Ok(ClvSettings {
+        margin: constant(margin, "margin")?,
+        monthly_discount_rate: constant(rate, "monthly_discount_rate")?,
+        horizon_months: horizon_months(constant(horizon, "horizon_months")?)?,
+        units_per_month: constant(units, "units_per_month")?,
+    })
+}
+
+fn horizon_months(horizon: f64) -> Result<u32> {
+    if !(horizon >= 0.0 && horizon.fract() == 0.0 && horizon <= f64::from(u32::MAX)) {
+        return exec_err!("horizon_months must be a whole number of months, got {horizon}");
+    }
+    Ok(horizon as u32)
+}
+
 impl ScalarUDFImpl for ClvPredict {
     fn name(&self) -> &str {
         match self.prediction {
@@ -383,61 +710,158 @@ impl ScalarUDFImpl for ClvPredict {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let Some((models, numbers)) = arrays.split_first() else { return exec_err!("{}: no arguments", self.name()) };
-        let models = models.as_struct();
-        let numbers: Vec<&Float64Array> = numbers.iter().map(|a| a.as_primitive::<Float64Type>()).collect();
-        let results: Vec<Option<f64>> = match (self.prediction, numbers.as_slice()) {
-            (Prediction::PAlive, [frequency, recency, age]) => {
-                let fit = purchase_fit(models)?;
-                let (customers, valid) = observations(frequency, recency, age);
-                customers
-                    .iter()
-                    .zip(valid)
-                    .map(|(c, ok)| ok.then(|| fit.p_alive(c.frequency, c.recency, c.age)))
-                    .collect()
+        let numbers: Vec<Float64Array> = numbers.iter().map(|a| a.as_primitive::<Float64Type>().clone()).collect();
+        let models = ModelColumn::new(models.as_struct())?;
+        let mut results: Vec<Option<f64>> = Vec::with_capacity(models.models.len());
+        for (rows, model) in models.runs() {
+            match model {
+                Some(model) => results.extend(self.predict(&model, &numbers, rows)?),
+                None => results.extend(std::iter::repeat_n(None, rows.len())),
             }
-            (Prediction::ExpectedPurchases, [t, frequency, recency, age]) => {
-                let fit = purchase_fit(models)?;
-                let (customers, valid) = observations(frequency, recency, age);
-                let expected = fit.conditional_expected_purchases_many(constant(t, "t")?, &customers);
-                expected.into_iter().zip(valid).map(|(e, ok)| ok.then_some(e)).collect()
-            }
-            (Prediction::ExpectedSpend, [frequency, monetary]) => {
-                let fit = spend_fit(models)?;
-                (0..frequency.len())
-                    .map(|i| {
-                        (frequency.is_valid(i) && monetary.is_valid(i)).then(|| match frequency.value(i) > 0.0 {
-                            true => fit.conditional_expected_spend(frequency.value(i), monetary.value(i)),
-                            // Without repeat purchases the best estimate is the population mean.
-                            false => fit.population_mean_spend(),
-                        })
-                    })
-                    .collect()
-            }
-            (Prediction::PredictedValue, [frequency, recency, age, order_value, margin, rate, horizon, units]) => {
-                let fit = purchase_fit(models)?;
-                let (customers, mut valid) = observations(frequency, recency, age);
-                let values: Vec<f64> = (0..order_value.len())
-                    .map(|i| {
-                        valid[i] &= order_value.is_valid(i);
-                        if valid[i] { order_value.value(i) } else { 0.0 }
-                    })
-                    .collect();
-                let horizon = constant(horizon, "horizon_months")?;
-                if !(horizon >= 0.0 && horizon.fract() == 0.0) {
-                    return exec_err!(
-                        "clv_predicted_value: horizon_months must be a whole number of months, got {horizon}"
-                    );
-                }
-                let (margin, rate, units) = (
-                    constant(margin, "margin")?,
-                    constant(rate, "monthly_discount_rate")?,
-                    constant(units, "units_per_month")?,
-                );
-                let clv = predicted_clv_many(&fit, &customers, &values, margin, rate, horizon as u32, units);
-                clv.into_iter().zip(valid).map(|(v, ok)| ok.then_some(v)).collect()
-            }
-            _ => return exec_err!("{}: wrong number of arguments", self.name()),
-        };
+        }
         Ok(ColumnarValue::Array(Arc::new(Float64Array::from(results))))
+    }
+}
+
+/// `clv_value_draws(purchase_model, spend_model, margin, monthly_discount_rate,
+/// horizon_months, units_per_month, draws, seed, frequency, recency, T,
+/// monetary_value, predicted_clv)`: the group's total predicted CLV under each of
+/// `draws` parameter draws ([`predicted_clv_draws`]), a list; null when a model
+/// has no covariance or the group no customers.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ClvValueDraws {
+    signature: Signature,
+}
+
+/// The constant arguments of `clv_value_draws`, then its per-customer columns.
+const DRAW_CONSTANTS: usize = 8;
+const DRAW_COLUMNS: &[&str] = &["frequency", "recency", "T", "monetary_value", "predicted_clv"];
+
+impl ClvValueDraws {
+    pub fn new() -> Self {
+        let mut args = vec![model_type(), model_type()];
+        args.extend(std::iter::repeat_n(DataType::Float64, 4));
+        args.extend(std::iter::repeat_n(DataType::Int64, 2));
+        args.extend(std::iter::repeat_n(DataType::Float64, DRAW_COLUMNS.len()));
+        ClvValueDraws { signature: Signature::exact(args, Volatility::Immutable) }
+    }
+}
+
+impl AggregateUDFImpl for ClvValueDraws {
+    fn name(&self) -> &str {
+        "clv_value_draws"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::new_list(DataType::Float64, true))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let rows = Collected::new(&args, DRAW_CONSTANTS, DRAW_COLUMNS);
+        Ok(Box::new(CollectingAccumulator { finish: Finish::ValueDraws, rows }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(Collected::state_fields(&args, DRAW_CONSTANTS, DRAW_COLUMNS))
+    }
+}
+
+/// The collected group's totals under the parameter draws (see `clv_value_draws`).
+fn value_draws(rows: &Collected) -> Result<Option<Vec<f64>>> {
+    let (Some(purchase_models), Some(spend_models)) = (rows.model(0), rows.model(1)) else { return Ok(None) };
+    let (Some(purchase_row), Some(spend_row)) =
+        (ModelColumn::new(&purchase_models)?.row(0), ModelColumn::new(&spend_models)?.row(0))
+    else {
+        return Ok(None);
+    };
+    let (Some(purchases), Some(spend)) = (purchase_fit(&purchase_row)?, spend_fit(&spend_row)?) else {
+        return Ok(None);
+    };
+    let setting = |i: usize, name: &str| {
+        rows.number(i).ok_or_else(|| DataFusionError::Execution(format!("clv_value_draws: `{name}` must not be null")))
+    };
+    let settings = ClvSettings {
+        margin: setting(2, "margin")?,
+        monthly_discount_rate: setting(3, "monthly_discount_rate")?,
+        horizon_months: horizon_months(setting(4, "horizon_months")?)?,
+        units_per_month: setting(5, "units_per_month")?,
+    };
+    let (draws, seed) = (setting(6, "draws")?, setting(7, "seed")?);
+    if !(draws >= 1.0 && draws.fract() == 0.0 && draws <= 1e6) {
+        return exec_err!("clv_value_draws: draws must be a whole number from 1 to 1,000,000, got {draws}");
+    }
+    let c = &rows.columns;
+    let customers: Vec<ValuedCustomer> = (0..rows.rows())
+        .map(|i| ValuedCustomer {
+            history: Observation { frequency: c[0][i], recency: c[1][i], age: c[2][i] },
+            mean_spend: c[3][i],
+            predicted_clv: c[4][i],
+        })
+        .collect();
+    if customers.is_empty() {
+        return Ok(None);
+    }
+    Ok(predicted_clv_draws(&purchases, &spend, &customers, &settings, draws as usize, seed as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fitted(model: &'static str, values: Option<Vec<f64>>) -> ScalarValue {
+        let kind: PurchaseModelKind = model.parse().unwrap();
+        let mut m = FittedModel::failed(kind, 10, &FitError::InvalidInput { model, reason: "test".into() });
+        if values.is_some() {
+            m.values = values;
+            m.failure = None;
+        }
+        m.to_scalar().unwrap()
+    }
+
+    #[test]
+    fn batches_mixing_models_are_predicted_with_each_rows_model() {
+        let bg = fitted("bg_nbd", Some(vec![0.243, 4.414, 0.793, 2.426]));
+        let pareto = fitted("pareto_nbd", Some(vec![0.55, 10.58, 0.61, 11.67]));
+        let failed = fitted("mbg_nbd", None);
+        let rows = [&bg, &bg, &pareto, &failed, &bg];
+        let models = ScalarValue::iter_to_array(rows.iter().map(|s| (*s).clone())).unwrap();
+        let models = ModelColumn::new(models.as_struct()).unwrap();
+        let runs: Vec<(Range<usize>, Option<&str>, bool)> = models
+            .runs()
+            .into_iter()
+            .map(|(r, m)| (r, m.as_ref().map(|m| m.name), m.and_then(|m| m.values).is_some()))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                (0..2, Some("bg_nbd"), true),
+                (2..3, Some("pareto_nbd"), true),
+                (3..4, Some("mbg_nbd"), false),
+                (4..5, Some("bg_nbd"), true)
+            ]
+        );
+        let predict = ClvPredict::expected_purchases();
+        let numbers = [
+            Float64Array::from(vec![39.0; 5]),
+            Float64Array::from(vec![2.0; 5]),
+            Float64Array::from(vec![30.43; 5]),
+            Float64Array::from(vec![38.86; 5]),
+        ];
+        let mut got = Vec::new();
+        for (rows, model) in models.runs() {
+            got.extend(predict.predict(&model.unwrap(), &numbers, rows).unwrap());
+        }
+        let bg_fit = PurchaseFit::from_parameters(PurchaseModelKind::BgNbd, [0.243, 4.414, 0.793, 2.426]).unwrap();
+        let pareto_fit =
+            PurchaseFit::from_parameters(PurchaseModelKind::ParetoNbd, [0.55, 10.58, 0.61, 11.67]).unwrap();
+        let (b, p) = (
+            bg_fit.conditional_expected_purchases(39.0, 2.0, 30.43, 38.86),
+            pareto_fit.conditional_expected_purchases(39.0, 2.0, 30.43, 38.86),
+        );
+        assert_eq!(got, [Some(b), Some(b), Some(p), None, Some(b)]);
     }
 }

@@ -21,7 +21,9 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udaf(AggregateUDF::from(km_median::KmMedian::new()));
     ctx.register_udwf(WindowUDF::from(island_number::IslandNumber::new()));
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::purchases()));
+    ctx.register_udaf(AggregateUDF::from(clv::ClvFit::try_purchases()));
     ctx.register_udaf(AggregateUDF::from(clv::ClvFit::spend()));
+    ctx.register_udaf(AggregateUDF::from(clv::ClvValueDraws::new()));
     ctx.register_udf(ScalarUDF::from(clv::ClvPredict::p_alive()));
     ctx.register_udf(ScalarUDF::from(clv::ClvPredict::expected_purchases()));
     ctx.register_udf(ScalarUDF::from(clv::ClvPredict::expected_spend()));

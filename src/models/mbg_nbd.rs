@@ -33,8 +33,8 @@ pub(crate) fn alive_expected_purchases(p: &[f64; 4], t: f64, x: f64, age: f64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::bg_nbd::tests::simulate;
-    use crate::models::purchase::{FitOptions, PurchaseFit, PurchaseModelKind, fit_purchase_model};
+    use crate::models::bg_nbd::tests::{cdnow, simulate};
+    use crate::models::purchase::{FitOptions, Observation, PurchaseFit, PurchaseModelKind, fit_purchase_model};
     use crate::models::special::ln_gamma;
 
     const PARAMS: [f64; 4] = [0.5, 6.0, 1.8, 4.0];
@@ -96,6 +96,22 @@ mod tests {
     }
 
     #[test]
+    fn fit_and_standard_errors_match_lifetimes_on_cdnow() {
+        // lifetimes 0.11.3 `ModifiedBetaGeoFitter` on the CDNOW summary
+        // (src/models/testdata/lifetimes_reference.py): coef and se(coef).
+        let obs: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        let fit = fit_purchase_model(PurchaseModelKind::MbgNbd, &obs, &FitOptions::default()).unwrap();
+        let want = [0.5248377256, 6.1829884791, 0.8913562809, 1.6140000257];
+        for ((name, got), want) in fit.parameters().into_iter().zip(want) {
+            assert!((got / want - 1.0).abs() < 1e-4, "{name}: {got} vs {want}");
+        }
+        let se = fit.std_errors().expect("a positive definite information matrix");
+        for (got, want) in se.iter().zip([0.0832639453, 0.6955971916, 0.1547853207, 0.5374723508]) {
+            assert!((got / want - 1.0).abs() < 1e-3, "{se:?}");
+        }
+    }
+
+    #[test]
     fn recovers_simulated_parameters() {
         let truth = [0.8, 4.0, 1.5, 4.0];
         let obs = simulate(truth, Variant::Mbg, 5000, 11);
@@ -107,5 +123,10 @@ mod tests {
         let mean_p = |a: f64, b: f64| a / (a + b);
         assert!((mean_p(got[2], got[3]) - mean_p(truth[2], truth[3])).abs() < 0.05, "{got:?}");
         assert!((got[2] / truth[2] - 1.0).abs() < 0.5 && (got[3] / truth[3] - 1.0).abs() < 0.5, "{got:?}");
+        // The truth lies within four standard errors of every estimate.
+        let se = fit.std_errors().expect("standard errors");
+        for ((estimate, want), se) in got.iter().zip(truth).zip(&se) {
+            assert!((estimate - want).abs() < 4.0 * se, "{got:?} ± {se:?}");
+        }
     }
 }

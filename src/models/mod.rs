@@ -17,6 +17,7 @@
 
 mod bg_nbd;
 mod clv;
+mod covariance;
 mod error;
 mod gamma_gamma;
 pub mod kaplan_meier;
@@ -27,7 +28,8 @@ mod pareto_nbd;
 mod purchase;
 mod special;
 
-pub use clv::{DAYS_PER_MONTH, predicted_clv, predicted_clv_many};
+pub use clv::{ClvSettings, DAYS_PER_MONTH, ValuedCustomer, predicted_clv, predicted_clv_draws, predicted_clv_many};
+pub use covariance::LogCovariance;
 pub use error::FitError;
 pub use gamma_gamma::{GammaGammaFit, MIN_SPEND_CUSTOMERS, fit_gamma_gamma};
 pub use purchase::{FitOptions, MIN_REPEAT_BUYERS, Observation, PurchaseFit, PurchaseModelKind, fit_purchase_model};

@@ -9,7 +9,7 @@
 
 use super::optimize;
 use super::parallel::map_chunks;
-use super::purchase::{Compressed, FastMap};
+use super::purchase::{Compressed, FastMap, Observation};
 use super::special::{ln_gamma, ln_hyp2f1};
 
 /// ln J(t), where J(t) = ∫_t^∞ (α+τ)^{−(r+x)} (β+τ)^{−(s+1)} dτ.
@@ -49,10 +49,14 @@ fn ln_one_minus_exp(d: f64) -> f64 {
 /// without the common factor Γ(r+x) α^r β^s / Γ(r): "alive at T" =
 /// −(r+x) ln(α+T) − s ln(β+T), and "died in (t_x, T]" = ln s + ln(J(t_x) − J(T)).
 fn ln_terms(p: &[f64; 4], x: f64, t_x: f64, age: f64) -> (f64, f64) {
+    ln_terms_given(p, x, age, ln_tail_integral(p, x, t_x), ln_tail_integral(p, x, age))
+}
+
+/// [`ln_terms`] with ln J(t_x) and ln J(T) already computed.
+fn ln_terms_given(p: &[f64; 4], x: f64, age: f64, ln_j_recency: f64, ln_j_age: f64) -> (f64, f64) {
     let [r, alpha, s, beta] = *p;
     let alive = -(r + x) * (alpha + age).ln() - s * (beta + age).ln();
-    let ln_j_recency = ln_tail_integral(p, x, t_x);
-    let died = s.ln() + ln_j_recency + ln_one_minus_exp(ln_tail_integral(p, x, age) - ln_j_recency);
+    let died = s.ln() + ln_j_recency + ln_one_minus_exp(ln_j_age - ln_j_recency);
     (alive, died)
 }
 
@@ -67,7 +71,27 @@ pub(crate) fn log_likelihood(p: &[f64; 4], x: f64, t_x: f64, age: f64) -> f64 {
 /// P(alive at T | x, t_x, T) = 1 / (1 + s/(r+s+x) (α+T)^{r+x} (β+T)^s A₀)
 /// (the note, Section 5): the "alive" share of the likelihood.
 pub(crate) fn p_alive(p: &[f64; 4], x: f64, t_x: f64, age: f64) -> f64 {
-    let (alive, died) = ln_terms(p, x, t_x, age);
+    alive_share(ln_terms(p, x, t_x, age))
+}
+
+/// [`p_alive`] of many customers, with J (a 2F1 series) computed once per
+/// distinct (x, t) among their recencies and ages rather than twice per
+/// customer: customers share frequencies and days far more than whole histories.
+pub(crate) fn p_alive_many(p: &[f64; 4], customers: &[Observation]) -> Vec<f64> {
+    let mut memo: FastMap<(u64, u64), f64> = FastMap::default();
+    let mut ln_j =
+        |x: f64, t: f64| *memo.entry((x.to_bits(), t.to_bits())).or_insert_with(|| ln_tail_integral(p, x, t));
+    customers
+        .iter()
+        .map(|o| {
+            let (recency, age) = (ln_j(o.frequency, o.recency), ln_j(o.frequency, o.age));
+            alive_share(ln_terms_given(p, o.frequency, o.age, recency, age))
+        })
+        .collect()
+}
+
+/// e^alive / (e^alive + e^died) without overflow.
+fn alive_share((alive, died): (f64, f64)) -> f64 {
     let d = died - alive;
     if d.is_nan() {
         return f64::NAN;
@@ -95,9 +119,10 @@ pub(crate) fn alive_expected_purchases(p: &[f64; 4], t: f64, x: f64, age: f64) -
     (r + x) * (beta + age) / (alpha + age) * one_minus_exp_over(s - 1.0, -(t / (beta + age)).ln_1p())
 }
 
+/// ln(e^u + e^v) = max + ln(1 + e^−|u−v|): one exponential, no overflow.
 fn ln_add_exp(u: f64, v: f64) -> f64 {
     let m = u.max(v);
-    if m == f64::NEG_INFINITY { m } else { m + ((u - m).exp() + (v - m).exp()).ln() }
+    if m == f64::NEG_INFINITY { m } else { m + (-(u - v).abs()).exp().ln_1p() }
 }
 
 /// Mean negative log-likelihood per customer over (ln r, ln α, ln s, ln β).
@@ -142,12 +167,15 @@ impl<'a> Objective<'a> {
         let head = ln_gamma(r) - r * alpha.ln() - s * beta.ln();
         let per_x: Vec<f64> = data.frequencies.iter().map(|&x| ln_gamma(r + x) - head).collect();
         let ln_s = s.ln();
+        // ln(α + t) and ln(β + t) once per distinct time, not per cell.
+        let ln_alpha_time: Vec<f64> = data.times.iter().map(|t| (alpha + t).ln()).collect();
+        let ln_beta_time: Vec<f64> = data.times.iter().map(|t| (beta + t).ln()).collect();
         let parts = map_chunks(data.cells.len(), self.threads, |range| {
             let mut sum = 0.0;
             for (cell, &(j_rec, j_age)) in data.cells[range.clone()].iter().zip(&self.cell_pairs[range]) {
                 let x = data.frequencies[cell.x as usize];
-                let age = data.times[cell.age as usize];
-                let alive = -(r + x) * (alpha + age).ln() - s * (beta + age).ln();
+                let age = cell.age as usize;
+                let alive = -(r + x) * ln_alpha_time[age] - s * ln_beta_time[age];
                 let ln_j_rec = ln_j[j_rec as usize];
                 let died = ln_s + ln_j_rec + ln_one_minus_exp(ln_j[j_age as usize] - ln_j_rec);
                 sum += cell.weight * (per_x[cell.x as usize] + ln_add_exp(alive, died));
@@ -167,13 +195,17 @@ impl optimize::Objective for Objective<'_> {
         }
         self.value(theta)
     }
+
+    fn gradient(&self, theta: &[f64], gradient: &mut [f64]) {
+        optimize::central_difference(|t| self.value(t), theta, gradient);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::models::bg_nbd::tests::cdnow;
-    use crate::models::purchase::{FitOptions, Observation, PurchaseFit, PurchaseModelKind, fit_purchase_model};
+    use crate::models::purchase::{FitOptions, PurchaseFit, PurchaseModelKind, fit_purchase_model};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Distribution, Exp, Gamma};
@@ -260,6 +292,36 @@ mod tests {
     }
 
     #[test]
+    fn standard_errors_match_an_independent_numerical_hessian() {
+        // lifetimes has no standard errors for Pareto/NBD: these are numdifftools'
+        // Hessian of lifetimes' Pareto/NBD log-likelihood in the natural parameters,
+        // maximised tightly with scipy (src/models/testdata/lifetimes_reference.py).
+        let obs: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        let fit = fit_purchase_model(PurchaseModelKind::ParetoNbd, &obs, &FitOptions::default()).unwrap();
+        let se = fit.std_errors().expect("a positive definite information matrix");
+        for (got, want) in se.iter().zip([0.047628455733359, 0.8427218590979602, 0.1872763591104343, 6.210914685485795])
+        {
+            assert!((got / want - 1.0).abs() < 2e-3, "{se:?}");
+        }
+    }
+
+    #[test]
+    fn hessian_from_numerical_gradients_matches_second_differences() {
+        let obs: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        let data = crate::models::purchase::Compressed::new("test", &obs).unwrap();
+        let objective = Objective::new(&data, 1);
+        let theta = CDNOW.map(f64::ln);
+        // The fit's Hessian (second differences of values) against central differences
+        // of the finite-difference gradient.
+        let from_values = optimize::hessian(&objective, &theta);
+        let from_gradients = optimize::gradient_differences(&objective, &theta, 1e-3);
+        let scale = from_values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in from_gradients.iter().zip(&from_values) {
+            assert!((a - b).abs() < 1e-4 * scale, "{from_gradients:?} vs {from_values:?}");
+        }
+    }
+
+    #[test]
     fn p_alive_and_expectations_match_literal_formulas() {
         let [r, alpha, s, beta] = CDNOW;
         let (x, t_x, age) = (2.0, 30.43, 38.86);
@@ -279,6 +341,15 @@ mod tests {
         let at = expected_purchases(&[r, alpha, 1.0, beta], t);
         let near = expected_purchases(&[r, alpha, 1.0 + 1e-9, beta], t);
         assert!((at - near).abs() < 1e-8);
+    }
+
+    #[test]
+    fn p_alive_of_many_customers_is_p_alive_of_each() {
+        let customers: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        let many = p_alive_many(&CDNOW, &customers);
+        for (o, got) in customers.iter().zip(many) {
+            assert_eq!(got.to_bits(), p_alive(&CDNOW, o.frequency, o.recency, o.age).to_bits());
+        }
     }
 
     #[test]
@@ -312,5 +383,10 @@ mod tests {
         // s and β are weakly identified; their ratio (mean dropout rate) is not.
         assert!((got[2] / truth[2] - 1.0).abs() < 0.5 && (got[3] / truth[3] - 1.0).abs() < 0.6, "{got:?}");
         assert!(((got[2] / got[3]) / (truth[2] / truth[3]) - 1.0).abs() < 0.25, "{got:?}");
+        // The truth lies within four standard errors of every estimate.
+        let se = fit.std_errors().expect("standard errors");
+        for ((estimate, want), se) in got.iter().zip(truth).zip(&se) {
+            assert!((estimate - want).abs() < 4.0 * se, "{got:?} ± {se:?}");
+        }
     }
 }

@@ -61,6 +61,11 @@ impl Templates {
             .map_err(|e| template_error(dir, &e))?;
         filters::register(&mut tera, locale, currency);
         chart_functions::register(&mut tera, locale, currency);
+        // Tera's `get_env` would let a template publish any environment variable,
+        // credentials included, in a report.
+        tera.register_function("get_env", |_: &std::collections::HashMap<String, tera::Value>| {
+            Err(tera::Error::msg("`get_env` is disabled: templates cannot read the environment"))
+        });
         Ok(Self { tera, dir: dir.to_path_buf() })
     }
 

@@ -43,7 +43,10 @@ pub(super) async fn execute(
     started: DateTime<Utc>,
 ) -> Result<Staged> {
     let mut executor = Executor::new(plan, storage, sink, results, manifest(plan, results, run_id, started));
-    if let Err(error) = executor.walk().await {
+    let mut running = JoinSet::new();
+    if let Err(error) = executor.walk(&mut running).await {
+        // Stop the other jobs before the run cleans up after them.
+        running.shutdown().await;
         // Nothing may still be writing to staging when the run cleans it up.
         executor.writes.shutdown().await;
         return Err(error);
@@ -74,6 +77,7 @@ struct Loaded {
 /// A stage run, its result stored and registered.
 struct Ran {
     result: Arc<Stored>,
+    form: Form,
     spilled_bytes: u64,
     counts: IndexMap<String, u64>,
     duration_ms: u128,
@@ -118,15 +122,21 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs every job of the schedule, as many at once as there are cores.
-    async fn walk(&mut self) -> Result<()> {
-        let jobs_at_once = std::thread::available_parallelism().map_or(2, usize::from);
+    async fn walk(&mut self, running: &mut JoinSet<Done>) -> Result<()> {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let plan = self.plan;
         let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
-        let mut running: JoinSet<Done> = JoinSet::new();
         loop {
-            while running.len() < jobs_at_once {
+            // As many jobs as there are cores; the cores are shared out among the jobs
+            // running, so a stage running alone on a large machine gets several.
+            let mut starting = Vec::new();
+            while running.len() + starting.len() < cores {
                 let Some(job) = schedule.next_job() else { break };
-                self.start(job, &mut schedule, &mut running)?;
+                starting.push(job);
+            }
+            let partitions = (cores / (running.len() + starting.len()).max(1)).max(1);
+            for job in starting {
+                self.start(job, partitions, &mut schedule, running)?;
             }
             let Some(joined) = running.join_next().await else {
                 // Stages come in dependency order, so nothing can be left waiting.
@@ -147,8 +157,14 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    /// Starts `job` (or, for a skip, records it).
-    fn start(&mut self, job: Job<'a>, schedule: &mut Schedule<'a>, running: &mut JoinSet<Done>) -> Result<()> {
+    /// Starts `job` (a stage on `partitions` partitions), or, for a skip, records it.
+    fn start(
+        &mut self,
+        job: Job<'a>,
+        partitions: usize,
+        schedule: &mut Schedule<'a>,
+        running: &mut JoinSet<Done>,
+    ) -> Result<()> {
         match job {
             Job::Load(name) => {
                 let source =
@@ -164,9 +180,9 @@ impl<'a> Executor<'a> {
             Job::Run(order) => {
                 let (ctx, results) = (self.ctx.clone(), self.results.clone());
                 let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
-                let frugal = self.frugal(&stage);
+                let form = Form { partitions, frugal: self.frugal(&stage) };
                 running.spawn(async move {
-                    Done::Ran(order, run(&ctx, &results, &stage, &params, frugal).await.map(Box::new))
+                    Done::Ran(order, run(&ctx, &results, &stage, &params, form).await.map(Box::new))
                 });
             }
             Job::Skip { stage: order, missing } => {
@@ -259,16 +275,32 @@ impl<'a> Executor<'a> {
             Err(error) => return Err(error),
         };
         schedule.finished(order, false);
-        let Ran { result, spilled_bytes, counts, duration_ms } = *ran;
+        let Ran { result, form, spilled_bytes, counts, duration_ms } = *ran;
         self.sizes.insert(stage.name.clone(), (result.bytes, result.on_disk()));
         let spilled_bytes = spilled_bytes + if result.on_disk() { result.bytes } else { 0 };
-        info!(stage = %stage.name, rows = result.rows, duration_ms = duration_ms as u64, spilled_bytes, "stage finished");
+        info!(
+            stage = %stage.name,
+            rows = result.rows,
+            duration_ms = duration_ms as u64,
+            partitions = form.partitions,
+            frugal = form.frugal,
+            spilled_bytes,
+            "stage finished"
+        );
         for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
             let message = format!("stage `{}`: {count} rows are {name}", stage.name);
             warn!("{message}");
             self.manifest.warnings.push(message);
         }
-        let report = StageReport { name: stage.name.clone(), rows: result.rows, duration_ms, spilled_bytes, counts };
+        let report = StageReport {
+            name: stage.name.clone(),
+            rows: result.rows,
+            duration_ms,
+            spilled_bytes,
+            partitions: form.partitions,
+            memory_frugal: form.frugal,
+            counts,
+        };
         self.stage_reports.push((order, report));
         if self.plan.tables.contains(&stage.name) {
             self.write(order, &stage.name, &result);
@@ -333,6 +365,13 @@ async fn load(
     Ok(Loaded { report, quarantine, size, duration_ms: clock.elapsed().as_millis() })
 }
 
+/// How a stage is run: on how many partitions, and whether in its memory-frugal form.
+#[derive(Debug, Clone, Copy)]
+struct Form {
+    partitions: usize,
+    frugal: bool,
+}
+
 /// Runs `stage`, stores and registers its result, and counts its declared `counts`. A
 /// stage that runs out of memory in its fast form runs again in its memory-frugal form.
 async fn run(
@@ -340,36 +379,41 @@ async fn run(
     results: &Results,
     stage: &Stage,
     params: &IndexMap<String, crate::config::ParamValue>,
-    frugal: bool,
+    form: Form,
 ) -> Result<Ran> {
     let clock = Instant::now();
     let step = Step::start(format!("running stage {}", stage.name));
-    let executed = match stages::execute(&stage_state(ctx, frugal)?, stage, params, results).await {
-        Err(Error::Resources(reason)) if !frugal => {
+    let (executed, executed_form) = match stages::execute(&stage_state(ctx, form)?, stage, params, results).await {
+        Err(Error::Resources(reason)) if !form.frugal => {
             warn!(stage = %stage.name, "stage ran out of memory; running it again in its memory-frugal form: {reason}");
-            stages::execute(&stage_state(ctx, true)?, stage, params, results).await
+            let frugal = Form { frugal: true, ..form };
+            (stages::execute(&stage_state(ctx, frugal)?, stage, params, results).await?, frugal)
         }
-        executed => executed,
-    }?;
+        executed => (executed?, form),
+    };
     let result = Arc::new(executed.result);
     ctx.register_table(stage.name.as_str(), result.table())
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     let counts = stages::count(ctx, stage).await?;
     drop(step);
-    Ok(Ran { result, spilled_bytes: executed.spilled_bytes, counts, duration_ms: clock.elapsed().as_millis() })
+    let duration_ms = clock.elapsed().as_millis();
+    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, duration_ms })
 }
 
-/// The session state a stage is planned and run in. The memory-frugal form joins by
-/// sorting and merging (sorts spill to disk; a hash join's table must fit in memory)
-/// and evaluates window functions as rows stream by instead of holding them all.
-fn stage_state(ctx: &SessionContext, frugal: bool) -> Result<SessionState> {
-    if !frugal {
-        return Ok(ctx.state());
-    }
-    // A copy of the session's state: changing it leaves the session (and its tables) as is.
+/// The session state a stage is planned and run in, a copy of the session's (changing
+/// it leaves the session and its tables as they are). A stage on one partition is spared
+/// repartitioning, two-phase aggregation and sorted merges; several partitions let it use
+/// more cores. The memory-frugal form joins by sorting and merging (sorts spill to disk;
+/// a hash join's table must fit in memory) and evaluates window functions as rows stream
+/// by instead of holding them all.
+fn stage_state(ctx: &SessionContext, form: Form) -> Result<SessionState> {
     let mut state = ctx.state();
-    state.config_mut().options_mut().optimizer.prefer_hash_join = false;
-    functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    let options = state.config_mut().options_mut();
+    options.execution.target_partitions = form.partitions;
+    if form.frugal {
+        options.optimizer.prefer_hash_join = false;
+        functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    }
     Ok(state)
 }
 

@@ -21,12 +21,16 @@ use tracing::info;
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::functions;
+use crate::lineage::RunLineage;
 use crate::manifest::Manifest;
 use crate::memory::{self, MemoryBudget};
+use crate::pipeline_version::pipeline_version;
 use crate::plan::{Overrides, Plan, bind};
+use crate::publish::kept;
 use crate::report::{self, RenderedFile, ReportRequest, Tables};
 use crate::results::Results;
-use crate::sinks::{self, Sink};
+use crate::signals;
+use crate::sinks::{self, Sink, output_root};
 use crate::sources;
 use crate::stages;
 use crate::storage::Storage;
@@ -59,20 +63,15 @@ pub fn session() -> SessionContext {
     session_on(Arc::new(RuntimeEnv::default()), &MemoryBudget::resolve(None))
 }
 
-/// Runs `pipeline` and publishes its outputs; returns the manifest written.
+/// Runs `pipeline` and publishes its outputs, holding the partition's lease throughout;
+/// returns the manifest written.
 pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest> {
     let started = Utc::now();
     let clock = Instant::now();
     let plan = bind(pipeline, overrides)?;
-    let Some(outputs) = &pipeline.outputs else {
-        return Err(Error::config(
-            pipeline.file.display().to_string(),
-            "the pipeline has no `outputs`, so a run would write nothing",
-            "add `outputs: {root: …, tables: [...]}`, or use `fidelis validate` to only check it",
-        ));
-    };
     let storage = Storage::new();
-    let root = storage.resolve(&plan.fill(&outputs.root))?;
+    let root = output_root(&plan, &storage)?;
+    let version = pipeline_version(&plan)?;
     let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
     let budget = MemoryBudget::resolve(overrides.memory_limit);
     let spill_dir = overrides.spill_dir.clone().unwrap_or_else(memory::default_spill_dir);
@@ -80,28 +79,48 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         pipeline = %pipeline.name, as_of = %plan.as_of, output = %root, run_id = %run_id,
         memory_limit = %budget, spill_dir = %spill_dir.display(), "run started"
     );
-    let sink = Sink::new(root.clone(), plan.as_of, &run_id);
-    // The results (and DataFusion's spill folder) are dropped before this returns, on
-    // success and failure alike, which removes their files.
-    let results = Results::new(budget, &spill_dir)?;
-    let executed = executor::execute(&plan, &storage, &sink, &results, &run_id, started).await;
-    drop(results);
-    let (files, stale, mut manifest) = match executed {
-        Ok(staged) => staged,
+    let (sink, _) = Sink::open(root.clone(), plan.as_of, &run_id, &overrides.lease).await?;
+    let lineage = RunLineage::start(&plan, &storage, &run_id).await;
+    let published = async {
+        let partial = !plan.runs_everything();
+        if partial {
+            kept::check(sink.published(), &plan, &version)?;
+        }
+        // The run's spill folder (DataFusion's spill files, stored results, spooled inputs)
+        // is removed once the stages are done, on success and failure alike.
+        let results = Results::new(budget, &spill_dir)?;
+        // A stop signal or the loss of the lease drops the run's work (its queries with it).
+        let executed = tokio::select! {
+            staged = executor::execute(&plan, &storage, &sink, &results, &run_id, started) => staged,
+            error = signals::stopped() => Err(error),
+            error = sink.lease_lost() => Err(error),
+        };
+        results.close();
+        let (files, mut stale, mut manifest) = executed?;
+        manifest.pipeline_version = version;
+        let gone = kept::carry_over(sink.published(), partial, &plan.tables, &mut manifest);
+        stale.extend(gone.iter().map(|table| sink.partition(table)));
+        manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        manifest.duration_ms = clock.elapsed().as_millis();
+        manifest.peak_memory_bytes = peak_memory_bytes();
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
+        sink.publish(&files, &stale, Some(&json)).await?;
+        Ok(manifest)
+    }
+    .await;
+    sink.close().await;
+    let manifest = match published {
+        Ok(manifest) => manifest,
         Err(error) => {
-            sink.abort().await;
+            lineage.fail(&error).await;
             return Err(error);
         }
     };
-    manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-    manifest.duration_ms = clock.elapsed().as_millis();
-    manifest.peak_memory_bytes = peak_memory_bytes();
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
-    let published = sink.publish(files, &stale, &json).await;
-    if published.is_err() {
-        sink.abort().await;
-    }
-    published?;
+    // Kept tables (`--only`) are not this run's outputs.
+    let kept = |name: String| manifest.kept.contains_key(&name);
+    let tables = manifest.tables.iter().filter(|(table, _)| !kept(table.to_string()));
+    let quarantine = manifest.quarantine.iter().filter(|(source, _)| !kept(format!("_quarantine/{source}")));
+    lineage.complete(&manifest.sources, tables.chain(quarantine).map(|(_, written)| written)).await;
     info!(
         tables = manifest.tables.len(),
         duration_ms = manifest.duration_ms as u64,
@@ -125,16 +144,12 @@ fn render_reports(plan: &Plan<'_>, tables: &Tables, manifest: &Manifest) -> Resu
 }
 
 /// `fidelis report`: renders the reports again from the tables published for as_of,
-/// without recomputing them, and replaces the published reports.
+/// without recomputing them, and replaces the published reports, holding the
+/// partition's lease.
 pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<String>> {
     let plan = bind(pipeline, overrides)?;
-    let Some(outputs) = &pipeline.outputs else {
-        return Err(Error::config(
-            pipeline.file.display().to_string(),
-            "the pipeline has no `outputs`",
-            "add `outputs`",
-        ));
-    };
+    let storage = Storage::new();
+    let root = output_root(&plan, &storage)?;
     if pipeline.reports.is_empty() {
         return Err(Error::config(
             pipeline.file.display().to_string(),
@@ -142,30 +157,32 @@ pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<St
             "add `reports: [{template: report.html.tera, path: report.html, tables: [...]}]`",
         ));
     }
-    let storage = Storage::new();
-    let root = storage.resolve(&plan.fill(&outputs.root))?;
-    let manifest = Manifest::read(&root, plan.as_of).await?;
-    let tables = report::read_tables(&pipeline.reports, |table| sinks::table_file(&root, table, plan.as_of)).await?;
-    if tables.is_empty() {
-        return Err(Error::Data(format!(
-            "none of the tables the reports read is published for as_of {} under {root}; run the pipeline for \
-             that day (fidelis run PIPELINE --as-of {})",
-            plan.as_of, plan.as_of
-        )));
-    }
     let run_id = format!("{}-{}-report", Utc::now().format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
-    let sink = Sink::new(root, plan.as_of, &run_id);
-    let mut staged = Vec::new();
-    let mut written = Vec::new();
-    for file in render_reports(&plan, &tables, &manifest)? {
-        let report = sink.stage_report(&file.path, file.bytes).await?;
-        written.push(report.url());
-        staged.push(report);
+    let (sink, _) = Sink::open(root.clone(), plan.as_of, &run_id, &overrides.lease).await?;
+    let written = async {
+        let manifest = Manifest::read(&root, plan.as_of).await?;
+        let tables =
+            report::read_tables(&pipeline.reports, |table| sinks::table_file(&root, table, plan.as_of)).await?;
+        if tables.is_empty() {
+            return Err(Error::Data(format!(
+                "none of the tables the reports read is published for as_of {} under {root}; run the pipeline \
+                 for that day (fidelis run PIPELINE --as-of {})",
+                plan.as_of, plan.as_of
+            )));
+        }
+        let mut staged = Vec::new();
+        let mut written = Vec::new();
+        for file in render_reports(&plan, &tables, &manifest)? {
+            let report = sink.stage_report(&file.path, file.bytes).await?;
+            written.push(report.url());
+            staged.push(report);
+        }
+        sink.publish(&staged, &[], None).await?;
+        Ok(written)
     }
-    let moved = sink.move_into_place(&staged, &[]).await;
-    sink.abort().await;
-    moved?;
-    Ok(written)
+    .await;
+    sink.close().await;
+    written
 }
 
 /// Registers an empty table of `schema` as `name`, for planning.

@@ -315,7 +315,8 @@ pub struct WalletEstimate {
     pub category_spend_cents: i64,
 }
 
-/// Generates every table for `spec`, in parallel on the available cores.
+/// Generates every table for `spec` in memory, in parallel on the available cores. For
+/// large samples, `sample_data::write` streams the same rows to files chunk by chunk.
 pub fn generate(spec: &SampleSpec) -> SampleData {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     generate_with_threads(spec, threads)
@@ -323,33 +324,88 @@ pub fn generate(spec: &SampleSpec) -> SampleData {
 
 /// [`generate`] on `threads` threads; the rows do not depend on `threads`.
 fn generate_with_threads(spec: &SampleSpec, threads: usize) -> SampleData {
-    let model = Model::new(spec);
-    let signups = model.signup_times(spec.customers, spec.seed);
-    let chunks = signups.len().div_ceil(CHUNK);
-    let next = AtomicUsize::new(0);
-    let mut parts: Vec<(usize, SampleData)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.clamp(1, chunks.max(1)))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let chunk = next.fetch_add(1, Ordering::Relaxed);
-                        if chunk >= chunks {
-                            return done;
-                        }
-                        let first = chunk * CHUNK;
-                        let times = &signups[first..signups.len().min(first + CHUNK)];
-                        done.push((chunk, model.chunk(chunk, first, times, spec.seed)));
-                    }
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    let chunks = Chunks::new(spec);
+    let mut parts = Vec::with_capacity(chunks.count());
+    chunks.each(0..chunks.count(), threads, |_, part| {
+        parts.push(part);
+        true
     });
-    parts.sort_unstable_by_key(|(chunk, _)| *chunk);
-    let mut data = concat(parts.into_iter().map(|(_, part)| part).collect());
+    let mut data = concat(parts);
     number_orders(&mut data.transactions);
     data
+}
+
+/// The customers of a sample in chunks of [`CHUNK`], each generated from its own random
+/// stream: chunk by chunk, in any order, the rows are those of [`generate`] (with
+/// `order_id` 0: numbering orders by time needs every chunk, see `sample_data::write`).
+pub struct Chunks<'a> {
+    spec: &'a SampleSpec,
+    model: Model,
+    /// Every customer's signup time (8 bytes a customer): drawn from one stream, in order.
+    signups: Vec<f64>,
+}
+
+impl<'a> Chunks<'a> {
+    pub fn new(spec: &'a SampleSpec) -> Self {
+        let model = Model::new(spec);
+        let signups = model.signup_times(spec.customers, spec.seed);
+        Chunks { spec, model, signups }
+    }
+
+    /// How many customers there are.
+    pub fn customers(&self) -> usize {
+        self.signups.len()
+    }
+
+    /// How many chunks there are.
+    pub fn count(&self) -> usize {
+        self.signups.len().div_ceil(CHUNK)
+    }
+
+    /// The first instant of the window, and its length in seconds: every timestamp is in it.
+    pub fn window(&self) -> (NaiveDateTime, i64) {
+        (self.model.start, (self.model.horizon as i64) * SECONDS_PER_DAY)
+    }
+
+    /// Generates chunks `range` on `threads` threads and hands each to `each` in order,
+    /// holding only a few at a time; stops early when `each` returns false.
+    pub fn each(&self, range: std::ops::Range<usize>, threads: usize, mut each: impl FnMut(usize, SampleData) -> bool) {
+        let next = AtomicUsize::new(range.start);
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<(usize, SampleData)>(threads.max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..threads.clamp(1, range.len().max(1)) {
+                let (sender, next, end) = (sender.clone(), &next, range.end);
+                scope.spawn(move || {
+                    loop {
+                        let chunk = next.fetch_add(1, Ordering::Relaxed);
+                        if chunk >= end || sender.send((chunk, self.chunk(chunk))).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            // Workers take chunks in order, so at most `threads` arrive ahead of their turn.
+            let mut early = std::collections::BTreeMap::new();
+            let mut wanted = range.start;
+            for (chunk, data) in receiver.iter() {
+                early.insert(chunk, data);
+                while let Some(data) = early.remove(&wanted) {
+                    if !each(wanted, data) {
+                        return;
+                    }
+                    wanted += 1;
+                }
+            }
+        });
+    }
+
+    /// The rows of chunk `chunk`.
+    pub fn chunk(&self, chunk: usize) -> SampleData {
+        let first = chunk * CHUNK;
+        let times = &self.signups[first..self.signups.len().min(first + CHUNK)];
+        self.model.chunk(chunk, first, times, self.spec.seed)
+    }
 }
 
 /// Appends the chunks in order, freeing each as soon as it is copied. The reserved capacity is

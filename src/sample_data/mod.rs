@@ -3,6 +3,7 @@
 //! [`generate`] makes the rows; this module turns them into Arrow and files.
 
 pub mod generate;
+mod order_ids;
 
 use std::sync::Arc;
 
@@ -10,51 +11,135 @@ use chrono::NaiveDateTime;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Decimal128Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::{csv, json};
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::buffered::BufWriter;
+use tokio::io::AsyncWriteExt;
 
 pub use generate::{SampleData, SampleSpec};
 
+use generate::Chunks;
+use order_ids::OrderIds;
+
 use crate::config::Format;
 use crate::error::{Error, Result};
-use crate::sinks::{part_file_name, write_parquet};
+use crate::sinks::{ParquetFile, part_file_name};
 use crate::storage::Location;
 
-/// Writes every table of `data` under `out` in `format`; returns (table, rows) written.
-pub async fn write(data: &SampleData, out: &Location, format: Format) -> Result<Vec<(&'static str, usize)>> {
-    let tables = [
-        ("transactions", transactions(data)),
-        ("customers", customers(data)),
-        ("loyalty_events", loyalty_events(data)),
-        ("survey_responses", survey_responses(data)),
-        ("wallet", wallet(data)),
-    ];
-    let mut written = Vec::new();
-    for (name, batch) in tables {
-        let batch = batch.map_err(|e| Error::runtime(format!("building sample table `{name}`"), e))?;
-        let file = out.child(name).child(&part_file_name(&format.to_string()));
-        match format {
-            Format::Parquet => {
-                write_parquet(&file, batch.schema(), std::iter::once(Ok(batch.clone()))).await?;
-            }
-            Format::Csv | Format::Ndjson => {
-                let bytes = text(&batch, format).map_err(|e| Error::runtime(format!("writing {file}"), e))?;
-                file.store
-                    .put(&file.path, PutPayload::from(bytes))
-                    .await
-                    .map_err(|e| Error::runtime(format!("writing {file}"), e))?;
-            }
+/// The tables of a sample, in the order they are written.
+const TABLES: [&str; 5] = ["transactions", "customers", "loyalty_events", "survey_responses", "wallet"];
+
+/// Writes the sample of `spec` under `out` in `format`, one file per table, chunk of
+/// customers by chunk, in memory that does not grow with the sample (order numbers are
+/// worked out on local disk first, see `order_ids`). Returns (table, rows) written.
+pub async fn write(spec: &SampleSpec, out: &Location, format: Format) -> Result<Vec<(&'static str, usize)>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let scratch = tempfile::tempdir().map_err(|e| Error::runtime("creating a scratch folder", e))?;
+    let (numbering, dir) = (spec.clone(), scratch.path().to_path_buf());
+    let ids = tokio::task::spawn_blocking(move || OrderIds::number(&Chunks::new(&numbering), threads, &dir))
+        .await
+        .map_err(|e| Error::runtime("numbering sample orders", e))?
+        .map_err(|e| Error::runtime("numbering sample orders", e))?;
+    let mut writers = Vec::with_capacity(TABLES.len());
+    for table in TABLES {
+        writers.push(TableFile::create(out.child(table).child(&part_file_name(&format.to_string())), format)?);
+    }
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+    let generating = spec.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        let chunks = Chunks::new(&generating);
+        chunks.each(0..chunks.count(), threads, |chunk, data| sender.blocking_send((chunk, data)).is_ok());
+    });
+    let mut ids = ids;
+    while let Some((chunk, mut data)) = receiver.recv().await {
+        ids.assign(chunk, &mut data.transactions).map_err(|e| Error::runtime("numbering sample orders", e))?;
+        let batches =
+            [transactions(&data), customers(&data), loyalty_events(&data), survey_responses(&data), wallet(&data)];
+        for ((writer, batch), table) in writers.iter_mut().zip(batches).zip(TABLES) {
+            let batch = batch.map_err(|e| Error::runtime(format!("building sample table `{table}`"), e))?;
+            writer.write(&batch).await?;
         }
-        written.push((name, batch.num_rows()));
+    }
+    producer.await.map_err(|e| Error::runtime("generating the sample", e))?;
+    let mut written = Vec::with_capacity(TABLES.len());
+    for (writer, table) in writers.into_iter().zip(TABLES) {
+        written.push((table, writer.finish().await?));
     }
     Ok(written)
 }
 
-fn text(batch: &RecordBatch, format: Format) -> std::result::Result<Vec<u8>, datafusion::arrow::error::ArrowError> {
+/// One table's file, written batch by batch.
+enum TableFile {
+    Parquet(Box<ParquetFile>),
+    Text(Box<TextFile>),
+}
+
+/// A CSV or NDJSON file being written.
+struct TextFile {
+    location: Location,
+    format: Format,
+    writer: BufWriter,
+    rows: usize,
+}
+
+impl TableFile {
+    fn create(location: Location, format: Format) -> Result<Self> {
+        Ok(match format {
+            Format::Parquet => TableFile::Parquet(Box::new(ParquetFile::create(&location, &table_schema(&location)?)?)),
+            Format::Csv | Format::Ndjson => {
+                let writer = BufWriter::new(Arc::clone(&location.store), location.path.clone());
+                TableFile::Text(Box::new(TextFile { location, format, writer, rows: 0 }))
+            }
+        })
+    }
+
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            TableFile::Parquet(file) => file.write(batch).await,
+            TableFile::Text(file) => {
+                let failed = |e: &dyn std::fmt::Display| Error::runtime(format!("writing {}", file.location), e);
+                let bytes = text(batch, file.format, file.rows == 0).map_err(|e| failed(&e))?;
+                file.rows += batch.num_rows();
+                file.writer.write_all(&bytes).await.map_err(|e| failed(&e))
+            }
+        }
+    }
+
+    /// Completes the file; returns its rows.
+    async fn finish(self) -> Result<usize> {
+        match self {
+            TableFile::Parquet(file) => Ok(file.finish().await?.0 as usize),
+            TableFile::Text(mut file) => {
+                file.writer.shutdown().await.map_err(|e| Error::runtime(format!("writing {}", file.location), e))?;
+                Ok(file.rows)
+            }
+        }
+    }
+}
+
+/// The schema of the table `location` is a file of (its folder's name).
+fn table_schema(location: &Location) -> Result<SchemaRef> {
+    let empty = SampleData::default();
+    let table = location.path.parts().rev().nth(1).map(|part| part.as_ref().to_string()).unwrap_or_default();
+    let batch = match table.as_str() {
+        "transactions" => transactions(&empty),
+        "customers" => customers(&empty),
+        "loyalty_events" => loyalty_events(&empty),
+        "survey_responses" => survey_responses(&empty),
+        _ => wallet(&empty),
+    };
+    Ok(batch.map_err(|e| Error::runtime("building a sample schema", e))?.schema())
+}
+
+/// `batch` as CSV (with its header when `first`) or NDJSON lines.
+fn text(
+    batch: &RecordBatch,
+    format: Format,
+    first: bool,
+) -> std::result::Result<Vec<u8>, datafusion::arrow::error::ArrowError> {
     let mut bytes = Vec::new();
     if format == Format::Csv {
-        let mut writer = csv::WriterBuilder::new().with_header(true).build(&mut bytes);
+        let mut writer = csv::WriterBuilder::new().with_header(first).build(&mut bytes);
         writer.write(batch)?;
     } else {
         let mut writer = json::LineDelimitedWriter::new(&mut bytes);
@@ -154,4 +239,36 @@ fn wallet(data: &SampleData) -> Built {
         ("period", Arc::new(StringArray::from_iter_values(periods))),
         ("category_spend", money(rows.iter().map(|w| Some(w.category_spend_cents)))?),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streamed_files_hold_the_rows_generated_in_memory() {
+        let spec = SampleSpec {
+            customers: 9_000,
+            seed: 5,
+            end_date: chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+            years: 2,
+        };
+        let folder = tempfile::tempdir().unwrap();
+        let out = Storage::new().resolve(&folder.path().display().to_string()).unwrap();
+        let written = write(&spec, &out, Format::Parquet).await.unwrap();
+        let whole = generate::generate(&spec);
+        let expected =
+            [transactions(&whole), customers(&whole), loyalty_events(&whole), survey_responses(&whole), wallet(&whole)];
+        for ((table, rows), expected) in written.into_iter().zip(expected) {
+            let expected = expected.unwrap();
+            assert_eq!(rows, expected.num_rows(), "{table}");
+            let file = std::fs::File::open(folder.path().join(table).join("part-00000.parquet")).unwrap();
+            let read: Vec<RecordBatch> =
+                ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(Result::unwrap).collect();
+            let read = datafusion::arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+            assert_eq!(read, expected, "{table}");
+        }
+    }
 }

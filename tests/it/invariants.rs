@@ -101,7 +101,7 @@ async fn check(customers: usize, seed: u64, as_of: &str) {
     let ws = Workspace::new();
     let spec = SampleSpec { customers, seed, end_date: as_of.parse().expect("a date"), years: 3 };
     let input = Storage::new().resolve(&ws.path("input").display().to_string()).expect("a location");
-    sample_data::write(&sample_data::generate::generate(&spec), &input, Format::Csv).await.expect("sample written");
+    sample_data::write(&spec, &input, Format::Csv).await.expect("sample written");
     let (input, output) = (ws.path("input").display().to_string(), ws.path("out").display().to_string());
     let manifest = run(&repo().join("pipelines/loyalty.yaml"), as_of, &[("input", &input), ("output", &output)])
         .await

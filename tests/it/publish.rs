@@ -1,7 +1,12 @@
 //! Publishing is atomic and reruns are idempotent: a failed run leaves the published
-//! partition as it was and nothing half-written; a rerun replaces the partition.
+//! partition as it was and nothing half-written; a rerun replaces the partition. A
+//! partition holds exactly what its manifest lists: `--only` keeps the other tables of
+//! the published run (computed alike) and says so; a full run removes what it no longer
+//! writes.
 
-use crate::support::{Workspace, files_below, run, transactions_pipeline};
+use indexmap::IndexMap;
+
+use crate::support::{Output, Workspace, files_below, run, run_only, transactions_pipeline};
 
 const GOOD: &str = "order_id,customer_id,order_ts,amount,kind\nO1,C1,2024-01-01,10.00,\nO2,C2,2024-01-02,20.00,\n";
 
@@ -86,4 +91,118 @@ async fn the_manifest_is_written_last_and_describes_the_run() {
     assert_eq!(manifest["tables"]["first"]["rows"], 2);
     assert_eq!(manifest["stages"].as_array().map(Vec::len), Some(2));
     assert_eq!(manifest["parameters"]["as_of"], "2024-01-31");
+}
+
+/// Two independent tables; `big` is set by the `min_amount` parameter.
+fn two_tables(ws: &Workspace, tables: &str) -> std::path::PathBuf {
+    let stages = "  customers:\n    query: SELECT DISTINCT customer_id FROM transactions\n  big:\n    query: \
+                  SELECT order_id, amount FROM transactions WHERE amount >= $min_amount";
+    let yaml = transactions_pipeline("quarantine", stages, tables)
+        .replace("params:\n", "params:\n  min_amount: {type: integer, default: 0}\n");
+    ws.write("pipeline.yaml", yaml)
+}
+
+#[tokio::test]
+async fn only_republishes_its_tables_and_keeps_the_others_of_the_published_run() {
+    let ws = Workspace::new();
+    let [input, output] = set(&ws);
+    let path = two_tables(&ws, "customers, big");
+    ws.write("input/transactions/t.csv", format!("{GOOD}O3,C3,2024-01-03,-5.00,\n"));
+    let set = [(input.0, input.1.as_str()), (output.0, output.1.as_str())];
+    let full = run(&path, "2024-01-31", &set).await.expect("full run");
+    let customers = ws.path("out/customers/as_of=2024-01-31/part-00000.parquet");
+    let customers_bytes = std::fs::read(&customers).expect("customers");
+
+    // New data: only `big` is computed again; `customers` is kept, and said to be.
+    ws.write("input/transactions/t.csv", format!("{GOOD}O3,C3,2024-01-03,-5.00,\nO4,C4,2024-01-04,40.00,\n"));
+    let partial = run_only(&path, "2024-01-31", &set, &["big"]).await.expect("--only big");
+    assert_eq!(partial.tables["big"].rows, 3);
+    assert_eq!(partial.tables["customers"].rows, 2, "the published table, listed as it is");
+    assert_eq!(partial.kept, IndexMap::from([("customers".to_string(), full.run_id.clone())]));
+    assert_eq!(std::fs::read(&customers).expect("customers"), customers_bytes, "kept byte for byte");
+    assert_eq!(
+        files_below(&ws.path("out")),
+        [
+            "_quarantine/transactions/as_of=2024-01-31/part-00000.parquet",
+            "_runs/as_of=2024-01-31/_SUCCESS",
+            "_runs/as_of=2024-01-31/manifest.json",
+            "big/as_of=2024-01-31/part-00000.parquet",
+            "customers/as_of=2024-01-31/part-00000.parquet",
+        ]
+    );
+    let published: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path("out/_runs/as_of=2024-01-31/manifest.json")).expect("manifest"))
+            .expect("JSON");
+    assert_eq!(published["kept"]["customers"], full.run_id.as_str());
+    assert_eq!(published["tables"]["customers"]["rows"], 2);
+
+    // Kept again by the next partial run: still the full run's.
+    let again = run_only(&path, "2024-01-31", &set, &["big"]).await.expect("--only big again");
+    assert_eq!(again.kept["customers"], full.run_id);
+}
+
+#[tokio::test]
+async fn only_refuses_to_publish_beside_tables_computed_with_other_parameters() {
+    let ws = Workspace::new();
+    let [input, output] = set(&ws);
+    let path = two_tables(&ws, "customers, big");
+    ws.write("input/transactions/t.csv", GOOD);
+    let set = [(input.0, input.1.as_str()), (output.0, output.1.as_str())];
+    let full = run(&path, "2024-01-31", &set).await.expect("full run");
+    let out = Output::local(&ws, "out");
+    let before = out.contents().await;
+
+    let other = [set[0], set[1], ("min_amount", "15")];
+    let error = run_only(&path, "2024-01-31", &other, &["big"]).await.expect_err("refused");
+    assert_eq!(error.exit_code(), fidelis::error::exit_code::CONFIG);
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "usage error: --only would publish its tables into partition as_of=2024-01-31 beside the tables of run \
+             {}, which was computed differently (`min_amount` 0, now 15); run the whole pipeline, or write this run \
+             elsewhere (--set output=…)",
+            full.run_id
+        )
+    );
+    assert!(out.contents().await == before, "nothing published");
+}
+
+#[tokio::test]
+async fn only_into_an_empty_partition_publishes_its_tables_alone() {
+    let ws = Workspace::new();
+    let [input, output] = set(&ws);
+    let path = two_tables(&ws, "customers, big");
+    ws.write("input/transactions/t.csv", GOOD);
+    let manifest =
+        run_only(&path, "2024-01-31", &[(input.0, &input.1), (output.0, &output.1)], &["big"]).await.expect("run");
+    assert_eq!(manifest.tables.keys().collect::<Vec<_>>(), ["big"]);
+    assert!(manifest.kept.is_empty());
+    assert_eq!(
+        files_below(&ws.path("out")),
+        [
+            "_runs/as_of=2024-01-31/_SUCCESS",
+            "_runs/as_of=2024-01-31/manifest.json",
+            "big/as_of=2024-01-31/part-00000.parquet"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_full_run_removes_the_tables_its_pipeline_no_longer_writes() {
+    let ws = Workspace::new();
+    let [input, output] = set(&ws);
+    ws.write("input/transactions/t.csv", GOOD);
+    let set = [(input.0, input.1.as_str()), (output.0, output.1.as_str())];
+    run(&two_tables(&ws, "customers, big"), "2024-01-31", &set).await.expect("both tables");
+    let manifest = run(&two_tables(&ws, "customers"), "2024-01-31", &set).await.expect("one table");
+    assert_eq!(manifest.tables.keys().collect::<Vec<_>>(), ["customers"]);
+    assert_eq!(
+        files_below(&ws.path("out")),
+        [
+            "_runs/as_of=2024-01-31/_SUCCESS",
+            "_runs/as_of=2024-01-31/manifest.json",
+            "customers/as_of=2024-01-31/part-00000.parquet"
+        ],
+        "`big` is gone with the run that wrote it"
+    );
 }

@@ -1,91 +1,12 @@
 //! A round trip through a real S3-compatible server (moto's server mode, from PyPI)
 //! on loopback: inputs read from S3, tables and manifest published to S3, read back.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
-
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 
-use crate::support::{Workspace, fidelis, repo, table};
-
-const BUCKET: &str = "fidelis-test";
-
-/// A moto S3 server on a free loopback port, stopped when dropped.
-struct S3Server {
-    child: Child,
-    endpoint: String,
-}
-
-impl S3Server {
-    fn start() -> S3Server {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 must be installed for this test");
-        let server = S3Server { child, endpoint: format!("http://127.0.0.1:{port}") };
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "moto's S3 server did not start on port {port} within 20 s; install it with `pip install 'moto[server]'` (scripts/test does)"
-        );
-    }
-
-    /// Creates a bucket with a plain HTTP request (moto accepts unsigned requests).
-    fn create_bucket(&self, bucket: &str) {
-        let address = self.endpoint.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(address).expect("connect to moto");
-        write!(stream, "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .expect("send");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response");
-        assert!(response.starts_with("HTTP/1.1 200"), "bucket creation failed: {response}");
-    }
-
-    fn store(&self) -> Arc<dyn ObjectStore> {
-        Arc::new(
-            AmazonS3Builder::new()
-                .with_endpoint(&self.endpoint)
-                .with_allow_http(true)
-                .with_bucket_name(BUCKET)
-                .with_region("us-east-1")
-                .with_access_key_id("testing")
-                .with_secret_access_key("testing-secret")
-                .build()
-                .expect("an S3 client"),
-        )
-    }
-
-    fn env(&self, command: &mut Command) {
-        command
-            .env("AWS_ENDPOINT", &self.endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{BUCKET, S3Server, Workspace, fidelis, repo, table};
 
 #[tokio::test]
 async fn pipeline_reads_from_and_publishes_to_s3() {

@@ -1,14 +1,24 @@
 //! Helpers shared by the integration tests.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use fidelis::manifest::Manifest;
 use fidelis::plan::Overrides;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tempfile::TempDir;
 
 /// The repository root.
@@ -90,7 +100,8 @@ pub fn table(root: &Path, table: &str, as_of: &str) -> String {
     pretty_format_batches(&batches).expect("printable batches").to_string()
 }
 
-/// Every file below `dir`, relative, sorted.
+/// Every file below `dir`, relative, sorted, but the partitions' lease files
+/// (`_runs/as_of=…/_lease/`), which stay behind, released, after a run.
 pub fn files_below(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -99,7 +110,9 @@ pub fn files_below(dir: &Path) -> Vec<String> {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
-                pending.push(path);
+                if !path.ends_with("_lease") {
+                    pending.push(path);
+                }
             } else {
                 found.push(path.strip_prefix(dir).expect("below dir").display().to_string());
             }
@@ -158,4 +171,258 @@ pub async fn query(root: &Path, as_of: &str, tables: &[&str], query: &str) -> Ve
             .expect("register");
     }
     ctx.sql(query).await.expect(query).collect().await.expect(query)
+}
+
+/// The bucket the S3 tests use.
+pub const BUCKET: &str = "fidelis-test";
+
+/// A moto S3 server on a free loopback port, stopped when dropped.
+pub struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 must be installed for this test");
+        let server = S3Server { child, endpoint: format!("http://127.0.0.1:{port}") };
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "moto's S3 server did not start on port {port} within 20 s; install it with `pip install 'moto[server]'` (scripts/test does)"
+        );
+    }
+
+    /// Creates a bucket with a plain HTTP request (moto accepts unsigned requests).
+    pub fn create_bucket(&self, bucket: &str) {
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("connect to moto");
+        write!(stream, "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        assert!(response.starts_with("HTTP/1.1 200"), "bucket creation failed: {response}");
+    }
+
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(
+            AmazonS3Builder::new()
+                .with_endpoint(&self.endpoint)
+                .with_allow_http(true)
+                .with_bucket_name(BUCKET)
+                .with_region("us-east-1")
+                .with_access_key_id("testing")
+                .with_secret_access_key("testing-secret")
+                .build()
+                .expect("an S3 client"),
+        )
+    }
+
+    /// The environment a `fidelis` process needs to reach the server.
+    pub fn variables(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing-secret".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    pub fn env(&self, command: &mut Command) {
+        command.envs(self.variables());
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An output root under test, local or on moto, read back through object_store the way
+/// fidelis writes it.
+pub struct Output {
+    /// What `--set output=` gets.
+    pub url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: object_store::path::Path,
+    /// The S3 settings a `fidelis` process needs, when the root is on moto.
+    env: Vec<(&'static str, String)>,
+}
+
+impl Output {
+    /// The folder `relative` of `ws`.
+    pub fn local(ws: &Workspace, relative: &str) -> Output {
+        let folder = ws.path(relative);
+        Output {
+            url: folder.display().to_string(),
+            store: Arc::new(LocalFileSystem::new()),
+            prefix: object_store::path::Path::from_absolute_path(&folder).expect("an absolute path"),
+            env: Vec::new(),
+        }
+    }
+
+    /// The prefix `prefix` of the test bucket on `server`.
+    pub fn s3(server: &S3Server, prefix: &str) -> Output {
+        Output {
+            url: format!("s3://{BUCKET}/{prefix}"),
+            store: server.store(),
+            prefix: prefix.into(),
+            env: server.variables(),
+        }
+    }
+
+    /// The `fidelis` binary, set up to reach this output.
+    pub fn fidelis(&self) -> Command {
+        let mut command = fidelis();
+        command.envs(self.env.iter().map(|(key, value)| (*key, value)));
+        command
+    }
+
+    /// Every object below the root (relative path → bytes), but the lease files.
+    pub async fn contents(&self) -> BTreeMap<String, Vec<u8>> {
+        let listed: Vec<_> = self.store.list(Some(&self.prefix)).try_collect().await.expect("list the output");
+        let mut contents = BTreeMap::new();
+        for meta in listed {
+            let relative: Vec<String> = meta
+                .location
+                .prefix_match(&self.prefix)
+                .expect("below the root")
+                .map(|p| p.as_ref().to_string())
+                .collect();
+            if relative.iter().any(|part| part == "_lease") {
+                continue;
+            }
+            let bytes = self.store.get(&meta.location).await.expect("read").bytes().await.expect("bytes");
+            contents.insert(relative.join("/"), bytes.to_vec());
+        }
+        contents
+    }
+
+    /// Replaces everything below the root, lease files included, with `contents`.
+    pub async fn restore(&self, contents: &BTreeMap<String, Vec<u8>>) {
+        let listed: Vec<_> = self.store.list(Some(&self.prefix)).try_collect().await.expect("list the output");
+        for meta in listed {
+            self.store.delete(&meta.location).await.expect("delete");
+        }
+        for (relative, bytes) in contents {
+            let path = relative.split('/').fold(self.prefix.clone(), |path, part| path.join(part));
+            self.store.put(&path, PutPayload::from(bytes.clone())).await.expect("write");
+        }
+    }
+}
+
+/// A `fidelis` process running in the background, its standard error kept in a file.
+pub struct Running {
+    child: Child,
+    stderr: PathBuf,
+    ready: PathBuf,
+}
+
+/// How long a test waits for a `fidelis` process before it calls it hung.
+const HUNG: Duration = Duration::from_secs(180);
+
+/// How a `fidelis` process ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    pub stderr: String,
+}
+
+impl Running {
+    /// Starts `command`; `name` names its files in `ws` (`{name}.stderr`, `{name}.ready`, which
+    /// the process creates when it reaches its failure point).
+    pub fn start(mut command: Command, ws: &Workspace, name: &str) -> Running {
+        let stderr = ws.path(&format!("{name}.stderr"));
+        let ready = ws.path(&format!("{name}.ready"));
+        let file = fs::File::create(&stderr).expect("a file for standard error");
+        let child = command
+            .env("FIDELIS_FAILPOINT_READY", &ready)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("fidelis starts");
+        Running { child, stderr, ready }
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process wrote to standard error so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until `condition` holds, failing if the process ends first.
+    fn wait_until(&mut self, what: &str, condition: impl Fn(&Running) -> bool) {
+        let start = Instant::now();
+        while !condition(self) {
+            if let Some(status) = self.child.try_wait().expect("process status") {
+                panic!("fidelis ended ({status}) before {what}:\n{}", self.stderr());
+            }
+            assert!(start.elapsed() < HUNG, "fidelis did not get to {what}:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the process reaches its failure point.
+    pub fn wait_ready(&mut self) {
+        self.wait_until("its failure point", |running| running.ready.exists());
+    }
+
+    /// Waits until the process logs `text`.
+    pub fn wait_for_log(&mut self, text: &str) {
+        self.wait_until(&format!("logging `{text}`"), |running| running.stderr().contains(text));
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, `KILL`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().expect("kill");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to end.
+    pub fn finish(mut self) -> Ended {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("process status") {
+                return Ended { code: status.code(), signal: status.signal(), stderr: self.stderr() };
+            }
+            if start.elapsed() > HUNG {
+                let _ = self.child.kill();
+                panic!("fidelis did not end:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `fidelis run` of the shipped pipeline's `customer_summary` (and what it reads) on
+/// the one-source fixture `tests/fixtures/summary`, as of 2024-03-31, into `out`.
+pub fn summary_run(out: &Path) -> Command {
+    let mut command = fidelis();
+    command
+        .args(["run", "pipelines/loyalty.yaml", "--as-of", "2024-03-31", "--only", "customer_summary", "--set"])
+        .arg(format!("input={}", repo().join("tests/fixtures/summary").display()))
+        .arg("--set")
+        .arg(format!("output={}", out.display()));
+    command
 }

@@ -1,0 +1,93 @@
+//! The memory budget: a run under a budget far smaller than its data publishes the same
+//! tables, value for value, as an unlimited run — its sources and stage results live on
+//! disk, its stages run in their memory-frugal form (sort-merge joins, streaming windows)
+//! and their sorts and aggregations spill — and a budget too small for the work fails
+//! with exit code 4, naming the stage and what to do, and publishes nothing.
+
+use std::path::Path;
+
+use fidelis::config::Format;
+use fidelis::manifest::Manifest;
+use fidelis::sample_data::{self, SampleSpec};
+use fidelis::storage::Storage;
+
+use crate::support::{Workspace, files_below, overrides, partition_file, read_parquet, repo};
+
+const AS_OF: &str = "2026-10-31";
+
+/// 20,000 generated customers (about 80,000 orders) as Parquet under `{ws}/input`.
+async fn generated(ws: &Workspace) {
+    let spec = SampleSpec { customers: 20_000, seed: 3, end_date: AS_OF.parse().expect("a date"), years: 3 };
+    let input = Storage::new().resolve(&ws.path("input").display().to_string()).expect("a location");
+    sample_data::write(&spec, &input, Format::Parquet).await.expect("sample written");
+}
+
+/// Runs the shipped pipeline on `{ws}/input` into `{ws}/{output}` within `memory_limit` bytes.
+async fn run(ws: &Workspace, output: &str, memory_limit: Option<u64>) -> fidelis::Result<Manifest> {
+    let pipeline = fidelis::config::load(&repo().join("pipelines/loyalty.yaml")).expect("the shipped pipeline");
+    let (input, out) = (ws.path("input").display().to_string(), ws.path(output).display().to_string());
+    let mut bound = overrides(AS_OF, &[("input", &input), ("output", &out)]);
+    bound.memory_limit = memory_limit;
+    bound.spill_dir = Some(ws.path("spill"));
+    std::fs::create_dir_all(ws.path("spill")).expect("spill folder");
+    fidelis::run::run(&pipeline, &bound).await
+}
+
+fn spilled(manifest: &Manifest, stage: &str) -> u64 {
+    manifest.stages.iter().find(|s| s.name == stage).map_or(0, |s| s.spilled_bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_budget_spills_everywhere_and_publishes_the_same_tables() {
+    let ws = Workspace::new();
+    generated(&ws).await;
+    let unlimited = run(&ws, "unlimited", None).await.expect("an unlimited run");
+    assert_eq!(unlimited.spilled_bytes, 0, "nothing spills without a limit");
+
+    let budget = 48 << 20;
+    let small = run(&ws, "small", Some(budget)).await.expect("a run within 48 MiB");
+    assert_eq!(small.memory_limit_bytes, budget);
+    // Every kind of spilling happened: the largest source and stage results went to disk,
+    // stages ran in their frugal form, and sorts and aggregations spilled.
+    assert!(small.sources["transactions"].spilled_bytes > 0, "the orders live on disk");
+    assert!(spilled(&small, "stg_transactions") > 0, "a stage result lives on disk");
+    assert!(spilled(&small, "purchase_days") > 0, "the sort before island_number spills");
+    assert!(spilled(&small, "customer_summary") > 0, "the aggregation per customer spills");
+    let frugal: Vec<&str> = small.stages.iter().filter(|s| s.memory_frugal).map(|s| s.name.as_str()).collect();
+    for stage in ["purchase_days", "customer_summary", "share_of_wallet", "rfm_values"] {
+        assert!(frugal.contains(&stage), "{stage} ran frugally: {frugal:?}");
+    }
+    assert!(small.spilled_bytes >= small.stages.iter().map(|s| s.spilled_bytes).sum::<u64>());
+
+    assert_eq!(small.tables.keys().collect::<Vec<_>>(), unlimited.tables.keys().collect::<Vec<_>>());
+    for table in unlimited.tables.keys() {
+        let expected = read_parquet(&partition_file(&ws.path("unlimited"), table, AS_OF));
+        let found = read_parquet(&partition_file(&ws.path("small"), table, AS_OF));
+        assert_eq!(concat(&found), concat(&expected), "table {table}");
+    }
+    assert!(files_below(&ws.path("spill")).is_empty(), "spill files are removed after the run");
+}
+
+fn concat(batches: &[datafusion::arrow::array::RecordBatch]) -> datafusion::arrow::array::RecordBatch {
+    datafusion::arrow::compute::concat_batches(&batches[0].schema(), batches).expect("same schema")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_that_cannot_fit_fails_with_exit_code_4_and_publishes_nothing() {
+    let ws = Workspace::new();
+    generated(&ws).await;
+    let error = run(&ws, "out", Some(2 << 20)).await.expect_err("2 MiB cannot hold a hash table");
+    assert_eq!(error.exit_code(), fidelis::error::exit_code::RUNTIME);
+    let message = error.to_string();
+    assert!(message.contains("does not fit in the memory budget of 2.0 MiB (--memory-limit)"), "{message}");
+    assert!(message.contains("stage `"), "names the stage: {message}");
+    assert!(message.contains("raise the budget with --memory-limit"), "{message}");
+    assert!(message.contains("--spill-dir"), "{message}");
+    assert!(published(&ws.path("out")).is_empty(), "nothing published: {:?}", files_below(&ws.path("out")));
+    assert!(files_below(&ws.path("spill")).is_empty(), "spill files are removed after a failed run");
+}
+
+/// The published files below `root` (staging and leases aside).
+fn published(root: &Path) -> Vec<String> {
+    files_below(root).into_iter().filter(|f| !f.starts_with("_staging") && !f.starts_with("_runs/")).collect()
+}
