@@ -28,6 +28,7 @@ use crate::sinks::{Sink, StagedFile, TableReport};
 use crate::sources::{self, SourceReport, quarantine_schema};
 use crate::stages;
 use crate::storage::{Location, Storage};
+use crate::threads;
 
 /// What a run leaves to publish: the staged files, the partitions to remove (earlier
 /// runs' tables this run does not produce), and the manifest.
@@ -62,7 +63,8 @@ fn manifest(plan: &Plan<'_>, results: &Results, run_id: &str, started: DateTime<
 /// A finished job.
 enum Done {
     Loaded(String, Result<Box<Loaded>>),
-    Ran(usize, Result<Box<Ran>>),
+    /// The stage at this index ran (alone, when the flag says so).
+    Ran(usize, bool, Result<Box<Ran>>),
 }
 
 /// A source loaded and stored.
@@ -121,22 +123,32 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// Runs every job of the schedule, as many at once as there are cores.
+    /// Runs every job of the schedule, as many at once as the thread budget allows. A
+    /// stage that ran out of memory beside other jobs, even in its frugal form, runs again
+    /// alone, with the whole memory pool, once the jobs running are done.
     async fn walk(&mut self, running: &mut JoinSet<Done>) -> Result<()> {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let threads = self.results.threads();
         let plan = self.plan;
         let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
+        let mut alone: Vec<usize> = Vec::new();
         loop {
-            // As many jobs as there are cores; the cores are shared out among the jobs
-            // running, so a stage running alone on a large machine gets several.
-            let mut starting = Vec::new();
-            while running.len() + starting.len() < cores {
-                let Some(job) = schedule.next_job() else { break };
-                starting.push(job);
-            }
-            let partitions = (cores / (running.len() + starting.len()).max(1)).max(1);
-            for job in starting {
-                self.start(job, partitions, &mut schedule, running)?;
+            if let Some(&order) = alone.first() {
+                if running.is_empty() {
+                    alone.remove(0);
+                    self.start_stage(order, Form { partitions: threads, frugal: true }, true, running);
+                }
+            } else {
+                // Its threads are shared out among the jobs running, so a stage running
+                // alone on a large machine gets several partitions.
+                let mut starting = Vec::new();
+                while running.len() + starting.len() < threads {
+                    let Some(job) = schedule.next_job() else { break };
+                    starting.push(job);
+                }
+                let partitions = threads::partitions(threads, running.len() + starting.len());
+                for job in starting {
+                    self.start(job, partitions, &mut schedule, running)?;
+                }
             }
             let Some(joined) = running.join_next().await else {
                 // Stages come in dependency order, so nothing can be left waiting.
@@ -149,7 +161,12 @@ impl<'a> Executor<'a> {
                     self.loaded(source, *loaded?).await?;
                     schedule.loaded(&source.name);
                 }
-                Done::Ran(order, ran) => self.ran(order, ran, &mut schedule)?,
+                Done::Ran(order, false, Err(Error::Resources(reason))) => {
+                    let stage = &plan.stages[order].name;
+                    warn!(stage = %stage, "stage ran out of memory beside other work; it runs again alone: {reason}");
+                    alone.push(order);
+                }
+                Done::Ran(order, _, ran) => self.ran(order, ran, &mut schedule)?,
             }
         }
         self.stage_reports.sort_by_key(|(order, _)| *order);
@@ -178,12 +195,8 @@ impl<'a> Executor<'a> {
                 });
             }
             Job::Run(order) => {
-                let (ctx, results) = (self.ctx.clone(), self.results.clone());
-                let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
-                let form = Form { partitions, frugal: self.frugal(&stage) };
-                running.spawn(async move {
-                    Done::Ran(order, run(&ctx, &results, &stage, &params, form).await.map(Box::new))
-                });
+                let form = Form { partitions, frugal: self.frugal(self.plan.stages[order]) };
+                self.start_stage(order, form, false, running);
             }
             Job::Skip { stage: order, missing } => {
                 let stage = self.plan.stages[order];
@@ -192,6 +205,15 @@ impl<'a> Executor<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Starts the stage at `order` in `form` (`alone`: with no other job running).
+    fn start_stage(&self, order: usize, form: Form, alone: bool, running: &mut JoinSet<Done>) {
+        let (ctx, results) = (self.ctx.clone(), self.results.clone());
+        let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
+        running.spawn(async move {
+            Done::Ran(order, alone, run(&ctx, &results, &stage, &params, form).await.map(Box::new))
+        });
     }
 
     /// Whether `stage` should run in its memory-frugal form from the start: when what it

@@ -34,6 +34,7 @@ use crate::sinks::{self, Sink, output_root};
 use crate::sources;
 use crate::stages;
 use crate::storage::Storage;
+use crate::threads;
 
 /// The process's peak resident set size so far (`VmHWM` in `/proc/self/status`).
 fn peak_memory_bytes() -> Option<u64> {
@@ -53,6 +54,9 @@ pub fn session_on(runtime: Arc<RuntimeEnv>, budget: &MemoryBudget) -> SessionCon
         .with_batch_size(budget.batch_rows())
         .with_target_partitions(1);
     config.options_mut().execution.sort_spill_reservation_bytes = budget.sort_spill_reservation_bytes();
+    // Stored results are read whole-file, batch by batch: DataFusion reads a byte range of
+    // an Arrow IPC file (what splitting a scan across partitions gives) all at once.
+    config.options_mut().optimizer.repartition_file_scans = false;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     functions::register(&ctx);
     ctx
@@ -88,7 +92,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         }
         // The run's spill folder (DataFusion's spill files, stored results, spooled inputs)
         // is removed once the stages are done, on success and failure alike.
-        let results = Results::new(budget, &spill_dir)?;
+        let results = Results::new(budget, &spill_dir, threads::budget(overrides.threads))?;
         // A stop signal or the loss of the lease drops the run's work (its queries with it).
         let executed = tokio::select! {
             staged = executor::execute(&plan, &storage, &sink, &results, &run_id, started) => staged,
