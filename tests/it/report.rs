@@ -343,7 +343,7 @@ async fn report_tables(marts: &Tables) -> Tables {
     let pipeline = shipped();
     let params = params(&[]);
     let spill = tempfile::tempdir().expect("a spill folder");
-    let results = Results::new(MemoryBudget::resolve(None), spill.path()).expect("results");
+    let results = Results::new(MemoryBudget::resolve(None), spill.path(), 1).expect("results");
     let ctx = fidelis::run::session_on(Arc::clone(results.runtime()), &results.budget());
     for (name, batches) in marts {
         let table = MemTable::try_new(batches[0].schema(), vec![batches.to_vec()]).expect("a table");
