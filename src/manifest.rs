@@ -1,19 +1,19 @@
-//! The run manifest: what a run read, computed and published, written by the sink as
-//! `{root}/_runs/as_of={as_of}/manifest.json` and read back, typed, by `fidelis report`.
+//! The run manifest: what a run read, computed and published, published by the sink as
+//! `{root}/_runs/as_of={as_of}/manifest.json` and read back, typed
+//! (`crate::publish::published`), by the runs that follow in the partition and by
+//! `fidelis report`.
 //!
 //! A manifest written by an earlier fidelis may lack a field added since: every field
 //! has a default when reading, so old runs stay readable.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::publish::published::{MANIFEST, runs_folder};
-use crate::sinks::{TableReport, read_if_present};
+use crate::sinks::TableReport;
 use crate::sources::SourceReport;
-use crate::storage::Location;
+use crate::storage::redact;
 
 /// The run manifest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -25,7 +25,8 @@ pub struct Manifest {
     pub pipeline_file: String,
     /// The fidelis version that ran it.
     pub fidelis_version: String,
-    /// What the pipeline computes with besides parameters and data (`crate::pipeline_version`).
+    /// What the pipeline computes with besides parameters and data (`crate::pipeline_version`);
+    /// empty in manifests of fidelis versions before it was recorded.
     pub pipeline_version: String,
     /// The run's id: its start time and process id.
     pub run_id: String,
@@ -113,16 +114,36 @@ impl Manifest {
         }
     }
 
-    /// The manifest of the run published under `root` for `as_of`.
-    pub async fn read(root: &Location, as_of: NaiveDate) -> Result<Manifest> {
-        let location = runs_folder(root, as_of).child(MANIFEST);
-        let Some(bytes) = read_if_present(&location).await? else {
-            return Err(Error::Data(format!(
-                "no run published for as_of {as_of} at {root}: {location} does not exist; run the pipeline for \
-                 that day first (fidelis run PIPELINE --as-of {as_of})"
-            )));
+    /// How this run's pipeline version and parameters differ from those of `plan` (whose
+    /// pipeline version is `version`); empty when they are the same. Credentials in URLs
+    /// are not compared: they do not change what a run computes, and manifests may not
+    /// record them.
+    pub fn differences(&self, plan: &Plan<'_>, version: &str) -> Vec<String> {
+        let parameters: IndexMap<String, serde_json::Value> =
+            plan.params.iter().map(|(name, value)| (name.clone(), value.to_json())).collect();
+        self.compare(version, &parameters)
+    }
+
+    fn compare(&self, version: &str, parameters: &IndexMap<String, serde_json::Value>) -> Vec<String> {
+        let mut differences = Vec::new();
+        match self.pipeline_version.as_str() {
+            "" => differences.push("no pipeline version recorded (an older fidelis)".to_string()),
+            published if published == version => {}
+            published => differences.push(format!("pipeline version {published}, now {version}")),
+        }
+        let shown = |value: Option<&serde_json::Value>| match value {
+            Some(serde_json::Value::String(text)) => redact(text),
+            Some(other) => other.to_string(),
+            None => "(none)".to_string(),
         };
-        serde_json::from_slice(&bytes).map_err(|e| Error::Data(format!("{location} is not a run manifest: {e}")))
+        let names = self.parameters.keys().chain(parameters.keys().filter(|name| !self.parameters.contains_key(*name)));
+        for name in names {
+            let (published, now) = (shown(self.parameters.get(name)), shown(parameters.get(name)));
+            if published != now {
+                differences.push(format!("`{name}` {published}, now {now}"));
+            }
+        }
+        differences
     }
 }
 
@@ -139,5 +160,34 @@ mod tests {
         assert_eq!((read.pipeline.as_str(), read.duration_ms, read.stages[0].rows), ("loyalty", 9_500, 12));
         let old: Manifest = serde_json::from_str(r#"{"pipeline": "loyalty", "run_id": "r1"}"#).expect("reads");
         assert_eq!((old.run_id.as_str(), old.warnings.len(), old.peak_memory_bytes), ("r1", 0, None));
+    }
+
+    fn published(version: &str, parameters: serde_json::Value) -> Manifest {
+        Manifest { pipeline_version: version.into(), parameters: parameters_of(parameters), ..Manifest::default() }
+    }
+
+    fn parameters_of(value: serde_json::Value) -> IndexMap<String, serde_json::Value> {
+        serde_json::from_value(value).expect("parameters")
+    }
+
+    #[test]
+    fn the_same_version_and_parameters_have_no_differences_credentials_aside() {
+        let run = published("abc", serde_json::json!({"input": "s3://bucket/raw", "margin": 1.0}));
+        let now = parameters_of(serde_json::json!({"input": "s3://key:secret@bucket/raw", "margin": 1.0}));
+        assert_eq!(run.compare("abc", &now), Vec::<String>::new());
+    }
+
+    #[test]
+    fn differences_name_the_version_and_each_parameter() {
+        let run = published("abc", serde_json::json!({"margin": 1.0, "old": "x"}));
+        let now = parameters_of(serde_json::json!({"margin": 0.5, "new": 3}));
+        assert_eq!(
+            run.compare("def", &now),
+            ["pipeline version abc, now def", "`margin` 1.0, now 0.5", "`old` x, now (none)", "`new` (none), now 3"]
+        );
+        assert_eq!(
+            published("", serde_json::json!({})).compare("def", &IndexMap::new()),
+            ["no pipeline version recorded (an older fidelis)"]
+        );
     }
 }

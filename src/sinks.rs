@@ -27,10 +27,11 @@ use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::failpoints;
+use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::publish::journal::{self, Journal, Recovered};
 use crate::publish::lease::{Lease, LeaseOptions};
-use crate::publish::published::{MANIFEST, PublishedRun, runs_folder};
+use crate::publish::published::{self, MANIFEST, runs_folder};
 use crate::signals;
 use crate::storage::{Location, Storage};
 
@@ -73,7 +74,7 @@ pub struct Sink {
     run_id: String,
     staging: Location,
     lease: Arc<Lease>,
-    published: Option<Arc<PublishedRun>>,
+    published: Option<Arc<Manifest>>,
 }
 
 /// A file written to staging, waiting to be published.
@@ -120,7 +121,7 @@ impl Sink {
             // Only the lease holder stages files for this partition: what is there is dead runs'.
             let staging = partition(&root, "_staging", as_of);
             remove_below(&staging).await?;
-            let published = PublishedRun::read(&root, as_of).await?;
+            let published = published::read(&root, as_of).await?;
             Ok::<_, Error>((recovered, staging, published))
         };
         match prepared.await {
@@ -143,7 +144,7 @@ impl Sink {
     }
 
     /// The run published in this partition when the sink was opened, if it is complete.
-    pub fn published(&self) -> Option<&PublishedRun> {
+    pub fn published(&self) -> Option<&Manifest> {
         self.published.as_deref()
     }
 

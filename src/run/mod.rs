@@ -164,7 +164,13 @@ pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<St
     let run_id = format!("{}-{}-report", Utc::now().format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
     let (sink, _) = Sink::open(root.clone(), plan.as_of, &run_id, &overrides.lease).await?;
     let written = async {
-        let manifest = Manifest::read(&root, plan.as_of).await?;
+        let Some(manifest) = sink.published() else {
+            return Err(Error::Data(format!(
+                "no run is published for as_of {} under {root}: run the pipeline for that day first (fidelis run \
+                 PIPELINE --as-of {})",
+                plan.as_of, plan.as_of
+            )));
+        };
         let tables =
             report::read_tables(&pipeline.reports, |table| sinks::table_file(&root, table, plan.as_of)).await?;
         if tables.is_empty() {
@@ -176,7 +182,7 @@ pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<St
         }
         let mut staged = Vec::new();
         let mut written = Vec::new();
-        for file in render_reports(&plan, &tables, &manifest)? {
+        for file in render_reports(&plan, &tables, manifest)? {
             let report = sink.stage_report(&file.path, file.bytes).await?;
             written.push(report.url());
             staged.push(report);

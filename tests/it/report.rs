@@ -840,12 +840,15 @@ async fn the_documented_sql_reproduces_the_report_figures() {
 }
 
 #[tokio::test]
-async fn reading_back_a_run_that_was_not_published_is_a_data_error() {
+async fn fidelis_report_without_a_published_run_is_a_data_error() {
     let ws = Workspace::new();
-    let root = fidelis::storage::Storage::new().resolve(&ws.path("out").display().to_string()).expect("a root");
-    let error = Manifest::read(&root, AS_OF.parse().expect("a date")).await.expect_err("nothing is published");
+    let output = ws.path("out").display().to_string();
+    let error = fidelis::run::report(&shipped(), &overrides(AS_OF, &[("output", &output)]))
+        .await
+        .expect_err("nothing is published");
     assert_eq!(error.exit_code(), fidelis::error::exit_code::DATA);
-    assert!(error.to_string().contains("no run published for as_of 2024-03-14 at file://"), "{error}");
+    assert!(error.to_string().contains("no run is published for as_of 2024-03-14 under file://"), "{error}");
+    assert!(error.to_string().contains("fidelis run PIPELINE --as-of 2024-03-14"), "{error}");
 }
 
 // ---------------------------------------------------------------------------
@@ -1025,7 +1028,10 @@ async fn sample_report_renders_in_headless_chromium() {
     let pipeline = fidelis::config::load(&pipeline_file).expect("the pipeline loads");
     let root = fidelis::storage::Storage::new().resolve(&output).expect("the output root");
     let day = as_of.parse().expect("a date");
-    let manifest = Manifest::read(&root, day).await.expect("the published manifest");
+    let manifest = fidelis::publish::published::read(&root, day)
+        .await
+        .expect("the partition reads")
+        .expect("the run published its manifest");
     let tables =
         read_tables(&pipeline.reports, |table| fidelis::sinks::table_file(&root, table, day)).await.expect("read");
     let declared: Vec<&String> = pipeline.reports[0].tables.iter().collect();
