@@ -95,6 +95,17 @@ pub struct StageReport {
     pub counts: IndexMap<String, u64>,
 }
 
+/// A run's id, recorded in its manifest and the partition's lease: when it started (UTC,
+/// to the millisecond) and its process id, then `-{kind}` for what only publishes reports
+/// or repairs (`report`, `repair`), e.g. `20261121T101500123Z-4242-report`.
+pub fn run_id(started: DateTime<Utc>, kind: Option<&str>) -> String {
+    let id = format!("{}-{}", started.format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
+    match kind {
+        None => id,
+        Some(kind) => format!("{id}-{kind}"),
+    }
+}
+
 fn is_zero(value: &u64) -> bool {
     *value == 0
 }

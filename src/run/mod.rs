@@ -1,28 +1,24 @@
-//! A run, end to end: bind the pipeline, load sources and run stages in one DataFusion
-//! session within the run's memory budget ([`executor`]), stage the output tables,
-//! publish them atomically with the manifest. Also `validate`, which goes as far as
-//! planning without reading or writing data, and `report`, which renders the reports
-//! again from published tables.
+//! The entry points that run a pipeline, in parts a reader can name: [`run`] binds the
+//! pipeline, takes the partition's lease, has the [`executor`] walk the schedule (load
+//! sources, run stages in one DataFusion [`session`] within the run's memory budget,
+//! stage the output tables and render the reports) and publishes what it staged
+//! atomically with the manifest (`crate::manifest`); [`report`] renders the reports
+//! again from a published partition; [`validate`] goes as far as planning without
+//! reading or writing data.
 
 mod executor;
+mod session;
+mod validate;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::DFSchema;
-use datafusion::datasource::MemTable;
-use datafusion::execution::config::SessionConfig;
-use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::prelude::SessionContext;
 use tracing::info;
 
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
-use crate::functions;
 use crate::lineage::RunLineage;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, run_id};
 use crate::memory::{self, MemoryBudget};
 use crate::pipeline_version::pipeline_version;
 use crate::plan::{Overrides, Plan, bind};
@@ -31,10 +27,11 @@ use crate::report::{self, RenderedFile, ReportRequest, Tables};
 use crate::results::Results;
 use crate::signals;
 use crate::sinks::{self, Sink, output_root};
-use crate::sources;
-use crate::stages;
-use crate::storage::Storage;
+use crate::storage::{Location, Storage};
 use crate::threads;
+
+pub use session::{session, session_on};
+pub use validate::{Validation, validate};
 
 /// The process's peak resident set size so far (`VmHWM` in `/proc/self/status`).
 fn peak_memory_bytes() -> Option<u64> {
@@ -42,29 +39,6 @@ fn peak_memory_bytes() -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-/// A session with fidelis's functions registered, on `runtime` (memory pool and disk)
-/// sized for `budget`.
-pub fn session_on(runtime: Arc<RuntimeEnv>, budget: &MemoryBudget) -> SessionContext {
-    // One partition per query by default; the executor sets each stage's own (see
-    // `executor::stage_state`).
-    let mut config = SessionConfig::new()
-        .with_information_schema(false)
-        .with_batch_size(budget.batch_rows())
-        .with_target_partitions(1);
-    config.options_mut().execution.sort_spill_reservation_bytes = budget.sort_spill_reservation_bytes();
-    // Stored results are read whole-file, batch by batch: DataFusion reads a byte range of
-    // an Arrow IPC file (what splitting a scan across partitions gives) all at once.
-    config.options_mut().optimizer.repartition_file_scans = false;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
-    functions::register(&ctx);
-    ctx
-}
-
-/// A session with fidelis's functions registered and no memory limit, for planning.
-pub fn session() -> SessionContext {
-    session_on(Arc::new(RuntimeEnv::default()), &MemoryBudget::resolve(None))
 }
 
 /// Runs `pipeline` and publishes its outputs, holding the partition's lease throughout;
@@ -76,7 +50,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
     let storage = Storage::new();
     let root = output_root(&plan, &storage)?;
     let version = pipeline_version(&plan)?;
-    let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
+    let run_id = run_id(started, None);
     let budget = MemoryBudget::resolve(overrides.memory_limit);
     let spill_dir = overrides.spill_dir.clone().unwrap_or_else(memory::default_spill_dir);
     info!(
@@ -113,13 +87,20 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
     }
     .await;
     sink.close().await;
-    let manifest = match published {
-        Ok(manifest) => manifest,
+    match published {
+        Ok(manifest) => {
+            completed(&manifest, lineage, &root).await;
+            Ok(manifest)
+        }
         Err(error) => {
             lineage.fail(&error).await;
-            return Err(error);
+            Err(error)
         }
-    };
+    }
+}
+
+/// Sends the lineage event and logs that the run of `manifest` published under `root`.
+async fn completed(manifest: &Manifest, lineage: RunLineage, root: &Location) {
     // Kept tables (`--only`) are not this run's outputs.
     let kept = |name: String| manifest.kept.contains_key(&name);
     let tables = manifest.tables.iter().filter(|(table, _)| !kept(table.to_string()));
@@ -134,7 +115,6 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         output = %root,
         "run published"
     );
-    Ok(manifest)
 }
 
 fn render_reports(plan: &Plan<'_>, tables: &Tables, manifest: &Manifest) -> Result<Vec<RenderedFile>> {
@@ -161,7 +141,7 @@ pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<St
             "add `reports: [{template: report.html.tera, path: report.html, tables: [...]}]`",
         ));
     }
-    let run_id = format!("{}-{}-report", Utc::now().format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
+    let run_id = run_id(Utc::now(), Some("report"));
     let (sink, _) = Sink::open(root.clone(), plan.as_of, &run_id, &overrides.lease).await?;
     let written = async {
         let Some(manifest) = sink.published() else {
@@ -193,65 +173,4 @@ pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<St
     .await;
     sink.close().await;
     written
-}
-
-/// Registers an empty table of `schema` as `name`, for planning.
-fn register_empty(ctx: &SessionContext, name: &str, schema: SchemaRef) -> Result<()> {
-    let table =
-        MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
-    ctx.register_table(name, Arc::new(table)).map_err(|e| Error::runtime(format!("registering `{name}`"), e))?;
-    Ok(())
-}
-
-/// What `validate` found.
-#[derive(Debug)]
-pub struct Validation {
-    /// (source, files found)
-    pub sources: Vec<(String, usize)>,
-    /// (stage, description, output columns)
-    pub stages: Vec<(String, Option<String>, Vec<String>)>,
-}
-
-/// Checks `pipeline` without reading data or writing anything: parameters bind, the
-/// report templates parse and read only the tables their report declares, every source
-/// is reachable and has files (or is optional), every stage plans against the sources'
-/// schemas and the stages before it.
-pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Validation> {
-    let plan = bind(pipeline, overrides)?;
-    report::check(&pipeline.reports, &pipeline.templates_dir, &plan.params, &pipeline.file)?;
-    let storage = Storage::new();
-    if let Some(outputs) = &pipeline.outputs {
-        storage.resolve(&plan.fill(&outputs.root))?;
-    }
-    let ctx = session();
-    let mut validation = Validation { sources: Vec::new(), stages: Vec::new() };
-    // Every declared source, read by a stage or not.
-    for source in pipeline.sources.values() {
-        let location = storage.resolve(&plan.fill(&source.url))?;
-        let found = sources::list_files(source, &location).await?;
-        let schema = sources::schema(source, &location).await?;
-        let columns = DFSchema::try_from(Arc::clone(&schema)).map_err(|e| Error::runtime("reading a schema", e))?;
-        for check in &source.checks {
-            ctx.parse_sql_expr(&check.condition, &columns).map_err(|error| {
-                Error::config(
-                    &source.name,
-                    format!("check `{}`: cannot plan `{}`: {error}", check.name, check.condition),
-                    "the condition may use the source's declared columns and SQL functions",
-                )
-            })?;
-        }
-        register_empty(&ctx, &source.name, schema)?;
-        validation.sources.push((source.name.clone(), found.len()));
-    }
-    for stage in &plan.stages {
-        let logical = stages::plan(&ctx.state(), stage, &plan.params).await?;
-        let schema: SchemaRef = Arc::new(logical.schema().as_arrow().clone());
-        validation.stages.push((
-            stage.name.clone(),
-            stage.description.clone(),
-            schema.fields().iter().map(|f| f.name().clone()).collect(),
-        ));
-        register_empty(&ctx, &stage.name, schema)?;
-    }
-    Ok(validation)
 }
