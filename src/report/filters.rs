@@ -44,15 +44,30 @@ const MAX_DECIMALS: usize = 10;
 /// `delta_pct`, `delta_number`, `compact`, `month`, `date`) on `tera`, formatting for `locale` and
 /// the ISO 4217 `currency` (e.g. `"EUR"`).
 pub(super) fn register(tera: &mut Tera, locale: Locale, currency: &str) {
-    let code = currency.trim().to_ascii_uppercase();
+    register_money(tera, locale, &currency.trim().to_ascii_uppercase());
+    register_numbers(tera, locale);
+    register_calendar(tera, locale);
+}
 
-    let currency_code = code.clone();
+/// `currency` and `compact`, in the ISO 4217 currency `code`.
+fn register_money(tera: &mut Tera, locale: Locale, code: &str) {
+    let currency_code = code.to_string();
     add(tera, "currency", move |value, args| {
         let call = Call::new("currency", value, args, &["decimals"])?;
         let places = call.decimals(currency_minor_units(&currency_code))?;
         Ok(locale.currency_places(call.number()?, &currency_code, places))
     });
 
+    let code = code.to_string();
+    add(tera, "compact", move |value, args| {
+        let call = Call::new("compact", value, args, &["currency"])?;
+        let number = call.number()?;
+        Ok(if call.flag("currency")? { locale.currency_compact(number, &code) } else { locale.compact(number) })
+    });
+}
+
+/// `number`, `percent` and the deltas.
+fn register_numbers(tera: &mut Tera, locale: Locale) {
     add(tera, "number", move |value, args| {
         let call = Call::new("number", value, args, &["decimals"])?;
         let places = call.decimals(0)?;
@@ -86,13 +101,10 @@ pub(super) fn register(tera: &mut Tera, locale: Locale, currency: &str) {
         let (places, arrow) = (call.decimals(1)?, call.flag("arrow")?);
         Ok(locale.delta_number(call.number()?, places, arrow))
     });
+}
 
-    add(tera, "compact", move |value, args| {
-        let call = Call::new("compact", value, args, &["currency"])?;
-        let number = call.number()?;
-        Ok(if call.flag("currency")? { locale.currency_compact(number, &code) } else { locale.compact(number) })
-    });
-
+/// `month` and `date`.
+fn register_calendar(tera: &mut Tera, locale: Locale) {
     add(tera, "month", move |value, args| {
         let call = Call::new("month", value, args, &["style"])?;
         let style = match call.choice("style", &["long", "short"], "long")? {
