@@ -195,7 +195,7 @@ impl Sink {
     /// the publish has a manifest (a whole run's partition; otherwise it stays as it was).
     /// A stop signal received before this starts cancels it; one received during it waits
     /// for it to finish.
-    pub async fn publish(&self, files: &[StagedFile], stale: &[Location], manifest: Option<&[u8]>) -> Result<()> {
+    pub async fn publish(&self, files: &[StagedFile], stale: &[Location], manifest: Option<&Manifest>) -> Result<()> {
         failpoints::reach("before-publish").await;
         if let Some(signal) = signals::requested() {
             return Err(Error::Stopped(signal));
@@ -205,8 +205,9 @@ impl Sink {
         let mut moves: Vec<(Location, Location)> =
             files.iter().map(|file| (file.staged.clone(), file.target.clone())).collect();
         if let Some(manifest) = manifest {
+            let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
             let staged = self.staging.child(MANIFEST);
-            journal::put(&staged, manifest.to_vec()).await?;
+            journal::put(&staged, json).await?;
             moves.push((staged, runs.child(MANIFEST)));
         }
         let removals = self.removals(files, stale).await?;

@@ -81,8 +81,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         manifest.duration_ms = clock.elapsed().as_millis();
         manifest.peak_memory_bytes = peak_memory_bytes();
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
-        sink.publish(&files, &stale, Some(&json)).await?;
+        sink.publish(&files, &stale, Some(&manifest)).await?;
         Ok(manifest)
     }
     .await;
