@@ -144,14 +144,18 @@ pub async fn read_tables(reports: &[Report], file: impl Fn(&str) -> Location) ->
         }
         let location = file(name);
         let Some(bytes) = read_if_present(&location).await? else { continue };
-        let failed = |e: &dyn std::fmt::Display| Error::Data(format!("{location} is not a readable Parquet file: {e}"));
-        let batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(|e| failed(&e))?
-            .build()
-            .map_err(|e| failed(&e))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| failed(&e))?;
+        // Decoding is CPU work: off the async workers, like every other decode.
+        let decoded = tokio::task::spawn_blocking(move || decode(bytes))
+            .await
+            .map_err(|e| Error::runtime(format!("decoding {location}"), e))?;
+        let batches = decoded.map_err(|e| Error::Data(format!("{location} is not a readable Parquet file: {e}")))?;
         tables.insert(name.clone(), batches);
     }
     Ok(tables)
+}
+
+/// The record batches of a Parquet file's `bytes`.
+fn decode(bytes: bytes::Bytes) -> datafusion::parquet::errors::Result<Vec<RecordBatch>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }
