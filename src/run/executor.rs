@@ -14,11 +14,12 @@ use indexmap::IndexMap;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::{Manifest, StageReport, render_reports, session_on};
+use super::{Manifest, StageReport, joins, render_reports, session_on};
 use crate::config::{OnError, Source, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
+use crate::memory::MemoryBudget;
 use crate::plan::Plan;
 use crate::report::{self, Tables};
 use crate::results::{Results, Stored};
@@ -428,6 +429,10 @@ async fn load(
     Ok(Loaded { report, quarantine, size, duration_ms: clock.elapsed().as_millis() })
 }
 
+/// A memory-frugal stage keeps a hash join when its build side is estimated at no more
+/// than this share (1/n) of the memory pool; larger ones sort and merge.
+const SMALL_JOIN_SHARE: usize = 16;
+
 /// How a stage is run: on how many partitions, and whether in its memory-frugal form.
 #[derive(Debug, Clone, Copy)]
 struct Form {
@@ -446,11 +451,18 @@ async fn run(
 ) -> Result<Ran> {
     let clock = Instant::now();
     let step = Step::start(format!("running stage {}", stage.name));
-    let (executed, executed_form) = match stages::execute(&stage_state(ctx, form)?, stage, params, results).await {
+    let (executed, executed_form) = match stages::execute(
+        &stage_state(ctx, form, &results.budget())?,
+        stage,
+        params,
+        results,
+    )
+    .await
+    {
         Err(Error::Resources(reason)) if !form.frugal => {
             warn!(stage = %stage.name, "stage ran out of memory; running it again in its memory-frugal form: {reason}");
             let frugal = Form { frugal: true, ..form };
-            (stages::execute(&stage_state(ctx, frugal)?, stage, params, results).await?, frugal)
+            (stages::execute(&stage_state(ctx, frugal, &results.budget())?, stage, params, results).await?, frugal)
         }
         executed => (executed?, form),
     };
@@ -469,15 +481,16 @@ async fn run(
 /// more cores. The memory-frugal form joins by sorting and merging (sorts spill to disk;
 /// a hash join's table must fit in memory) and evaluates window functions as rows stream
 /// by instead of holding them all.
-fn stage_state(ctx: &SessionContext, form: Form) -> Result<SessionState> {
+fn stage_state(ctx: &SessionContext, form: Form, budget: &MemoryBudget) -> Result<SessionState> {
     let mut state = ctx.state();
     let options = state.config_mut().options_mut();
     options.execution.target_partitions = form.partitions;
-    if form.frugal {
-        options.optimizer.prefer_hash_join = false;
-        functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    if !form.frugal {
+        return Ok(state);
     }
-    Ok(state)
+    options.optimizer.prefer_hash_join = false;
+    functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    Ok(joins::sort_merge_large_joins(state, budget.pool_bytes() / SMALL_JOIN_SHARE))
 }
 
 /// Renders the pipeline's reports over `tables` into the sink's staging area, to be

@@ -5,6 +5,7 @@
 //! again from published tables.
 
 mod executor;
+mod joins;
 
 use std::sync::Arc;
 use std::time::Instant;
