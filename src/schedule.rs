@@ -125,6 +125,7 @@ mod tests {
             depends_on: reads.iter().map(|r| r.to_string()).collect(),
             counts: IndexMap::new(),
             on_error: OnError::Fail,
+            tests: Vec::new(),
         }
     }
 
