@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Int64Type;
+use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::ExprFunctionExt;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, ident, lit};
 use serde::Serialize;
-use tracing::info;
 
 pub use plans::plan;
 use plans::{Count, REPEATS, TestPlan, failing_rows_are};
@@ -25,6 +25,7 @@ use plans::{Count, REPEATS, TestPlan, failing_rows_are};
 use crate::config::{DataTest, Severity, Stage, Status};
 use crate::error::{Error, Result};
 use crate::publish::journal;
+use crate::results::Results;
 use crate::sinks::{PART_FILE, Sink, write_parquet};
 use crate::storage::Location;
 
@@ -63,34 +64,47 @@ pub struct TestResult {
 pub struct Tested {
     pub results: Vec<TestResult>,
     pub warnings: Vec<String>,
+    /// How long the tests took.
+    pub duration_ms: u128,
 }
 
-/// Runs the tests of `stage`, whose result of `rows` rows is registered in `ctx` with the
-/// tables the tests read (`absent`: optional sources without files, whose tests are
-/// skipped). Each test with failing rows writes up to [`SAMPLE_ROWS`] of them to
-/// `{root}/_test_failures/{stage}/{test}/as_of={as_of}/` of `sink`, whether the run
-/// goes on to publish or not; a test without leaves nothing there. Fails with the data
-/// error naming every test of severity `error` past its `error_if`.
-pub async fn run(ctx: &SessionContext, stage: &Stage, rows: u64, absent: &[String], sink: &Sink) -> Result<Tested> {
+/// Runs the tests of `stage`, whose result of `rows` rows is registered in `ctx` (the
+/// stage's own session state) with the tables the tests read (`absent`: optional sources
+/// without files, whose tests are skipped). Each test with failing rows writes up to
+/// [`SAMPLE_ROWS`] of them to `{root}/_test_failures/{stage}/{test}/as_of={as_of}/` of
+/// `sink`, whether the run goes on to publish or not; a test without leaves nothing
+/// there. Fails with the data error naming every test of severity `error` past its
+/// `error_if`; tests that do not fit the memory budget of `results` fail as stages do.
+pub async fn run(
+    ctx: &SessionContext,
+    stage: &Stage,
+    rows: u64,
+    absent: &[String],
+    sink: &Sink,
+    results: &Results,
+) -> Result<Tested> {
     let mut tested = Tested::default();
     if stage.tests.is_empty() {
         return Ok(tested);
     }
     let clock = Instant::now();
-    let table = ctx
-        .table(stage.name.as_str())
-        .await
-        .map_err(|e| Error::runtime(format!("reading stage `{}`", stage.name), e))?;
+    let failed = |error: DataFusionError| match error.find_root() {
+        DataFusionError::ResourcesExhausted(reason) => {
+            results.exhausted(&format!("the tests of stage `{}`", stage.name), reason)
+        }
+        _ => Error::runtime(format!("running the tests of stage `{}`", stage.name), error),
+    };
+    let table = ctx.table(stage.name.as_str()).await.map_err(failed)?;
     let plans = plan(ctx, stage).await?;
     let (skipped, plans): (Vec<TestPlan>, Vec<TestPlan>) =
         plans.into_iter().partition(|plan| plan.test.reference().is_some_and(|r| absent.contains(&r.table)));
-    let failing = count_failing(&table, &plans, &stage.name).await?;
+    let failing = count_failing(&table, &plans).await.map_err(failed)?;
     let mut errors = Vec::new();
     for (plan, failing) in plans.into_iter().zip(failing) {
         let test = plan.test;
         let status = status(test, failing, rows);
         let location = sink.partition(&format!("_test_failures/{}/{}", stage.name, test.name));
-        let failures = sample(plan.failures, failing, &location).await?;
+        let failures = sample(plan.failures, failing, &location, &failed).await?;
         let threshold = match status {
             Status::Error => format!("error_if {}", test.error_if),
             _ => format!("warn_if {}", test.warn_if),
@@ -112,8 +126,7 @@ pub async fn run(ctx: &SessionContext, stage: &Stage, rows: u64, absent: &[Strin
         let reason = format!("`{table}` is an optional source without files");
         tested.results.push(result(stage, plan.test, Status::Skipped, 0, rows, None, Some(reason)));
     }
-    let warned = tested.warnings.len();
-    info!(stage = %stage.name, tests = stage.tests.len(), warned, failed = errors.len(), tests_ms = clock.elapsed().as_millis() as u64, "stage tested");
+    tested.duration_ms = clock.elapsed().as_millis();
     match errors.is_empty() {
         true => Ok(tested),
         false => Err(Error::Data(format!(
@@ -163,8 +176,7 @@ fn result(
 
 /// The failing rows of each planned test, in order: the tests that look at one row at a
 /// time are counted together in one pass over the stage's result, the others one by one.
-async fn count_failing(table: &DataFrame, plans: &[TestPlan<'_>], stage: &str) -> Result<Vec<u64>> {
-    let failed = |e| Error::runtime(format!("running the tests of stage `{stage}`"), e);
+async fn count_failing(table: &DataFrame, plans: &[TestPlan<'_>]) -> datafusion::error::Result<Vec<u64>> {
     let mut counts = vec![0; plans.len()];
     let matching: Vec<(usize, Expr)> = plans
         .iter()
@@ -177,10 +189,9 @@ async fn count_failing(table: &DataFrame, plans: &[TestPlan<'_>], stage: &str) -
     if !matching.is_empty() {
         let mut aggregates = Vec::with_capacity(matching.len());
         for (index, condition) in &matching {
-            aggregates
-                .push(count(lit(1i64)).filter(condition.clone()).build().map_err(failed)?.alias(format!("t{index}")));
+            aggregates.push(count(lit(1i64)).filter(condition.clone()).build()?.alias(format!("t{index}")));
         }
-        let totals = table.clone().aggregate(vec![], aggregates).map_err(failed)?.collect().await.map_err(failed)?;
+        let totals = table.clone().aggregate(vec![], aggregates)?.collect().await?;
         for (position, (index, _)) in matching.iter().enumerate() {
             counts[*index] = first_integer(&totals, position);
         }
@@ -188,10 +199,10 @@ async fn count_failing(table: &DataFrame, plans: &[TestPlan<'_>], stage: &str) -
     for (index, plan) in plans.iter().enumerate() {
         counts[index] = match plan.count {
             Count::Matching(_) => continue,
-            Count::Rows => plan.failures.clone().count().await.map_err(failed)? as u64,
+            Count::Rows => plan.failures.clone().count().await? as u64,
             Count::Repeats => {
-                let total = plan.failures.clone().aggregate(vec![], vec![sum(ident(REPEATS))]).map_err(failed)?;
-                first_integer(&total.collect().await.map_err(failed)?, 0)
+                let total = plan.failures.clone().aggregate(vec![], vec![sum(ident(REPEATS))])?;
+                first_integer(&total.collect().await?, 0)
             }
         };
     }
@@ -217,19 +228,19 @@ fn first_integer(batches: &[datafusion::arrow::array::RecordBatch], column: usiz
 /// Writes up to [`SAMPLE_ROWS`] of a test's `failing` rows as the one Parquet file of
 /// `folder`, or, without failing rows, removes what an earlier run left there; returns
 /// the folder written.
-async fn sample(failures: DataFrame, failing: u64, folder: &Location) -> Result<Option<String>> {
+async fn sample(
+    failures: DataFrame,
+    failing: u64,
+    folder: &Location,
+    failed: &(dyn Fn(DataFusionError) -> Error + Sync),
+) -> Result<Option<String>> {
     let file = folder.child(PART_FILE);
     if failing == 0 {
         journal::delete_if_present(&file).await?;
         return Ok(None);
     }
     let schema = std::sync::Arc::new(failures.schema().as_arrow().clone());
-    let rows = failures
-        .limit(0, Some(SAMPLE_ROWS))
-        .map_err(|e| Error::runtime(format!("sampling failing rows for {folder}"), e))?
-        .collect()
-        .await
-        .map_err(|e| Error::runtime(format!("sampling failing rows for {folder}"), e))?;
+    let rows = failures.limit(0, Some(SAMPLE_ROWS)).map_err(failed)?.collect().await.map_err(failed)?;
     write_parquet(&file, schema, rows.into_iter().map(Ok)).await?;
     Ok(Some(folder.to_string()))
 }

@@ -75,7 +75,7 @@ async fn plan_test<'a>(
             return Err(format!("the stage has no column `{column}` (its columns: {})", column_names(schema)));
         }
     }
-    let failed = |e: datafusion::error::DataFusionError| e.to_string();
+    let failed = |e: datafusion::error::DataFusionError| format!("cannot plan it: {e}");
     let table = table.clone();
     let (failures, count) = match &test.kind {
         TestKind::Unique { columns } => {
@@ -151,16 +151,16 @@ pub fn failing_rows_are(test: &DataTest) -> String {
         TestKind::NotNull { column } => format!("have a null `{column}`"),
         TestKind::AcceptedValues { column, values: AcceptedValues::List(values) } => {
             let values: Vec<String> = values.iter().map(shown).collect();
-            format!("have a `{column}` that is none of {}", values.join(", "))
+            format!("have `{column}` not in ({})", values.join(", "))
         }
         TestKind::AcceptedValues { column, values: AcceptedValues::Column(from) } => {
-            format!("have a `{column}` that is not a value of `{from}`")
+            format!("have `{column}` not in `{from}`")
         }
-        TestKind::Relationships { column, to } => format!("have a `{column}` missing from `{to}`"),
+        TestKind::Relationships { column, to } => format!("have `{column}` not in `{to}`"),
         TestKind::AcceptedRange { column, min, max } => match (min, max) {
-            (Some(min), Some(max)) => format!("have a `{column}` outside [{}, {}]", shown(min), shown(max)),
-            (Some(min), None) => format!("have a `{column}` below {}", shown(min)),
-            (_, max) => format!("have a `{column}` above {}", max.as_ref().map(shown).unwrap_or_default()),
+            (Some(min), Some(max)) => format!("have `{column}` outside [{}, {}]", shown(min), shown(max)),
+            (Some(min), None) => format!("have `{column}` below {}", shown(min)),
+            (None, max) => format!("have `{column}` above {}", max.as_ref().map(shown).unwrap_or_default()),
         },
         TestKind::Expression { condition } => format!("do not meet `{condition}`"),
     }

@@ -338,6 +338,8 @@ impl<'a> Executor<'a> {
             partitions = form.partitions,
             frugal = form.frugal,
             spilled_bytes,
+            tests = tested.results.len(),
+            tests_ms = tested.duration_ms as u64,
             "stage finished"
         );
         for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
@@ -474,7 +476,9 @@ async fn run(
     ctx.register_table(stage.name.as_str(), result.table())
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     let counts = stages::count(ctx, stage).await?;
-    let tested = quality::run(ctx, stage, result.rows, absent, sink).await?;
+    // The tests run in the stage's form: frugal when the stage is.
+    let tests_ctx = SessionContext::new_with_state(stage_state(ctx, executed_form)?);
+    let tested = quality::run(&tests_ctx, stage, result.rows, absent, sink, results).await?;
     drop(step);
     let duration_ms = clock.elapsed().as_millis();
     Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, tested, duration_ms })

@@ -64,7 +64,10 @@ impl Compiler<'_> {
                 None => Some(Threshold::ANY),
                 Some(text) => text
                     .parse()
-                    .map_err(|message| self.error(&[&at[..], &[key]].concat(), message, THRESHOLD_HINT))
+                    .map_err(|message| {
+                        let message = format!("`{key}` of a test of stage `{stage}`: {message}");
+                        self.error(&[&at[..], &[key]].concat(), message, THRESHOLD_HINT)
+                    })
                     .ok(),
             };
             let (error_if, warn_if) = (threshold("error_if", &spec.error_if), threshold("warn_if", &spec.warn_if));
@@ -291,7 +294,13 @@ impl Compiler<'_> {
         let age = |this: &mut Self, name: &'static str, text: Option<String>| -> Option<Option<Age>> {
             match text {
                 None => Some(None),
-                Some(text) => text.parse().map(Some).map_err(|message| this.error(&key(name), message, AGE_HINT)).ok(),
+                Some(text) => text
+                    .parse()
+                    .map(Some)
+                    .map_err(|message| {
+                        this.error(&key(name), format!("`{name}` of source `{source}`: {message}"), AGE_HINT)
+                    })
+                    .ok(),
             }
         };
         let warn_after = age(self, "warn_after", raw.warn_after);
@@ -313,6 +322,7 @@ impl Compiler<'_> {
                     .parse()
                     .map(Some)
                     .map_err(|message| {
+                        let message = format!("`rows_after_as_of.{name}` of source `{source}`: {message}");
                         this.error(&[&key("rows_after_as_of")[..], &[name]].concat(), message, THRESHOLD_HINT)
                     })
                     .ok(),
@@ -340,6 +350,7 @@ impl Compiler<'_> {
                     .parse()
                     .map(Some)
                     .map_err(|message| {
+                        let message = format!("`{name}` of source `{source}`: {message}");
                         this.error(&[&at[..], &[name]].concat(), message, "write a percentage such as 50%")
                     })
                     .ok(),
@@ -444,7 +455,7 @@ mod tests {
         );
         assert_eq!(
             name_part("a >= 0 AND (b IS NULL OR b <= a + 1000000000000000000000000000000000)"),
-            "a_0_and_b_is_null_or_b_a_1000000000000000"
+            "a_0_and_b_is_null_or_b_a_100000000000000"
         );
     }
 }
