@@ -182,6 +182,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", env = "FIDELIS_SPILL_DIR")]
     pub spill_dir: Option<PathBuf>,
 
+    /// Threads the run keeps busy: source loads and stages at once, and Parquet row
+    /// groups decoded at once; a stage running while fewer jobs than threads run gets the
+    /// idle threads as extra partitions. Default: the cores available (a container's CPU
+    /// quota included).
+    #[arg(long, value_name = "N", env = "FIDELIS_THREADS")]
+    pub threads: Option<usize>,
+
     /// Send OpenLineage run events (START, then COMPLETE or FAIL) to `file:PATH` (one
     /// JSON event per line, appended), `console` (standard output) or an OpenLineage
     /// server's URL. Default: OPENLINEAGE_URL when set (with OPENLINEAGE_ENDPOINT,
@@ -245,6 +252,7 @@ impl RunArgs {
             only: self.only.clone(),
             memory_limit: self.memory_limit,
             spill_dir: self.spill_dir.clone(),
+            threads: self.threads,
             lease: self.lease.options(),
             ..self.bind.overrides()
         }

@@ -36,5 +36,6 @@ pub mod sources;
 pub mod stages;
 pub mod storage;
 pub mod summary;
+pub mod threads;
 
 pub use error::{Error, Result};

@@ -212,8 +212,12 @@ impl Sink {
     /// Ends the run's hold on the partition: removes its staging area and releases the
     /// lease. Called once, after publishing or giving up.
     pub async fn close(&self) {
-        if let Err(error) = remove_below(&self.staging).await {
-            warn!("could not remove the staging area {} (the next run removes it): {error}", self.staging);
+        match remove_below(&self.staging).await {
+            // `_staging/as_of=D/{run_id}`, and the two folders above when empty.
+            Ok(()) => self.staging.remove_empty_folders(2),
+            Err(error) => {
+                warn!("could not remove the staging area {} (the next run removes it): {error}", self.staging)
+            }
         }
         self.lease.release().await;
     }

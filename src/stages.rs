@@ -10,7 +10,7 @@ use std::sync::Arc;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
+use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream_partitioned};
 use datafusion::prelude::{SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{self, CastKind, Expr, Value, visit_expressions_mut};
@@ -66,6 +66,7 @@ pub async fn execute(
     let logical = plan(state, stage, params).await?;
     let failed = |error: DataFusionError| stage_error(stage, results, error);
     let physical = state.create_physical_plan(&logical).await.map_err(failed)?;
+    debug!(stage = %stage.name, plan = %displayable(physical.as_ref()).indent(false), "stage physical plan");
     let schema = physical.schema();
     let streams = execute_stream_partitioned(Arc::clone(&physical), state.task_ctx()).map_err(failed)?;
     let result = results.store(&stage.name, schema, streams).await.map_err(failed)?;

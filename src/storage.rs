@@ -47,6 +47,21 @@ impl Location {
     pub fn at(&self, path: Path) -> Location {
         Location { store: Arc::clone(&self.store), path, base: self.base.clone() }
     }
+
+    /// On local disk, removes this folder and then up to `parents` folders above it while
+    /// they are empty: object stores have no folders, but a disk keeps the empty ones a
+    /// run's files were moved out of. Elsewhere (and for a folder not empty) nothing.
+    pub fn remove_empty_folders(&self, parents: usize) {
+        if self.base != "file://" {
+            return;
+        }
+        let mut folder = std::path::PathBuf::from(format!("/{}", self.path));
+        for _ in 0..=parents {
+            if std::fs::remove_dir(&folder).is_err() || !folder.pop() {
+                return;
+            }
+        }
+    }
 }
 
 impl fmt::Display for Location {
@@ -113,7 +128,10 @@ impl Storage {
         let object_path = Path::from_absolute_path(&absolute).map_err(|error| {
             Error::config(path, format!("cannot use this path: {error}"), "use a plain file-system path")
         })?;
-        let store = self.store("file://", || Ok(Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>))?;
+        // Folders emptied by deletes are removed too, as object stores have none: a run's
+        // staging folder does not outlive its files.
+        let local = || Ok(Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)) as Arc<dyn ObjectStore>);
+        let store = self.store("file://", local)?;
         Ok(Location { store, path: object_path, base: "file://".into() })
     }
 

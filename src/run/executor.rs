@@ -14,11 +14,12 @@ use indexmap::IndexMap;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::{Manifest, StageReport, render_reports, session_on};
+use super::{Manifest, StageReport, joins, render_reports, session_on};
 use crate::config::{OnError, Source, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
+use crate::memory::MemoryBudget;
 use crate::plan::Plan;
 use crate::quality::{self, Tested};
 use crate::report::{self, Tables};
@@ -28,6 +29,7 @@ use crate::sinks::{Sink, StagedFile, TableReport};
 use crate::sources::{self, Baseline, PreviousRun, SourceReport, quarantine_schema};
 use crate::stages;
 use crate::storage::{Location, Storage};
+use crate::threads;
 
 /// What a run leaves to publish: the staged files, the partitions to remove (earlier
 /// runs' tables this run does not produce), and the manifest.
@@ -88,7 +90,8 @@ fn manifest(plan: &Plan<'_>, results: &Results, run_id: &str, started: DateTime<
 /// A finished job.
 enum Done {
     Loaded(String, Result<Box<Loaded>>),
-    Ran(usize, Result<Box<Ran>>),
+    /// The stage at this index ran (alone, when the flag says so).
+    Ran(usize, bool, Result<Box<Ran>>),
 }
 
 /// A source loaded and stored.
@@ -157,22 +160,32 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// Runs every job of the schedule, as many at once as there are cores.
+    /// Runs every job of the schedule, as many at once as the thread budget allows. A
+    /// stage that ran out of memory beside other jobs, even in its frugal form, runs again
+    /// alone, with the whole memory pool, once the jobs running are done.
     async fn walk(&mut self, running: &mut JoinSet<Done>) -> Result<()> {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let threads = self.results.threads();
         let plan = self.plan;
         let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
+        let mut alone: Vec<usize> = Vec::new();
         loop {
-            // As many jobs as there are cores; the cores are shared out among the jobs
-            // running, so a stage running alone on a large machine gets several.
-            let mut starting = Vec::new();
-            while running.len() + starting.len() < cores {
-                let Some(job) = schedule.next_job() else { break };
-                starting.push(job);
-            }
-            let partitions = (cores / (running.len() + starting.len()).max(1)).max(1);
-            for job in starting {
-                self.start(job, partitions, &mut schedule, running)?;
+            if let Some(&order) = alone.first() {
+                if running.is_empty() {
+                    alone.remove(0);
+                    self.start_stage(order, Form { partitions: threads, frugal: true }, true, running);
+                }
+            } else {
+                // Its threads are shared out among the jobs running, so a stage running
+                // alone on a large machine gets several partitions.
+                let mut starting = Vec::new();
+                while running.len() + starting.len() < threads {
+                    let Some(job) = schedule.next_job() else { break };
+                    starting.push(job);
+                }
+                let partitions = threads::partitions(threads, running.len() + starting.len());
+                for job in starting {
+                    self.start(job, partitions, &mut schedule, running)?;
+                }
             }
             let Some(joined) = running.join_next().await else {
                 // Stages come in dependency order, so nothing can be left waiting.
@@ -185,7 +198,12 @@ impl<'a> Executor<'a> {
                     self.loaded(source, *loaded?).await?;
                     schedule.loaded(&source.name);
                 }
-                Done::Ran(order, ran) => self.ran(order, ran, &mut schedule)?,
+                Done::Ran(order, false, Err(Error::Resources(reason))) => {
+                    let stage = &plan.stages[order].name;
+                    warn!(stage = %stage, "stage ran out of memory beside other work; it runs again alone: {reason}");
+                    alone.push(order);
+                }
+                Done::Ran(order, _, ran) => self.ran(order, ran, &mut schedule)?,
             }
         }
         self.stage_reports.sort_by_key(|(order, _)| *order);
@@ -215,14 +233,8 @@ impl<'a> Executor<'a> {
                 });
             }
             Job::Run(order) => {
-                let (ctx, results) = (self.ctx.clone(), self.results.clone());
-                let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
-                let form = Form { partitions, frugal: self.frugal(&stage) };
-                let (sink, absent) = (self.sink.clone(), self.absent_sources());
-                running.spawn(async move {
-                    let ran = run(&ctx, &results, &stage, &params, form, &absent, &sink).await;
-                    Done::Ran(order, ran.map(Box::new))
-                });
+                let form = Form { partitions, frugal: self.frugal(self.plan.stages[order]) };
+                self.start_stage(order, form, false, running);
             }
             Job::Skip { stage: order, missing } => {
                 let stage = self.plan.stages[order];
@@ -231,6 +243,17 @@ impl<'a> Executor<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Starts the stage at `order` in `form` (`alone`: with no other job running).
+    fn start_stage(&self, order: usize, form: Form, alone: bool, running: &mut JoinSet<Done>) {
+        let (ctx, results) = (self.ctx.clone(), self.results.clone());
+        let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
+        let (sink, absent) = (self.sink.clone(), self.absent_sources());
+        running.spawn(async move {
+            let ran = run(&ctx, &results, &stage, &params, form, &absent, &sink).await;
+            Done::Ran(order, alone, ran.map(Box::new))
+        });
     }
 
     /// Whether `stage` should run in its memory-frugal form from the start: when what it
@@ -443,6 +466,10 @@ async fn load(
     Ok(Loaded { report, quarantine, size, warnings, duration_ms: clock.elapsed().as_millis() })
 }
 
+/// A memory-frugal stage keeps a hash join when its build side is estimated at no more
+/// than this share (1/n) of the memory pool; larger ones sort and merge.
+const SMALL_JOIN_SHARE: usize = 16;
+
 /// How a stage is run: on how many partitions, and whether in its memory-frugal form.
 #[derive(Debug, Clone, Copy)]
 struct Form {
@@ -464,11 +491,18 @@ async fn run(
 ) -> Result<Ran> {
     let clock = Instant::now();
     let step = Step::start(format!("running stage {}", stage.name));
-    let (executed, executed_form) = match stages::execute(&stage_state(ctx, form)?, stage, params, results).await {
+    let (executed, executed_form) = match stages::execute(
+        &stage_state(ctx, form, &results.budget())?,
+        stage,
+        params,
+        results,
+    )
+    .await
+    {
         Err(Error::Resources(reason)) if !form.frugal => {
             warn!(stage = %stage.name, "stage ran out of memory; running it again in its memory-frugal form: {reason}");
             let frugal = Form { frugal: true, ..form };
-            (stages::execute(&stage_state(ctx, frugal)?, stage, params, results).await?, frugal)
+            (stages::execute(&stage_state(ctx, frugal, &results.budget())?, stage, params, results).await?, frugal)
         }
         executed => (executed?, form),
     };
@@ -477,7 +511,7 @@ async fn run(
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     let counts = stages::count(ctx, stage).await?;
     // The tests run in the stage's form: frugal when the stage is.
-    let tests_ctx = SessionContext::new_with_state(stage_state(ctx, executed_form)?);
+    let tests_ctx = SessionContext::new_with_state(stage_state(ctx, executed_form, &results.budget())?);
     let tested = quality::run(&tests_ctx, stage, result.rows, absent, sink, results).await?;
     drop(step);
     let duration_ms = clock.elapsed().as_millis();
@@ -490,15 +524,16 @@ async fn run(
 /// more cores. The memory-frugal form joins by sorting and merging (sorts spill to disk;
 /// a hash join's table must fit in memory) and evaluates window functions as rows stream
 /// by instead of holding them all.
-fn stage_state(ctx: &SessionContext, form: Form) -> Result<SessionState> {
+fn stage_state(ctx: &SessionContext, form: Form, budget: &MemoryBudget) -> Result<SessionState> {
     let mut state = ctx.state();
     let options = state.config_mut().options_mut();
     options.execution.target_partitions = form.partitions;
-    if form.frugal {
-        options.optimizer.prefer_hash_join = false;
-        functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    if !form.frugal {
+        return Ok(state);
     }
-    Ok(state)
+    options.optimizer.prefer_hash_join = false;
+    functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    Ok(joins::sort_merge_large_joins(state, budget.pool_bytes() / SMALL_JOIN_SHARE))
 }
 
 /// Renders the pipeline's reports over `tables` into the sink's staging area, to be

@@ -5,6 +5,7 @@
 //! again from published tables.
 
 mod executor;
+mod joins;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +37,7 @@ use crate::sinks::{Sink, TableReport, output_root};
 use crate::sources::{self, SourceReport};
 use crate::stages;
 use crate::storage::Storage;
+use crate::threads;
 
 /// The run manifest, written as `{root}/_runs/as_of={as_of}/manifest.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +123,9 @@ pub fn session_on(runtime: Arc<RuntimeEnv>, budget: &MemoryBudget) -> SessionCon
         .with_batch_size(budget.batch_rows())
         .with_target_partitions(1);
     config.options_mut().execution.sort_spill_reservation_bytes = budget.sort_spill_reservation_bytes();
+    // Stored results are read whole-file, batch by batch: DataFusion reads a byte range of
+    // an Arrow IPC file (what splitting a scan across partitions gives) all at once.
+    config.options_mut().optimizer.repartition_file_scans = false;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     functions::register(&ctx);
     ctx
@@ -156,7 +161,7 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         }
         // The run's spill folder (DataFusion's spill files, stored results, spooled inputs)
         // is removed once the stages are done, on success and failure alike.
-        let results = Results::new(budget, &spill_dir)?;
+        let results = Results::new(budget, &spill_dir, threads::budget(overrides.threads))?;
         let previous = sources::PreviousRun::read(&plan, &root).await?;
         // A stop signal or the loss of the lease drops the run's work (its queries with it).
         let executed = tokio::select! {

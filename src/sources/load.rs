@@ -35,7 +35,11 @@ pub async fn load(
     results: &Results,
 ) -> Result<LoadedSource> {
     let mut files = list_files(source, location).await?;
-    let options = ReadOptions { batch_rows: results.budget().batch_rows(), spool_dir: results.spill_dir().into() };
+    let options = ReadOptions {
+        batch_rows: results.budget().batch_rows(),
+        spool_dir: results.spill_dir().into(),
+        decoders: results.threads(),
+    };
     let read_files = files.clone();
     let mut loading = Loading::new(ctx, source, &read_files, timezone, results)?;
     let mut rows_read = 0;

@@ -124,7 +124,7 @@ pub async fn schema(source: &Source, location: &Location) -> Result<SchemaRef> {
     let Some(first) = files.first() else {
         return Err(no_files(source, location));
     };
-    let options = read::ReadOptions { batch_rows: 1024, spool_dir: std::env::temp_dir() };
+    let options = read::ReadOptions { batch_rows: 1024, spool_dir: std::env::temp_dir(), decoders: 1 };
     let mut reader = read::open(location, first, source, &options);
     while let Some(piece) = reader.next().await {
         if let read::Piece::Rows(chunk) = piece {

@@ -53,6 +53,8 @@ pub struct ReadOptions {
     pub batch_rows: usize,
     /// Where a remote text file is copied to be parsed.
     pub spool_dir: PathBuf,
+    /// Parquet row groups decoded at once.
+    pub decoders: usize,
 }
 
 /// A batch and the row number of each of its rows.
@@ -308,7 +310,7 @@ async fn read_parquet(
     let groups: Vec<u64> = metadata.metadata().row_groups().iter().map(|group| group.num_rows() as u64).collect();
     let row_group_starts: Vec<u64> =
         groups.iter().scan(1, |next, rows| Some(std::mem::replace(next, *next + rows))).collect();
-    let decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let decoders = options.decoders.max(1);
     let (queue_sender, mut queue) = mpsc::channel::<mpsc::Receiver<std::result::Result<RecordBatch, String>>>(decoders);
     // Starts group decoders in file order, at most `decoders` ahead of the group being handed on.
     let starter = {
@@ -864,7 +866,7 @@ mod tests {
             path: location.path.clone(),
             kind,
         };
-        let options = ReadOptions { batch_rows, spool_dir: folder.path().to_path_buf() };
+        let options = ReadOptions { batch_rows, spool_dir: folder.path().to_path_buf(), decoders: 2 };
         let mut reader = open(&location, &file, &undeclared("input"), &options);
         let mut collected = Collected::default();
         while let Some(piece) = reader.next().await {

@@ -22,12 +22,15 @@ async fn generated(ws: &Workspace) {
     sample_data::write(&spec, &input, Format::Parquet).await.expect("sample written");
 }
 
-/// Runs the shipped pipeline on `{ws}/input` into `{ws}/{output}` within `memory_limit` bytes.
+/// Runs the shipped pipeline on `{ws}/input` into `{ws}/{output}` within `memory_limit`
+/// bytes. Under a limit it runs one job at a time, so that what goes to disk does not
+/// depend on which stages happen to run together.
 async fn run(ws: &Workspace, output: &str, memory_limit: Option<u64>) -> fidelis::Result<Manifest> {
     let pipeline = fidelis::config::load(&repo().join("pipelines/loyalty.yaml")).expect("the shipped pipeline");
     let (input, out) = (ws.path("input").display().to_string(), ws.path(output).display().to_string());
     let mut bound = overrides(AS_OF, &[("input", &input), ("output", &out)]);
     bound.memory_limit = memory_limit;
+    bound.threads = memory_limit.map(|_| 1);
     bound.spill_dir = Some(ws.path("spill"));
     std::fs::create_dir_all(ws.path("spill")).expect("spill folder");
     fidelis::run::run(&pipeline, &bound).await
