@@ -76,6 +76,14 @@ pub struct Source {
     pub volume: Option<Volume>,
 }
 
+impl Source {
+    /// Whether its freshness or volume can stop the run: such a source is loaded and
+    /// checked before any stage runs.
+    pub fn checked_first(&self) -> bool {
+        self.freshness.as_ref().is_some_and(Freshness::can_fail) || self.volume.as_ref().is_some_and(Volume::can_fail)
+    }
+}
+
 /// A declared source column.
 #[derive(Debug, Clone)]
 pub struct Column {

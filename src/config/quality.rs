@@ -268,6 +268,13 @@ pub struct Freshness {
     pub rows_after_as_of_error_if: Option<Threshold>,
 }
 
+impl Freshness {
+    /// Whether it has a threshold that stops the run.
+    pub fn can_fail(&self) -> bool {
+        self.error_after.is_some() || self.rows_after_as_of_error_if.is_some()
+    }
+}
+
 /// A length of time written like `12h`, `2d` or `1w`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Age {
@@ -294,6 +301,13 @@ pub struct Volume {
     pub min_rows: Option<u64>,
     pub warn_if_change_exceeds: Option<Percent>,
     pub error_if_change_exceeds: Option<Percent>,
+}
+
+impl Volume {
+    /// Whether it has a threshold that stops the run.
+    pub fn can_fail(&self) -> bool {
+        self.min_rows.is_some() || self.error_if_change_exceeds.is_some()
+    }
 }
 
 /// A percentage written like `50%`.

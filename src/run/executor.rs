@@ -166,7 +166,8 @@ impl<'a> Executor<'a> {
     async fn walk(&mut self, running: &mut JoinSet<Done>) -> Result<()> {
         let threads = self.results.threads();
         let plan = self.plan;
-        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
+        let checked_first = plan.sources.iter().filter(|s| s.checked_first()).map(|s| s.name.as_str());
+        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()), checked_first);
         let mut alone: Vec<usize> = Vec::new();
         loop {
             if let Some(&order) = alone.first() {

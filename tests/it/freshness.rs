@@ -125,6 +125,45 @@ async fn a_stale_source_stops_the_run_before_a_stage_reads_it() {
 }
 
 #[tokio::test]
+async fn a_source_that_can_stop_the_run_is_checked_before_any_stage_runs() {
+    let ws = Workspace::new();
+    ws.write("input/orders/orders.csv", ORDERS);
+    ws.write("input/visits/visits.csv", "visit_date\n2024-03-29\n");
+    // `visits_rows` heads the longest chain, so it would run first; its test always has
+    // a failing row, written to _test_failures when it runs.
+    let visits = "  visits:\n    url: ${input}/visits/\n    columns:\n      visit_date: date\n";
+    let yaml = pipeline(&format!("{ORDERS_SOURCE}{visits}"), &["visits", "orders"]).replace(
+        "  orders_rows:\n",
+        "  visits_later:\n    query: SELECT * FROM visits_rows\n  visits_last:\n    query: SELECT * FROM visits_later\n  orders_rows:\n",
+    );
+    let yaml = yaml.replace(
+        "FROM visits\n",
+        "FROM visits\n    tests:\n      - {expression: n = 0, name: always_fails, severity: warn}\n",
+    );
+    let path = ws.write("pipeline.yaml", yaml);
+    let pipeline = fidelis::config::load(&path).expect("pipeline");
+    let input = ws.path("input").display().to_string();
+    let output = ws.path("out").display().to_string();
+    // One job at a time, so that the order is the schedule's alone.
+    let run_as_of = |as_of: &str| {
+        let mut overrides = crate::support::overrides(as_of, &[("input", &input), ("output", &output)]);
+        overrides.threads = Some(1);
+        let pipeline = &pipeline;
+        async move { fidelis::run::run(pipeline, &overrides).await }
+    };
+    let error = run_as_of("2024-04-10").await.expect_err("orders are 10 days old");
+    assert_eq!(error.exit_code(), exit_code::DATA);
+    assert!(files_below(&ws.path("out")).is_empty(), "no stage ran: {:?}", files_below(&ws.path("out")));
+
+    let manifest = run_as_of("2024-04-01").await.expect("fresh orders");
+    assert_eq!(
+        manifest.tests.iter().map(|t| (t.name.as_str(), t.failing_rows)).collect::<Vec<_>>(),
+        [("always_fails", 1)]
+    );
+    assert!(ws.path("out/_test_failures/visits_rows/always_fails/as_of=2024-04-01/part-00000.parquet").exists());
+}
+
+#[tokio::test]
 async fn rows_after_as_of_can_be_an_error() {
     let ws = Workspace::new();
     ws.write("input/orders/orders.csv", ORDERS);
