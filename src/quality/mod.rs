@@ -59,13 +59,31 @@ pub struct TestResult {
     pub reason: Option<String>,
 }
 
-/// The tests of a stage that did not stop the run: their results, and the warnings.
+/// The tests of a stage: their results, the warnings and the failures.
 #[derive(Debug, Default)]
 pub struct Tested {
     pub results: Vec<TestResult>,
     pub warnings: Vec<String>,
+    /// What each test of severity `error` past its `error_if` found.
+    pub failures: Vec<String>,
     /// How long the tests took.
     pub duration_ms: u128,
+}
+
+impl Tested {
+    /// The data error (exit code 3) naming every failed test of `stage`, if any. It stops
+    /// the run whatever the stage's `on_error`, which is about its query, not its data.
+    pub fn failure(&self, stage: &str) -> Option<Error> {
+        let failed = &self.failures;
+        (!failed.is_empty()).then(|| {
+            Error::Data(format!(
+                "stage `{stage}`: {} data test{} failed:\n  {}\n  fix the data or the stage's SQL; a test that should not stop the run can say `severity: warn`, or allow some failing rows with `error_if` (README: Data tests)",
+                failed.len(),
+                if failed.len() == 1 { "" } else { "s" },
+                failed.join("\n  ")
+            ))
+        })
+    }
 }
 
 /// Runs the tests of `stage`, whose result of `rows` rows is registered in `ctx` (the
@@ -73,8 +91,8 @@ pub struct Tested {
 /// without files, whose tests are skipped). Each test with failing rows writes up to
 /// [`SAMPLE_ROWS`] of them to `{root}/_test_failures/{stage}/{test}/as_of={as_of}/` of
 /// `sink`, whether the run goes on to publish or not; a test without leaves nothing
-/// there. Fails with the data error naming every test of severity `error` past its
-/// `error_if`; tests that do not fit the memory budget of `results` fail as stages do.
+/// there. Tests of severity `error` past their `error_if` are [`Tested::failure`]; tests
+/// that do not fit the memory budget of `results` fail as stages do.
 pub async fn run(
     ctx: &SessionContext,
     stage: &Stage,
@@ -95,11 +113,14 @@ pub async fn run(
         _ => Error::runtime(format!("running the tests of stage `{}`", stage.name), error),
     };
     let table = ctx.table(stage.name.as_str()).await.map_err(failed)?;
-    let plans = plan(ctx, stage).await?;
+    let plans = plans::build(ctx, stage).await?;
     let (skipped, plans): (Vec<TestPlan>, Vec<TestPlan>) =
         plans.into_iter().partition(|plan| plan.test.reference().is_some_and(|r| absent.contains(&r.table)));
-    let failing = count_failing(&table, &plans).await.map_err(failed)?;
-    let mut errors = Vec::new();
+    let failing = match count_failing(&table, &plans).await {
+        Ok(failing) => failing,
+        // Planning every test down to its physical plan names the one that cannot run.
+        Err(error) => return Err(plan(ctx, stage).await.err().unwrap_or_else(|| failed(error))),
+    };
     for (plan, failing) in plans.into_iter().zip(failing) {
         let test = plan.test;
         let status = status(test, failing, rows);
@@ -115,7 +136,7 @@ pub async fn run(
             failing_rows_are(test)
         );
         match status {
-            Status::Error => errors.push(found),
+            Status::Error => tested.failures.push(found),
             Status::Warn => tested.warnings.push(format!("stage `{}`: {found}", stage.name)),
             Status::Pass | Status::Skipped => {}
         }
@@ -127,16 +148,7 @@ pub async fn run(
         tested.results.push(result(stage, plan.test, Status::Skipped, 0, rows, None, Some(reason)));
     }
     tested.duration_ms = clock.elapsed().as_millis();
-    match errors.is_empty() {
-        true => Ok(tested),
-        false => Err(Error::Data(format!(
-            "stage `{}`: {} data test{} failed:\n  {}\n  fix the data or the stage's SQL; a test that should not stop the run can say `severity: warn`, or allow some failing rows with `error_if` (README: Data tests)",
-            stage.name,
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" },
-            errors.join("\n  ")
-        ))),
-    }
+    Ok(tested)
 }
 
 /// What dbt makes of a test's failing rows: an error when `error_if` is met (severity

@@ -40,9 +40,20 @@ pub enum Count {
 }
 
 /// Plans every test of `stage` against its result, registered in `ctx` under the stage's
-/// name, and the tables the tests read; every test that cannot be planned is a
-/// diagnostic, all of them together a configuration error.
+/// name, and the tables the tests read, down to the physical plans that would run (which
+/// is where a bound of another type than its column shows); every test that cannot be
+/// planned is a diagnostic, all of them together a configuration error.
 pub async fn plan<'a>(ctx: &SessionContext, stage: &'a Stage) -> Result<Vec<TestPlan<'a>>> {
+    plan_tests(ctx, stage, true).await
+}
+
+/// The tests of `stage` as [`plan`] plans them, but without their physical plans: a run
+/// executes them (and calls [`plan`] to say which test is wrong when that fails).
+pub(super) async fn build<'a>(ctx: &SessionContext, stage: &'a Stage) -> Result<Vec<TestPlan<'a>>> {
+    plan_tests(ctx, stage, false).await
+}
+
+async fn plan_tests<'a>(ctx: &SessionContext, stage: &'a Stage, physical: bool) -> Result<Vec<TestPlan<'a>>> {
     let table = ctx
         .table(stage.name.as_str())
         .await
@@ -50,7 +61,7 @@ pub async fn plan<'a>(ctx: &SessionContext, stage: &'a Stage) -> Result<Vec<Test
     let mut plans = Vec::with_capacity(stage.tests.len());
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     for test in &stage.tests {
-        match plan_test(ctx, &table, test).await {
+        match plan_test(ctx, &table, test, physical).await {
             Ok(plan) => plans.push(plan),
             Err(message) => diagnostics.push(test.declared.diagnostic(
                 format!("test `{}` of stage `{}`: {message}", test.name, stage.name),
@@ -68,6 +79,7 @@ async fn plan_test<'a>(
     ctx: &SessionContext,
     table: &DataFrame,
     test: &'a DataTest,
+    physical: bool,
 ) -> std::result::Result<TestPlan<'a>, String> {
     let schema = table.schema();
     for column in test.kind.columns() {
@@ -114,7 +126,9 @@ async fn plan_test<'a>(
     };
     // Type errors (a bound that cannot be compared with the column) show when the query
     // is planned for execution.
-    failures.create_physical_plan().await.map_err(failed)?;
+    if physical {
+        failures.clone().create_physical_plan().await.map_err(failed)?;
+    }
     Ok(TestPlan { test, failures, count })
 }
 

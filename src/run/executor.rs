@@ -351,8 +351,11 @@ impl<'a> Executor<'a> {
             }
             Err(error) => return Err(error),
         };
-        schedule.finished(order, false);
         let Ran { result, form, spilled_bytes, counts, tested, duration_ms } = *ran;
+        if let Some(failure) = tested.failure(&stage.name) {
+            return Err(failure);
+        }
+        schedule.finished(order, false);
         self.sizes.insert(stage.name.clone(), (result.bytes, result.on_disk()));
         let spilled_bytes = spilled_bytes + if result.on_disk() { result.bytes } else { 0 };
         info!(

@@ -7,7 +7,11 @@ use fidelis::config::Status;
 use fidelis::error::exit_code;
 use fidelis::run::Manifest;
 
-use crate::support::{Workspace, files_below, read_parquet, run};
+use std::collections::BTreeMap;
+
+use datafusion::arrow::array::AsArray;
+
+use crate::support::{Workspace, files_below, read_parquet, repo, run, shipped_pipeline};
 
 /// Seven orders; the comment after each says which test it fails.
 const ORDERS: &str = "\
@@ -184,6 +188,20 @@ async fn an_error_stops_the_run_publishes_nothing_and_keeps_the_failing_rows() {
 }
 
 #[tokio::test]
+async fn a_failed_test_stops_the_run_even_when_its_stage_says_on_error_warn() {
+    let ws = Workspace::new();
+    ws.write("input/orders/orders.csv", ORDERS);
+    ws.write("input/customers/customers.csv", CUSTOMERS);
+    // on_error: warn skips a stage whose query fails on its data; its tests still fail the run.
+    let yaml = pipeline("error").replace("SELECT * FROM orders\n", "SELECT * FROM orders\n    on_error: warn\n");
+    let path = ws.write("pipeline.yaml", yaml);
+    let error = run_in(&ws, &path).await.expect_err("error tests fail");
+    assert_eq!(error.exit_code(), exit_code::DATA);
+    assert!(error.to_string().starts_with("bad input data: stage `checked`: 6 data tests failed:\n"), "{error}");
+    assert!(files_below(&ws.path("out")).iter().all(|file| file.starts_with("_test_failures/checked/")));
+}
+
+#[tokio::test]
 async fn thresholds_count_rows_or_a_percentage_of_the_table() {
     let ws = Workspace::new();
     ws.write("input/orders/orders.csv", ORDERS);
@@ -279,6 +297,111 @@ async fn the_shipped_pipeline_passes_its_tests_on_the_bundled_sample() {
     let orphans = manifest.tests.iter().find(|t| t.name == "orphan_orders").expect("the orphans test");
     assert_eq!((orphans.kind, orphans.failing_rows, orphans.rows), ("relationships", 0, 11_039));
     assert!(!ws.path("out/_test_failures").exists(), "no test has failing rows");
+}
+
+/// The ten customers left out of `customers` by [`sample_without_ten_customers`].
+fn left_out(n: u32) -> String {
+    format!("C{n:08}")
+}
+
+/// The bundled sample as input, but for the first ten customers (C00000001..C00000010) in
+/// `customers`: their 49 orders (46 up to 2026-10-31) are orphans. Returns the input root.
+fn sample_without_ten_customers(ws: &Workspace) -> String {
+    let sample = repo().join("data/sample");
+    let read = |table: &str| std::fs::read_to_string(sample.join(table).join("part-00000.csv")).expect("sample");
+    for table in ["transactions", "loyalty_events", "survey_responses", "wallet"] {
+        ws.write(&format!("input/{table}/part-00000.csv"), read(table));
+    }
+    let left_out: Vec<String> = (1..=10).map(left_out).collect();
+    let kept: String = read("customers")
+        .lines()
+        .filter(|line| !left_out.iter().any(|id| line.starts_with(&format!("{id},"))))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    ws.write("input/customers/part-00000.csv", kept);
+    ws.path("input").display().to_string()
+}
+
+#[tokio::test]
+async fn orphans_and_rows_after_as_of_are_counted_and_warnings_reach_the_report_footer() {
+    let ws = Workspace::new();
+    let input = sample_without_ten_customers(&ws);
+    let output = ws.path("out").display().to_string();
+    let set = [("input", input.as_str()), ("output", output.as_str())];
+    let shipped = repo().join("pipelines/loyalty.yaml");
+
+    // As of 2026-10-31, 399 of the sample's 11,039 orders are dated later: counted, and
+    // left out by stg_transactions (10,640 rows), which counts 46 orphans among them.
+    let manifest = run(&shipped, "2026-10-31", &set).await.expect("warnings do not stop the run");
+    let freshness = manifest.sources["transactions"].freshness.as_ref().expect("measured");
+    assert_eq!((freshness.rows_after_as_of, freshness.status), (399, Status::Pass));
+    let orphans = manifest.tests.iter().find(|t| t.name == "orphan_orders").expect("the orphans test");
+    assert_eq!((orphans.status, orphans.failing_rows, orphans.rows), (Status::Warn, 46, 10_640));
+    let file = ws.path("out/_test_failures/stg_transactions/orphan_orders/as_of=2026-10-31/part-00000.parquet");
+    let mut per_customer: BTreeMap<String, usize> = BTreeMap::new();
+    for batch in read_parquet(&file) {
+        let ids = batch.column_by_name("customer_id").expect("customer_id");
+        let ids = datafusion::arrow::compute::cast(ids, &datafusion::arrow::datatypes::DataType::Utf8).expect("text");
+        for id in ids.as_string::<i32>().iter().flatten() {
+            *per_customer.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    // C00000003 has no order up to as_of.
+    let expected: BTreeMap<String, usize> = [(1, 8), (2, 4), (4, 6), (5, 10), (6, 5), (7, 2), (8, 5), (9, 1), (10, 5)]
+        .map(|(n, orders)| (left_out(n), orders))
+        .into();
+    assert_eq!(per_customer, expected);
+
+    // As of 2026-12-01 the newest order is ten days old: a warning, beside the orphans'.
+    let manifest = run(&shipped, "2026-12-01", &set).await.expect("warnings do not stop the run");
+    let warnings: Vec<String> = manifest.warnings.iter().map(|w| ws.redact(w)).collect();
+    let stale = "source `transactions` may be stale: its newest `order_ts` at or before as_of 2026-12-01 is \
+                 2026-11-21T22:21:35Z, 10d 1h before the end of as_of (warn_after: 7d) (the end of as_of is midnight \
+                 at the start of 2026-12-02 in UTC)";
+    let orphans = "stage `stg_transactions`: test `orphan_orders` (warn_if > 0): 49 of 11039 rows have `customer_id` \
+                   not in `customers.customer_id`; failing rows (at most 100) in \
+                   file://[TMP]/out/_test_failures/stg_transactions/orphan_orders/as_of=2026-12-01";
+    let counts =
+        ["stage `clv`: 1241 rows are left_out_of_spend_model", "stage `share_of_wallet`: 8 rows are capped_shares"];
+    assert_eq!(warnings, [stale, orphans, counts[0], counts[1]]);
+    let report = |file: &str| {
+        ws.redact(&std::fs::read_to_string(ws.path(&format!("out/reports/as_of=2026-12-01/{file}"))).expect("report"))
+    };
+    let markdown = report("report.md");
+    let footer = &markdown[markdown.find("Warnings of the run:").expect("warnings in the Markdown footer")..];
+    // Markdown-escaped: the backticks, underscores and `>` show as written.
+    let escaped = |text: &str| text.replace('`', "\\`").replace('_', "\\_").replace('>', "\\>");
+    let items: String = warnings.iter().map(|w| format!("- {}\n", escaped(w))).collect();
+    assert_eq!(footer, format!("Warnings of the run:\n\n{items}"));
+    let html = report("report.html");
+    let footer = &html[html.find("<p>Warnings of the run:</p>").expect("warnings in the HTML footer")..];
+    let items: String = warnings.iter().map(|w| format!("<li>{}</li>\n", w.replace('>', "&gt;"))).collect();
+    assert_eq!(&footer[..footer.find("</ul>").expect("a list")], format!("<p>Warnings of the run:</p>\n<ul>\n{items}"));
+}
+
+#[tokio::test]
+async fn the_orphans_test_stops_the_run_when_set_to_error() {
+    let ws = Workspace::new();
+    let input = sample_without_ten_customers(&ws);
+    let output = ws.path("out").display().to_string();
+    let path = shipped_pipeline(
+        &ws,
+        &[("name: orphan_orders\n        severity: warn", "name: orphan_orders\n        severity: error")],
+    );
+    let error = run(&path, "2026-10-31", &[("input", &input), ("output", &output)]).await.expect_err("orphans");
+    assert_eq!(error.exit_code(), exit_code::DATA);
+    assert_eq!(
+        ws.redact(&error.to_string()),
+        "bad input data: stage `stg_transactions`: 1 data test failed:\n  test `orphan_orders` (error_if > 0): 46 of \
+         10640 rows have `customer_id` not in `customers.customer_id`; failing rows (at most 100) in \
+         file://[TMP]/out/_test_failures/stg_transactions/orphan_orders/as_of=2026-10-31\n  fix the data or the \
+         stage's SQL; a test that should not stop the run can say `severity: warn`, or allow some failing rows with \
+         `error_if` (README: Data tests)"
+    );
+    assert_eq!(
+        files_below(&ws.path("out")),
+        ["_test_failures/stg_transactions/orphan_orders/as_of=2026-10-31/part-00000.parquet"]
+    );
 }
 
 #[test]
