@@ -4,6 +4,7 @@
 //! planned (`fidelis validate`, or when the stage has run).
 
 use std::collections::{BTreeSet, HashSet};
+use std::str::FromStr;
 
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -60,15 +61,10 @@ impl Compiler<'_> {
                     "give one of them another `name:`",
                 );
             }
-            let mut threshold = |key: &str, text: &Option<String>| match text {
-                None => Some(Threshold::ANY),
-                Some(text) => text
-                    .parse()
-                    .map_err(|message| {
-                        let message = format!("`{key}` of a test of stage `{stage}`: {message}");
-                        self.error(&[&at[..], &[key]].concat(), message, THRESHOLD_HINT)
-                    })
-                    .ok(),
+            let mut threshold = |key: &str, text: &Option<String>| {
+                let what = format!("`{key}` of a test of stage `{stage}`");
+                let parsed = self.optional(text.clone(), &[&at[..], &[key]].concat(), &what, THRESHOLD_HINT);
+                parsed.map(|threshold| threshold.unwrap_or(Threshold::ANY))
             };
             let (error_if, warn_if) = (threshold("error_if", &spec.error_if), threshold("warn_if", &spec.warn_if));
             if spec.severity == Severity::Warn && spec.error_if.is_some() {
@@ -245,6 +241,25 @@ impl Compiler<'_> {
         false
     }
 
+    /// `text`, when written, parsed; a text that does not parse is reported at `at` as
+    /// `{what}: {why}`, and is `None` (`Some(None)`: nothing written).
+    fn optional<T: FromStr<Err = String>>(
+        &mut self,
+        text: Option<String>,
+        at: &[&str],
+        what: &str,
+        hint: &str,
+    ) -> Option<Option<T>> {
+        match text.map(|text| text.parse::<T>()) {
+            None => Some(None),
+            Some(Ok(value)) => Some(Some(value)),
+            Some(Err(message)) => {
+                self.error(at, format!("{what}: {message}"), hint);
+                None
+            }
+        }
+    }
+
     /// A value written in a test (`accepted_values`, `accepted_range`) as a SQL literal.
     fn literal(&mut self, value: &serde_yaml::Value, at: &[&str]) -> Option<ScalarValue> {
         let literal = match value {
@@ -292,16 +307,7 @@ impl Compiler<'_> {
             ),
         }
         let age = |this: &mut Self, name: &'static str, text: Option<String>| -> Option<Option<Age>> {
-            match text {
-                None => Some(None),
-                Some(text) => text
-                    .parse()
-                    .map(Some)
-                    .map_err(|message| {
-                        this.error(&key(name), format!("`{name}` of source `{source}`: {message}"), AGE_HINT)
-                    })
-                    .ok(),
-            }
+            this.optional(text, &key(name), &format!("`{name}` of source `{source}`"), AGE_HINT)
         };
         let warn_after = age(self, "warn_after", raw.warn_after);
         let error_after = age(self, "error_after", raw.error_after);
@@ -316,16 +322,9 @@ impl Compiler<'_> {
         }
         let (mut warn_if, mut error_if) = (Some(None), Some(None));
         if let Some(thresholds) = raw.rows_after_as_of {
-            let threshold = |this: &mut Self, name: &str, text: Option<String>| match text {
-                None => Some(None),
-                Some(text) => text
-                    .parse()
-                    .map(Some)
-                    .map_err(|message| {
-                        let message = format!("`rows_after_as_of.{name}` of source `{source}`: {message}");
-                        this.error(&[&key("rows_after_as_of")[..], &[name]].concat(), message, THRESHOLD_HINT)
-                    })
-                    .ok(),
+            let threshold = |this: &mut Self, name: &str, text: Option<String>| {
+                let what = format!("`rows_after_as_of.{name}` of source `{source}`");
+                this.optional(text, &[&key("rows_after_as_of")[..], &[name]].concat(), &what, THRESHOLD_HINT)
             };
             warn_if = threshold(self, "warn_if", thresholds.warn_if);
             error_if = threshold(self, "error_if", thresholds.error_if);
@@ -344,17 +343,8 @@ impl Compiler<'_> {
     pub(super) fn volume(&mut self, source: &str, raw: RawVolume) -> Option<Volume> {
         let at = ["sources", source, "volume"];
         let percent = |this: &mut Self, name: &str, text: Option<String>| -> Option<Option<Percent>> {
-            match text {
-                None => Some(None),
-                Some(text) => text
-                    .parse()
-                    .map(Some)
-                    .map_err(|message| {
-                        let message = format!("`{name}` of source `{source}`: {message}");
-                        this.error(&[&at[..], &[name]].concat(), message, "write a percentage such as 50%")
-                    })
-                    .ok(),
-            }
+            let what = format!("`{name}` of source `{source}`");
+            this.optional(text, &[&at[..], &[name]].concat(), &what, "write a percentage such as 50%")
         };
         let warn = percent(self, "warn_if_change_exceeds", raw.warn_if_change_exceeds)?;
         let error = percent(self, "error_if_change_exceeds", raw.error_if_change_exceeds)?;
