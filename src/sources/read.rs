@@ -860,6 +860,8 @@ mod tests {
             unique: Vec::new(),
             checks: Vec::new(),
             metrics: Vec::new(),
+            freshness: None,
+            volume: None,
         }
     }
 
