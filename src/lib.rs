@@ -2,13 +2,13 @@
 //!
 //! Data flows one way: pipeline YAML → [`config`] (typed, validated) → [`plan`]
 //! (parameters bound, stages chosen) → [`run`] (one DataFusion session:
-//! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks) →
-//! [`sinks`] (staged Parquet, atomic publish; [`publish`]: the partition's lease and the
-//! publish journal) and [`manifest`] → [`report`] (templates rendered over the tables a
-//! report declares). [`storage`] turns URLs into object stores and takes credentials out
-//! of what is recorded; [`lineage`] sends a run's OpenLineage events. Around runs:
-//! [`signals`] (stopping cleanly), [`backfill`] (a run per date), [`repair`], [`summary`]
-//! (`--result-json`).
+//! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks; each
+//! stage's data tests, [`quality`]) → [`sinks`] (staged Parquet, atomic publish; [`publish`]:
+//! the partition's lease and the publish journal) and [`manifest`] → [`report`]
+//! (templates rendered over the tables a report declares). [`storage`] turns URLs into
+//! object stores and takes credentials out of what is recorded; [`lineage`] sends a run's
+//! OpenLineage events. Around runs: [`signals`] (stopping cleanly), [`backfill`] (a run
+//! per date), [`repair`], [`summary`] (`--result-json`).
 
 pub mod backfill;
 pub mod cli;
@@ -24,6 +24,7 @@ pub mod models;
 pub mod pipeline_version;
 pub mod plan;
 pub mod publish;
+pub mod quality;
 pub mod repair;
 pub mod report;
 pub mod results;

@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
+use crate::quality::TestResult;
 use crate::sinks::TableReport;
 use crate::sources::SourceReport;
 use crate::storage::redact;
@@ -60,7 +61,10 @@ pub struct Manifest {
     pub reports: IndexMap<String, String>,
     /// Metrics that are null because an optional source they need is absent.
     pub metrics_without_data: Vec<String>,
-    /// The run's warnings, in the order they were raised.
+    /// Every data test run, in stage order (`crate::quality`).
+    pub tests: Vec<TestResult>,
+    /// The run's warnings: the sources' in the pipeline's order, then the stages' in
+    /// pipeline order (each one's in the order raised), whatever order jobs finished in.
     pub warnings: Vec<String>,
     /// Tables, quarantine tables (`_quarantine/{source}`) and reports (`reports/{file}`)
     /// of the partition that a run with `--only` kept from earlier runs, with the run that

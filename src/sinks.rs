@@ -1,5 +1,6 @@
 //! The one place that writes Parquet, the publish of a run, and the layout of an output
-//! root (the one place that spells it: [`partition`], [`table_file`], [`part_file_name`]).
+//! root (the one place that spells it: [`partition`], [`partition_as_of`], [`table_file`],
+//! [`part_file_name`]).
 //!
 //! Each table partition is a single file, `{root}/{table}/as_of={as_of}/part-00000.parquet`.
 //! A run first takes the partition's lease (one writer per partition), repairs a publish
@@ -42,8 +43,16 @@ pub fn partition(root: &Location, table: &str, as_of: NaiveDate) -> Location {
     for segment in table.split('/') {
         location = location.child(segment);
     }
-    location.child(&format!("as_of={as_of}"))
+    location.child(&format!("{AS_OF}{as_of}"))
 }
+
+/// The as_of of a partition folder named `as_of=YYYY-MM-DD`, if `folder` is one.
+pub fn partition_as_of(folder: &str) -> Option<NaiveDate> {
+    folder.strip_prefix(AS_OF)?.parse().ok()
+}
+
+/// The prefix of a partition folder's name.
+const AS_OF: &str = "as_of=";
 
 /// The single data file of `table`'s partition for `as_of`.
 pub fn table_file(root: &Location, table: &str, as_of: NaiveDate) -> Location {

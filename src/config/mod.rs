@@ -3,6 +3,7 @@
 
 mod compile;
 mod locate;
+pub mod quality;
 mod raw;
 pub mod types;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 
 pub use compile::load;
+pub use quality::{DataTest, Freshness, Severity, Status, TestKind, Threshold, Volume};
 pub use types::{ColumnType, Format, OnBadRows, OnError, ParamType, ParamValue};
 
 /// The parameter every run has: the date the run computes everything as of.
@@ -68,6 +70,18 @@ pub struct Source {
     pub checks: Vec<Check>,
     /// Metrics that have no data when this (optional) source is absent.
     pub metrics: Vec<String>,
+    /// How recent its newest row must be (and which column dates its rows).
+    pub freshness: Option<Freshness>,
+    /// How many rows it must have, and how much that may change between runs.
+    pub volume: Option<Volume>,
+}
+
+impl Source {
+    /// Whether its freshness or volume can stop the run: such a source is loaded and
+    /// checked before any stage runs.
+    pub fn checked_first(&self) -> bool {
+        self.freshness.as_ref().is_some_and(Freshness::can_fail) || self.volume.as_ref().is_some_and(Volume::can_fail)
+    }
 }
 
 /// A declared source column.
@@ -105,12 +119,15 @@ pub struct Stage {
     pub sql: String,
     /// Where the SQL came from, for error messages.
     pub origin: String,
-    /// Sources and stages the SQL reads.
+    /// Sources and stages the stage reads: its SQL, and its tests (which run when it
+    /// finishes, so what they read must be done and kept until then).
     pub depends_on: Vec<String>,
     /// Named conditions counted into the manifest.
     pub counts: IndexMap<String, String>,
     /// What a data error in this stage does.
     pub on_error: OnError,
+    /// Data tests on the stage's result.
+    pub tests: Vec<DataTest>,
 }
 
 /// Where the run writes its tables.

@@ -7,12 +7,16 @@ use object_store::ObjectStoreExt;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::publish::journal;
+use crate::sinks::{partition, partition_as_of};
 use crate::storage::Location;
 
 /// `{root}/_runs/as_of={as_of}`: the partition's manifest, `_SUCCESS`, lease and journals.
 pub fn runs_folder(root: &Location, as_of: NaiveDate) -> Location {
-    crate::sinks::partition(root, "_runs", as_of)
+    partition(root, RUNS, as_of)
 }
+
+/// The folder of the runs folders, below the output root.
+const RUNS: &str = "_runs";
 
 /// The manifest's name in the runs folder.
 pub const MANIFEST: &str = "manifest.json";
@@ -37,4 +41,24 @@ pub async fn read(root: &Location, as_of: NaiveDate) -> Result<Option<Manifest>>
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| Error::Runtime(format!("{manifest} is not a run manifest fidelis wrote: {e}")))
+}
+
+/// The latest complete partition under `root` dated before `as_of`: its as_of and the
+/// manifest of the run published there.
+pub async fn latest_before(root: &Location, as_of: NaiveDate) -> Result<Option<(NaiveDate, Manifest)>> {
+    let runs = root.child(RUNS);
+    let listed = match runs.store.list_with_delimiter(Some(&runs.path)).await {
+        Ok(listed) => listed.common_prefixes,
+        Err(object_store::Error::NotFound { .. }) => Vec::new(),
+        Err(error) => return Err(Error::runtime(format!("listing {runs}"), error)),
+    };
+    let mut earlier: Vec<NaiveDate> =
+        listed.iter().filter_map(|folder| partition_as_of(folder.filename()?)).filter(|date| *date < as_of).collect();
+    earlier.sort_unstable_by(|a, b| b.cmp(a));
+    for date in earlier {
+        if let Some(manifest) = read(root, date).await? {
+            return Ok(Some((date, manifest)));
+        }
+    }
+    Ok(None)
 }

@@ -14,18 +14,20 @@ use indexmap::IndexMap;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::{render_reports, session_on};
+use super::{joins, render_reports, session_on};
 use crate::config::{OnError, Source, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
 use crate::manifest::{Manifest, StageReport};
+use crate::memory::MemoryBudget;
 use crate::plan::Plan;
+use crate::quality::{self, Tested};
 use crate::report;
 use crate::results::{Results, Stored};
 use crate::schedule::{Job, Schedule};
 use crate::sinks::{Sink, StagedFile, TableReport};
-use crate::sources::{self, SourceReport, quarantine_schema};
+use crate::sources::{self, Baseline, PreviousRun, SourceReport, quarantine_schema};
 use crate::stages;
 use crate::storage::{Location, Storage};
 use crate::threads;
@@ -34,7 +36,8 @@ use crate::threads;
 /// runs' tables this run does not produce), and the manifest.
 pub(super) type Staged = (Vec<StagedFile>, Vec<Location>, Manifest);
 
-/// Loads, runs and stages everything `plan` asks for.
+/// Loads, runs and stages everything `plan` asks for; sources are checked against the
+/// `previous` as_of's run.
 pub(super) async fn execute(
     plan: &Plan<'_>,
     storage: &Storage,
@@ -42,8 +45,10 @@ pub(super) async fn execute(
     results: &Results,
     run_id: &str,
     started: DateTime<Utc>,
+    previous: Option<PreviousRun>,
 ) -> Result<Staged> {
     let mut executor = Executor::new(plan, storage, sink, results, manifest(plan, results, run_id, started));
+    executor.baseline.previous = previous;
     let mut running = JoinSet::new();
     if let Err(error) = executor.walk(&mut running).await {
         // Stop the other jobs before the run cleans up after them.
@@ -73,6 +78,8 @@ struct Loaded {
     quarantine: Option<Stored>,
     /// The loaded rows' bytes, and whether they live on disk.
     size: (u64, bool),
+    /// What its freshness and volume checks warn of.
+    warnings: Vec<String>,
     duration_ms: u128,
 }
 
@@ -82,6 +89,7 @@ struct Ran {
     form: Form,
     spilled_bytes: u64,
     counts: IndexMap<String, u64>,
+    tested: Tested,
     duration_ms: u128,
 }
 
@@ -102,6 +110,21 @@ struct Executor<'a> {
     stage_reports: Vec<(usize, StageReport)>,
     /// Each stored source and stage result: its bytes, and whether it lives on disk.
     sizes: HashMap<String, (u64, bool)>,
+    /// What loaded sources are checked against.
+    baseline: Baseline,
+    /// The run's warnings with what raised them, in the order they were raised.
+    warnings: Vec<(Origin, String)>,
+}
+
+/// What raised a warning. The manifest lists warnings in this order — the sources' in
+/// the plan's order, then the stages' in pipeline order — whatever order the jobs
+/// finish in, so that runs of the same data publish the same manifest and report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    /// The source at this index of the plan's sources.
+    Source(usize),
+    /// The stage at this index of the plan's stages.
+    Stage(usize),
 }
 
 impl<'a> Executor<'a> {
@@ -120,6 +143,8 @@ impl<'a> Executor<'a> {
             skipped: Vec::new(),
             stage_reports: Vec::new(),
             sizes: HashMap::new(),
+            baseline: Baseline { as_of: plan.as_of, timezone: plan.timezone, previous: None },
+            warnings: Vec::new(),
         }
     }
 
@@ -129,7 +154,8 @@ impl<'a> Executor<'a> {
     async fn walk(&mut self, running: &mut JoinSet<Done>) -> Result<()> {
         let threads = self.results.threads();
         let plan = self.plan;
-        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
+        let checked_first = plan.sources.iter().filter(|s| s.checked_first()).map(|s| s.name.as_str());
+        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()), checked_first);
         let mut alone: Vec<usize> = Vec::new();
         loop {
             if let Some(&order) = alone.first() {
@@ -171,6 +197,10 @@ impl<'a> Executor<'a> {
         }
         self.stage_reports.sort_by_key(|(order, _)| *order);
         self.manifest.stages.extend(self.stage_reports.drain(..).map(|(_, report)| report));
+        self.manifest.tests.sort_by_key(|test| plan.stages.iter().position(|stage| stage.name == test.stage));
+        // A stable sort: one origin's warnings stay in the order they were raised.
+        self.warnings.sort_by_key(|(origin, _)| *origin);
+        self.manifest.warnings.extend(self.warnings.drain(..).map(|(_, message)| message));
         Ok(())
     }
 
@@ -187,10 +217,10 @@ impl<'a> Executor<'a> {
                 let source =
                     self.plan.sources.iter().find(|s| s.name == name).expect("scheduled sources are the plan's");
                 let location = self.storage.resolve(&self.plan.fill(&source.url))?;
-                let (ctx, results, timezone) = (self.ctx.clone(), self.results.clone(), self.plan.timezone);
+                let (ctx, results, baseline) = (self.ctx.clone(), self.results.clone(), self.baseline.clone());
                 let source = (*source).clone();
                 running.spawn(async move {
-                    let loaded = load(&ctx, &results, &source, &location, timezone).await;
+                    let loaded = load(&ctx, &results, &source, &location, &baseline).await;
                     Done::Loaded(source.name, loaded.map(Box::new))
                 });
             }
@@ -199,8 +229,8 @@ impl<'a> Executor<'a> {
                 self.start_stage(order, form, false, running);
             }
             Job::Skip { stage: order, missing } => {
-                let stage = self.plan.stages[order];
-                self.skip(stage, format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name));
+                let name = &self.plan.stages[order].name;
+                self.skip(order, format!("stage `{name}` skipped: it reads `{missing}`, which was skipped"));
                 schedule.finished(order, true);
             }
         }
@@ -211,8 +241,10 @@ impl<'a> Executor<'a> {
     fn start_stage(&self, order: usize, form: Form, alone: bool, running: &mut JoinSet<Done>) {
         let (ctx, results) = (self.ctx.clone(), self.results.clone());
         let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
+        let (sink, absent) = (self.sink.clone(), self.absent_sources());
         running.spawn(async move {
-            Done::Ran(order, alone, run(&ctx, &results, &stage, &params, form).await.map(Box::new))
+            let ran = run(&ctx, &results, &stage, &params, form, &absent, &sink).await;
+            Done::Ran(order, alone, ran.map(Box::new))
         });
     }
 
@@ -224,10 +256,32 @@ impl<'a> Executor<'a> {
         on_disk || bytes > self.results.budget().pool_bytes() as u64 / 4
     }
 
-    /// Records a stage skipped for `reason`, and that it no longer reads anything.
-    fn skip(&mut self, stage: &'a Stage, reason: String) {
-        warn!("{reason}");
-        self.manifest.warnings.push(reason);
+    /// The optional sources loaded without files (a test reading one is skipped).
+    fn absent_sources(&self) -> Vec<String> {
+        self.manifest
+            .sources
+            .iter()
+            .filter(|(_, report)| report.status == "absent")
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Logs `message` and keeps it for the manifest.
+    fn warn(&mut self, origin: Origin, message: String) {
+        warn!("{message}");
+        self.warnings.push((origin, message));
+    }
+
+    /// Where `source` comes among the plan's sources.
+    fn source_origin(&self, source: &Source) -> Origin {
+        Origin::Source(self.plan.sources.iter().position(|s| s.name == source.name).unwrap_or(usize::MAX))
+    }
+
+    /// Records the stage at `order` skipped for `reason`, and that it no longer reads
+    /// anything.
+    fn skip(&mut self, order: usize, reason: String) {
+        let stage = self.plan.stages[order];
+        self.warn(Origin::Stage(order), reason);
         self.skipped.push(&stage.name);
         self.readers.done(&self.ctx, &stage.depends_on);
     }
@@ -235,7 +289,7 @@ impl<'a> Executor<'a> {
     /// Records a loaded source in the manifest and stages its quarantine table (or marks
     /// an earlier run's as stale).
     async fn loaded(&mut self, source: &Source, loaded: Loaded) -> Result<()> {
-        let Loaded { report, quarantine, size, duration_ms } = loaded;
+        let Loaded { report, quarantine, size, warnings, duration_ms } = loaded;
         self.sizes.insert(source.name.clone(), size);
         info!(
             source = %source.name,
@@ -249,10 +303,12 @@ impl<'a> Executor<'a> {
         if report.status == "absent" {
             self.absent(source, &report.url);
         }
+        let origin = self.source_origin(source);
         if report.rows_quarantined > 0 {
-            let message = format!("source `{}`: {} rows quarantined", source.name, report.rows_quarantined);
-            warn!("{message}");
-            self.manifest.warnings.push(message);
+            self.warn(origin, format!("source `{}`: {} rows quarantined", source.name, report.rows_quarantined));
+        }
+        for message in warnings {
+            self.warn(origin, message);
         }
         let quarantine_table = format!("_quarantine/{}", source.name);
         match quarantine {
@@ -280,8 +336,7 @@ impl<'a> Executor<'a> {
             false => source.metrics.join(", "),
         };
         let message = format!("optional source `{}` has no files at {url}: {metrics} have no data", source.name);
-        warn!("{message}");
-        self.manifest.warnings.push(message);
+        self.warn(self.source_origin(source), message);
     }
 
     /// Records a finished stage: its report, its output table, the results it released.
@@ -290,14 +345,17 @@ impl<'a> Executor<'a> {
         let ran = match ran {
             Ok(ran) => ran,
             Err(Error::Data(reason)) if stage.on_error == OnError::Warn => {
-                self.skip(stage, format!("stage `{}` skipped (on_error: warn): {reason}", stage.name));
+                self.skip(order, format!("stage `{}` skipped (on_error: warn): {reason}", stage.name));
                 schedule.finished(order, true);
                 return Ok(());
             }
             Err(error) => return Err(error),
         };
+        let Ran { result, form, spilled_bytes, counts, tested, duration_ms } = *ran;
+        if let Some(failure) = tested.failure(&stage.name) {
+            return Err(failure);
+        }
         schedule.finished(order, false);
-        let Ran { result, form, spilled_bytes, counts, duration_ms } = *ran;
         self.sizes.insert(stage.name.clone(), (result.bytes, result.on_disk()));
         let spilled_bytes = spilled_bytes + if result.on_disk() { result.bytes } else { 0 };
         info!(
@@ -307,13 +365,17 @@ impl<'a> Executor<'a> {
             partitions = form.partitions,
             frugal = form.frugal,
             spilled_bytes,
+            tests = tested.results.len(),
+            tests_ms = tested.duration_ms as u64,
             "stage finished"
         );
         for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
-            let message = format!("stage `{}`: {count} rows are {name}", stage.name);
-            warn!("{message}");
-            self.manifest.warnings.push(message);
+            self.warn(Origin::Stage(order), format!("stage `{}`: {count} rows are {name}", stage.name));
         }
+        for message in tested.warnings {
+            self.warn(Origin::Stage(order), message);
+        }
+        self.manifest.tests.extend(tested.results);
         let report = StageReport {
             name: stage.name.clone(),
             rows: result.rows,
@@ -368,24 +430,30 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// Loads `source`, stores its rows in `results` and registers them for the stages.
+/// Loads `source`, stores its rows in `results`, checks its freshness and volume against
+/// `baseline`, and registers its rows for the stages.
 async fn load(
     ctx: &SessionContext,
     results: &Results,
     source: &Source,
     location: &Location,
-    timezone: chrono_tz::Tz,
+    baseline: &Baseline,
 ) -> Result<Loaded> {
     let clock = Instant::now();
     let step = Step::start(format!("loading source {}", source.name));
-    let loaded = sources::load(ctx, source, location, timezone, results).await?;
+    let loaded = sources::load(ctx, source, location, baseline.timezone, results).await?;
     let size = (loaded.rows.bytes, loaded.rows.on_disk());
-    ctx.register_table(source.name.as_str(), Arc::new(loaded.rows).table())
+    let (rows, mut report, quarantine) = (Arc::new(loaded.rows), loaded.report, loaded.quarantine);
+    let warnings = sources::assess(ctx, source, &rows, &mut report, baseline).await?;
+    ctx.register_table(source.name.as_str(), rows.table())
         .map_err(|e| Error::runtime(format!("registering source `{}`", source.name), e))?;
     drop(step);
-    let (report, quarantine) = (loaded.report, loaded.quarantine);
-    Ok(Loaded { report, quarantine, size, duration_ms: clock.elapsed().as_millis() })
+    Ok(Loaded { report, quarantine, size, warnings, duration_ms: clock.elapsed().as_millis() })
 }
+
+/// A memory-frugal stage keeps a hash join when its build side is estimated at no more
+/// than this share (1/n) of the memory pool; larger ones sort and merge.
+const SMALL_JOIN_SHARE: usize = 16;
 
 /// How a stage is run: on how many partitions, and whether in its memory-frugal form.
 #[derive(Debug, Clone, Copy)]
@@ -394,7 +462,8 @@ struct Form {
     frugal: bool,
 }
 
-/// Runs `stage`, stores and registers its result, and counts its declared `counts`. A
+/// Runs `stage`, stores and registers its result, counts its declared `counts` and runs
+/// its tests (`absent`: optional sources without files; failing rows go below `sink`). A
 /// stage that runs out of memory in its fast form runs again in its memory-frugal form.
 async fn run(
     ctx: &SessionContext,
@@ -402,14 +471,23 @@ async fn run(
     stage: &Stage,
     params: &IndexMap<String, crate::config::ParamValue>,
     form: Form,
+    absent: &[String],
+    sink: &Sink,
 ) -> Result<Ran> {
     let clock = Instant::now();
     let step = Step::start(format!("running stage {}", stage.name));
-    let (executed, executed_form) = match stages::execute(&stage_state(ctx, form)?, stage, params, results).await {
+    let (executed, executed_form) = match stages::execute(
+        &stage_state(ctx, form, &results.budget())?,
+        stage,
+        params,
+        results,
+    )
+    .await
+    {
         Err(Error::Resources(reason)) if !form.frugal => {
             warn!(stage = %stage.name, "stage ran out of memory; running it again in its memory-frugal form: {reason}");
             let frugal = Form { frugal: true, ..form };
-            (stages::execute(&stage_state(ctx, frugal)?, stage, params, results).await?, frugal)
+            (stages::execute(&stage_state(ctx, frugal, &results.budget())?, stage, params, results).await?, frugal)
         }
         executed => (executed?, form),
     };
@@ -417,9 +495,12 @@ async fn run(
     ctx.register_table(stage.name.as_str(), result.table())
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     let counts = stages::count(ctx, stage).await?;
+    // The tests run in the stage's form: frugal when the stage is.
+    let tests_ctx = SessionContext::new_with_state(stage_state(ctx, executed_form, &results.budget())?);
+    let tested = quality::run(&tests_ctx, stage, result.rows, absent, sink, results).await?;
     drop(step);
     let duration_ms = clock.elapsed().as_millis();
-    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, duration_ms })
+    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, tested, duration_ms })
 }
 
 /// The session state a stage is planned and run in, a copy of the session's (changing
@@ -428,15 +509,16 @@ async fn run(
 /// more cores. The memory-frugal form joins by sorting and merging (sorts spill to disk;
 /// a hash join's table must fit in memory) and evaluates window functions as rows stream
 /// by instead of holding them all.
-fn stage_state(ctx: &SessionContext, form: Form) -> Result<SessionState> {
+fn stage_state(ctx: &SessionContext, form: Form, budget: &MemoryBudget) -> Result<SessionState> {
     let mut state = ctx.state();
     let options = state.config_mut().options_mut();
     options.execution.target_partitions = form.partitions;
-    if form.frugal {
-        options.optimizer.prefer_hash_join = false;
-        functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    if !form.frugal {
+        return Ok(state);
     }
-    Ok(state)
+    options.optimizer.prefer_hash_join = false;
+    functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    Ok(joins::sort_merge_large_joins(state, budget.pool_bytes() / SMALL_JOIN_SHARE))
 }
 
 /// Renders the pipeline's reports into the sink's staging area, to be published with the

@@ -7,6 +7,7 @@
 //! reading or writing data.
 
 mod executor;
+mod joins;
 mod session;
 mod validate;
 
@@ -27,6 +28,7 @@ use crate::report::{self, RenderedFile, ReportRequest, Tables};
 use crate::results::Results;
 use crate::signals;
 use crate::sinks::{self, Sink, output_root};
+use crate::sources;
 use crate::storage::{Location, Storage};
 use crate::threads;
 
@@ -67,9 +69,10 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         // The run's spill folder (DataFusion's spill files, stored results, spooled inputs)
         // is removed once the stages are done, on success and failure alike.
         let results = Results::new(budget, &spill_dir, threads::budget(overrides.threads))?;
+        let previous = sources::PreviousRun::read(&plan, &root).await?;
         // A stop signal or the loss of the lease drops the run's work (its queries with it).
         let executed = tokio::select! {
-            staged = executor::execute(&plan, &storage, &sink, &results, &run_id, started) => staged,
+            staged = executor::execute(&plan, &storage, &sink, &results, &run_id, started, previous) => staged,
             error = signals::stopped() => Err(error),
             error = sink.lease_lost() => Err(error),
         };

@@ -11,6 +11,7 @@ use super::session;
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::plan::{Overrides, bind};
+use crate::quality;
 use crate::report;
 use crate::sources;
 use crate::stages;
@@ -36,7 +37,7 @@ pub struct Validation {
 /// Checks `pipeline` without reading data or writing anything: parameters bind, the
 /// report templates parse and read only the tables their report declares, every source
 /// is reachable and has files (or is optional), every stage plans against the sources'
-/// schemas and the stages before it.
+/// schemas and the stages before it, and so do its tests.
 pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Validation> {
     let plan = bind(pipeline, overrides)?;
     report::check(&pipeline.reports, &pipeline.templates_dir, &plan.params, &pipeline.file)?;
@@ -64,6 +65,8 @@ pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vali
         register_empty(&ctx, &source.name, schema)?;
         validation.sources.push((source.name.clone(), found.len()));
     }
+    // Every test that does not plan is reported, all together.
+    let mut tests = Vec::new();
     for stage in &plan.stages {
         let logical = stages::plan(&ctx.state(), stage, &plan.params).await?;
         let schema: SchemaRef = Arc::new(logical.schema().as_arrow().clone());
@@ -73,6 +76,13 @@ pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vali
             schema.fields().iter().map(|f| f.name().clone()).collect(),
         ));
         register_empty(&ctx, &stage.name, schema)?;
+        match quality::plan(&ctx, stage).await {
+            Err(Error::Config(diagnostics)) => tests.extend(diagnostics),
+            planned => drop(planned?),
+        }
     }
-    Ok(validation)
+    match tests.is_empty() {
+        true => Ok(validation),
+        false => Err(Error::Config(tests)),
+    }
 }
