@@ -122,6 +122,7 @@ mod tests {
             description: None,
             sql: String::new(),
             origin: String::new(),
+            file: None,
             depends_on: reads.iter().map(|r| r.to_string()).collect(),
             counts: IndexMap::new(),
             on_error: OnError::Fail,
