@@ -4,6 +4,7 @@
 //! columns their stages output, and that every mart has one.
 
 use std::fmt::Write;
+use std::path::Path;
 
 use crate::config::{Layer, Pipeline, SchemaFile, Stage};
 use crate::error::{Diagnostic, Error, Result};
@@ -20,18 +21,15 @@ pub fn check(pipeline: &Pipeline, validation: &Validation) -> Result<()> {
         let Some(stage) = pipeline.stage(name) else { continue };
         match stage.schema() {
             Some(schema) => check_schema(stage, schema, columns, &mut diagnostics),
-            None if stage.layer() == Some(Layer::Marts) => {
-                let expected = stage.file.as_ref().map(|file| file.path.with_extension("yml").display().to_string());
-                diagnostics.push(Diagnostic {
-                    file: stage.origin.clone(),
-                    location: None,
-                    message: format!("mart `{name}` has no schema file"),
-                    hint: Some(format!(
-                        "create {} beside it, with a `description:` of the mart and one of each column under `columns:` ({REFERENCE})",
-                        expected.unwrap_or_default()
-                    )),
-                });
-            }
+            None if stage.layer() == Some(Layer::Marts) => diagnostics.push(Diagnostic {
+                file: stage.origin.clone(),
+                location: None,
+                message: format!("mart `{name}` has no schema file"),
+                hint: Some(format!(
+                    "create {} with a `description:` of the mart and one of each column under `columns:` ({REFERENCE})",
+                    Path::new(&stage.origin).with_extension("yml").display()
+                )),
+            }),
             None => {}
         }
     }

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
+use datafusion::error::DataFusionError;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{self, Expr, Value, visit_expressions};
@@ -641,8 +642,11 @@ fn analyze_sql(sql: &str) -> std::result::Result<SqlAnalysis, (String, Option<(u
 
 /// Parses a SQL boolean expression (a source's check, a stage's count) as the run
 /// will: the whole text, one expression.
-fn parse_condition(condition: &str) -> std::result::Result<(), datafusion::error::DataFusionError> {
-    DFParser::parse_sql_into_expr(condition).map(|_| ())
+fn parse_condition(condition: &str) -> std::result::Result<(), String> {
+    DFParser::parse_sql_into_expr(condition).map(|_| ()).map_err(|error| match error.find_root() {
+        DataFusionError::SQL(parser_error, _) => parser_error.to_string(),
+        root => root.to_string(),
+    })
 }
 
 /// sqlparser writes positions as "Line: 3, Column: 5".
