@@ -96,7 +96,8 @@ pub fn render(pipeline: &Pipeline) -> String {
     );
     out.push_str(
         "Data flows from sources through staging and intermediate models to marts. Within each \
-         layer, stages are listed in the order they are scheduled: each after every stage it reads.\n",
+         layer, stages are listed in the order they are scheduled: each after every stage it reads \
+         (its SQL, and its data tests, listed after `tests:`).\n",
     );
     render_sources(pipeline, &mut out);
     let published = |stage: &Stage| pipeline.outputs.as_ref().is_some_and(|o| o.tables.contains(&stage.name));
@@ -110,12 +111,11 @@ pub fn render(pipeline: &Pipeline) -> String {
         out.push_str("| stage | SQL | reads | published | description |\n|---|---|---|---|---|\n");
         for stage in stages {
             let sql = stage.file.as_ref().map_or_else(|| "inline `query:`".into(), |f| code(f.path.display()));
-            let reads: Vec<String> = stage.depends_on.iter().map(code).collect();
             let _ = writeln!(
                 out,
                 "| {} | {sql} | {} | {} | {} |",
                 code(&stage.name),
-                reads.join(", "),
+                reads(stage),
                 if published(stage) { "yes" } else { "no" },
                 stage.description.as_deref().map(cell).unwrap_or_default()
             );
@@ -123,6 +123,22 @@ pub fn render(pipeline: &Pipeline) -> String {
     }
     render_columns(pipeline, &mut out);
     out
+}
+
+/// What the stage's SQL reads, then what its data tests read besides.
+fn reads(stage: &Stage) -> String {
+    let sql: Vec<String> = stage.sql_reads.iter().map(code).collect();
+    let mut tests: Vec<String> = Vec::new();
+    for reference in stage.tests.iter().filter_map(|test| test.reference()) {
+        let table = code(&reference.table);
+        if !sql.contains(&table) && !tests.contains(&table) {
+            tests.push(table);
+        }
+    }
+    match tests.is_empty() {
+        true => sql.join(", "),
+        false => format!("{}; tests: {}", sql.join(", "), tests.join(", ")),
+    }
 }
 
 fn render_sources(pipeline: &Pipeline, out: &mut String) {

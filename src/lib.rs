@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: pipeline YAML → [`config`] (typed, validated) → [`plan`]
 //! (parameters bound, stages chosen) → [`run`] (one DataFusion session:
-//! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks) →
+//! [`sources`], [`stages`], [`functions`], in the order [`schedule`] picks; each
+//! stage's data tests, [`quality`]) →
 //! [`sinks`] (staged Parquet, atomic publish, manifest; [`publish`]: the partition's
 //! lease and the publish journal). [`storage`] turns URLs into object stores and takes
 //! credentials out of what is recorded; [`lineage`] sends a run's OpenLineage events.
@@ -24,6 +25,7 @@ pub mod models;
 pub mod pipeline_version;
 pub mod plan;
 pub mod publish;
+pub mod quality;
 pub mod repair;
 pub mod report;
 pub mod results;

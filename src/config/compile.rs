@@ -2,6 +2,8 @@
 //! names all resolve, with every problem found reported at once, each with its
 //! file, line and a fix.
 
+mod quality;
+
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -335,6 +337,8 @@ impl Compiler<'_> {
                 .into_iter()
                 .map(|check| Check { name: check.name, condition: check.condition, column: check.column })
                 .collect();
+            let freshness = spec.freshness.and_then(|raw| self.freshness(&name, raw, columns.as_deref()));
+            let volume = spec.volume.and_then(|raw| self.volume(&name, raw));
             sources.insert(
                 name.clone(),
                 Source {
@@ -349,6 +353,8 @@ impl Compiler<'_> {
                     unique: spec.unique,
                     checks,
                     metrics: spec.metrics,
+                    freshness,
+                    volume,
                 },
             );
         }
@@ -379,6 +385,7 @@ impl Compiler<'_> {
                     "rename one of them; SQL refers to both by name",
                 );
             }
+            let tests = self.tests(name, &spec.tests, sources, &names);
             let (sql, origin, file) = match (&spec.sql, &spec.query) {
                 (Some(_), Some(_)) => {
                     self.error(
@@ -445,9 +452,11 @@ impl Compiler<'_> {
                         sql,
                         origin,
                         file,
+                        sql_reads: depends_on.clone(),
                         depends_on,
                         counts: spec.counts.clone(),
                         on_error: spec.on_error,
+                        tests,
                     });
                 }
                 Err((message, location)) => self.diagnostics.push(Diagnostic {
@@ -459,6 +468,7 @@ impl Compiler<'_> {
             }
         }
         self.layering(&stages, sources, sql_dir);
+        self.test_reads(&mut stages);
         self.order(stages)
     }
 
@@ -523,19 +533,20 @@ impl Compiler<'_> {
         }
     }
 
-    /// Every layered stage reads only what its layer may read (see [`layers`]).
+    /// Every layered stage's SQL reads only what its layer may read (see [`layers`]); its
+    /// tests may read any table.
     fn layering(&mut self, stages: &[Stage], sources: &IndexMap<String, Source>, sql_dir: &Path) {
         let staging_of = |source: &str| -> Vec<String> {
             stages
                 .iter()
-                .filter(|stage| stage.layer() == Some(Layer::Staging) && stage.depends_on.iter().any(|d| d == source))
+                .filter(|stage| stage.layer() == Some(Layer::Staging) && stage.sql_reads.iter().any(|d| d == source))
                 .map(|stage| stage.name.clone())
                 .collect()
         };
         for stage in stages {
             let Some(layer) = stage.layer() else { continue };
             let reader = Layered { name: &stage.name, layer, origin: &stage.origin };
-            for table in &stage.depends_on {
+            for table in &stage.sql_reads {
                 let read = match stages.iter().find(|other| &other.name == table) {
                     Some(other) => Read::Stage { layer: other.layer(), origin: &other.origin },
                     None if sources.contains_key(table) => Read::Source,
@@ -544,6 +555,33 @@ impl Compiler<'_> {
                 if let Some(breach) = layers::check(&reader, table, read, sql_dir, &staging_of) {
                     self.error(&["stages", &stage.name], breach.message, breach.hint);
                 }
+            }
+        }
+    }
+
+    /// Adds what each stage's tests read to what the stage reads. A test may not read a
+    /// stage that reads its own: tests run when their stage finishes, before that one can.
+    fn test_reads(&mut self, stages: &mut [Stage]) {
+        let sql_reads: HashMap<String, Vec<String>> =
+            stages.iter().map(|stage| (stage.name.clone(), stage.depends_on.clone())).collect();
+        for stage in stages.iter_mut() {
+            for test in &stage.tests {
+                let Some(reference) = test.reference() else { continue };
+                let table = &reference.table;
+                if *table == stage.name || stage.depends_on.contains(table) {
+                    continue;
+                }
+                if reads(&sql_reads, table, &stage.name) {
+                    self.diagnostics.push(test.declared.diagnostic(
+                        format!(
+                            "test `{}` of stage `{}` reads `{table}`, which reads `{}`: the test runs when `{}` finishes, before `{table}` can",
+                            test.name, stage.name, stage.name, stage.name
+                        ),
+                        format!("declare the test on `{table}` the other way round, or on a stage that reads both"),
+                    ));
+                    continue;
+                }
+                stage.depends_on.push(table.clone());
             }
         }
     }
@@ -573,6 +611,21 @@ impl Compiler<'_> {
         }
         ordered
     }
+}
+
+/// Whether the stage `from` reads `target`, directly or through other stages.
+fn reads(sql_reads: &HashMap<String, Vec<String>>, from: &str, target: &str) -> bool {
+    let mut pending = vec![from];
+    let mut seen = BTreeSet::new();
+    while let Some(table) = pending.pop() {
+        if table == target {
+            return true;
+        }
+        if seen.insert(table) {
+            pending.extend(sql_reads.get(table).into_iter().flatten().map(String::as_str));
+        }
+    }
+    false
 }
 
 /// One cycle among stages none of which can run, as `a → b → a`.

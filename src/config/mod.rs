@@ -4,6 +4,7 @@
 mod compile;
 mod layers;
 mod locate;
+pub mod quality;
 mod raw;
 mod schema_file;
 pub mod types;
@@ -14,6 +15,7 @@ use indexmap::IndexMap;
 
 pub use compile::load;
 pub use layers::Layer;
+pub use quality::{DataTest, Freshness, Severity, Status, TestKind, Threshold, Volume};
 pub use schema_file::{ColumnDoc, SchemaFile};
 pub use types::{ColumnType, Format, OnBadRows, OnError, ParamType, ParamValue};
 
@@ -72,6 +74,18 @@ pub struct Source {
     pub checks: Vec<Check>,
     /// Metrics that have no data when this (optional) source is absent.
     pub metrics: Vec<String>,
+    /// How recent its newest row must be (and which column dates its rows).
+    pub freshness: Option<Freshness>,
+    /// How many rows it must have, and how much that may change between runs.
+    pub volume: Option<Volume>,
+}
+
+impl Source {
+    /// Whether its freshness or volume can stop the run: such a source is loaded and
+    /// checked before any stage runs.
+    pub fn checked_first(&self) -> bool {
+        self.freshness.as_ref().is_some_and(Freshness::can_fail) || self.volume.as_ref().is_some_and(Volume::can_fail)
+    }
 }
 
 /// A declared source column.
@@ -112,12 +126,17 @@ pub struct Stage {
     pub origin: String,
     /// The SQL file, for stages not written inline (`query:`).
     pub file: Option<SqlFile>,
-    /// Sources and stages the SQL reads.
+    /// Sources and stages the stage reads: its SQL, and its tests (which run when it
+    /// finishes, so what they read must be done and kept until then).
     pub depends_on: Vec<String>,
+    /// Sources and stages its SQL reads (the layers concern these).
+    pub sql_reads: Vec<String>,
     /// Named conditions counted into the manifest.
     pub counts: IndexMap<String, String>,
     /// What a data error in this stage does.
     pub on_error: OnError,
+    /// Data tests on the stage's result.
+    pub tests: Vec<DataTest>,
 }
 
 /// A stage's SQL file: where it is, its layer, and its documentation.

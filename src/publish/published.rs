@@ -37,6 +37,15 @@ pub struct PublishedRun {
     pub reports: IndexMap<String, String>,
     #[serde(default)]
     pub kept: IndexMap<String, String>,
+    /// What the run loaded of each source.
+    #[serde(default)]
+    pub sources: IndexMap<String, PublishedSource>,
+}
+
+/// What a published manifest says about a source.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublishedSource {
+    pub rows_loaded: u64,
 }
 
 impl PublishedRun {
@@ -59,6 +68,29 @@ impl PublishedRun {
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| Error::Runtime(format!("{manifest} is not a run manifest fidelis wrote: {e}")))
+    }
+
+    /// The latest complete partition under `root` dated before `as_of`: its as_of and the
+    /// run published there.
+    pub async fn latest_before(root: &Location, as_of: NaiveDate) -> Result<Option<(NaiveDate, PublishedRun)>> {
+        let runs = root.child("_runs");
+        let listed = match runs.store.list_with_delimiter(Some(&runs.path)).await {
+            Ok(listed) => listed.common_prefixes,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(error) => return Err(Error::runtime(format!("listing {runs}"), error)),
+        };
+        let mut earlier: Vec<NaiveDate> = listed
+            .iter()
+            .filter_map(|folder| folder.filename()?.strip_prefix("as_of=")?.parse().ok())
+            .filter(|date| *date < as_of)
+            .collect();
+        earlier.sort_unstable_by(|a, b| b.cmp(a));
+        for date in earlier {
+            if let Some(run) = PublishedRun::read(root, date).await? {
+                return Ok(Some((date, run)));
+            }
+        }
+        Ok(None)
     }
 
     /// How this run's pipeline version and parameters differ from those of `plan` (whose

@@ -21,11 +21,12 @@ use crate::functions;
 use crate::logging::Step;
 use crate::memory::MemoryBudget;
 use crate::plan::Plan;
+use crate::quality::{self, Tested};
 use crate::report::{self, Tables};
 use crate::results::{Results, Stored};
 use crate::schedule::{Job, Schedule};
 use crate::sinks::{Sink, StagedFile, TableReport};
-use crate::sources::{self, SourceReport, quarantine_schema};
+use crate::sources::{self, Baseline, PreviousRun, SourceReport, quarantine_schema};
 use crate::stages;
 use crate::storage::{Location, Storage};
 use crate::threads;
@@ -34,7 +35,8 @@ use crate::threads;
 /// runs' tables this run does not produce), and the manifest.
 pub(super) type Staged = (Vec<StagedFile>, Vec<Location>, Manifest);
 
-/// Loads, runs and stages everything `plan` asks for.
+/// Loads, runs and stages everything `plan` asks for; sources are checked against the
+/// `previous` as_of's run.
 pub(super) async fn execute(
     plan: &Plan<'_>,
     storage: &Storage,
@@ -42,8 +44,10 @@ pub(super) async fn execute(
     results: &Results,
     run_id: &str,
     started: DateTime<Utc>,
+    previous: Option<PreviousRun>,
 ) -> Result<Staged> {
     let mut executor = Executor::new(plan, storage, sink, results, manifest(plan, results, run_id, started));
+    executor.baseline.previous = previous;
     let mut running = JoinSet::new();
     if let Err(error) = executor.walk(&mut running).await {
         // Stop the other jobs before the run cleans up after them.
@@ -77,6 +81,7 @@ fn manifest(plan: &Plan<'_>, results: &Results, run_id: &str, started: DateTime<
         quarantine: IndexMap::new(),
         reports: IndexMap::new(),
         metrics_without_data: Vec::new(),
+        tests: Vec::new(),
         warnings: Vec::new(),
         kept: IndexMap::new(),
     }
@@ -95,6 +100,8 @@ struct Loaded {
     quarantine: Option<Stored>,
     /// The loaded rows' bytes, and whether they live on disk.
     size: (u64, bool),
+    /// What its freshness and volume checks warn of.
+    warnings: Vec<String>,
     duration_ms: u128,
 }
 
@@ -104,6 +111,7 @@ struct Ran {
     form: Form,
     spilled_bytes: u64,
     counts: IndexMap<String, u64>,
+    tested: Tested,
     duration_ms: u128,
 }
 
@@ -126,6 +134,8 @@ struct Executor<'a> {
     report_tables: Option<Tables>,
     /// Each stored source and stage result: its bytes, and whether it lives on disk.
     sizes: HashMap<String, (u64, bool)>,
+    /// What loaded sources are checked against.
+    baseline: Baseline,
 }
 
 impl<'a> Executor<'a> {
@@ -146,6 +156,7 @@ impl<'a> Executor<'a> {
             stage_reports: Vec::new(),
             report_tables: renders_reports.then(Tables::new),
             sizes: HashMap::new(),
+            baseline: Baseline { as_of: plan.as_of, timezone: plan.timezone, previous: None },
         }
     }
 
@@ -155,7 +166,8 @@ impl<'a> Executor<'a> {
     async fn walk(&mut self, running: &mut JoinSet<Done>) -> Result<()> {
         let threads = self.results.threads();
         let plan = self.plan;
-        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
+        let checked_first = plan.sources.iter().filter(|s| s.checked_first()).map(|s| s.name.as_str());
+        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()), checked_first);
         let mut alone: Vec<usize> = Vec::new();
         loop {
             if let Some(&order) = alone.first() {
@@ -197,6 +209,7 @@ impl<'a> Executor<'a> {
         }
         self.stage_reports.sort_by_key(|(order, _)| *order);
         self.manifest.stages.extend(self.stage_reports.drain(..).map(|(_, report)| report));
+        self.manifest.tests.sort_by_key(|test| plan.stages.iter().position(|stage| stage.name == test.stage));
         Ok(())
     }
 
@@ -213,10 +226,10 @@ impl<'a> Executor<'a> {
                 let source =
                     self.plan.sources.iter().find(|s| s.name == name).expect("scheduled sources are the plan's");
                 let location = self.storage.resolve(&self.plan.fill(&source.url))?;
-                let (ctx, results, timezone) = (self.ctx.clone(), self.results.clone(), self.plan.timezone);
+                let (ctx, results, baseline) = (self.ctx.clone(), self.results.clone(), self.baseline.clone());
                 let source = (*source).clone();
                 running.spawn(async move {
-                    let loaded = load(&ctx, &results, &source, &location, timezone).await;
+                    let loaded = load(&ctx, &results, &source, &location, &baseline).await;
                     Done::Loaded(source.name, loaded.map(Box::new))
                 });
             }
@@ -237,8 +250,10 @@ impl<'a> Executor<'a> {
     fn start_stage(&self, order: usize, form: Form, alone: bool, running: &mut JoinSet<Done>) {
         let (ctx, results) = (self.ctx.clone(), self.results.clone());
         let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
+        let (sink, absent) = (self.sink.clone(), self.absent_sources());
         running.spawn(async move {
-            Done::Ran(order, alone, run(&ctx, &results, &stage, &params, form).await.map(Box::new))
+            let ran = run(&ctx, &results, &stage, &params, form, &absent, &sink).await;
+            Done::Ran(order, alone, ran.map(Box::new))
         });
     }
 
@@ -248,6 +263,16 @@ impl<'a> Executor<'a> {
         let inputs = stage.depends_on.iter().filter_map(|name| self.sizes.get(name));
         let (bytes, on_disk) = inputs.fold((0, false), |(bytes, on_disk), (b, d)| (bytes + b, on_disk || *d));
         on_disk || bytes > self.results.budget().pool_bytes() as u64 / 4
+    }
+
+    /// The optional sources loaded without files (a test reading one is skipped).
+    fn absent_sources(&self) -> Vec<String> {
+        self.manifest
+            .sources
+            .iter()
+            .filter(|(_, report)| report.status == "absent")
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Records a stage skipped for `reason`, and that it no longer reads anything.
@@ -261,7 +286,7 @@ impl<'a> Executor<'a> {
     /// Records a loaded source in the manifest and stages its quarantine table (or marks
     /// an earlier run's as stale).
     async fn loaded(&mut self, source: &Source, loaded: Loaded) -> Result<()> {
-        let Loaded { report, quarantine, size, duration_ms } = loaded;
+        let Loaded { report, quarantine, size, warnings, duration_ms } = loaded;
         self.sizes.insert(source.name.clone(), size);
         info!(
             source = %source.name,
@@ -277,6 +302,10 @@ impl<'a> Executor<'a> {
         }
         if report.rows_quarantined > 0 {
             let message = format!("source `{}`: {} rows quarantined", source.name, report.rows_quarantined);
+            warn!("{message}");
+            self.manifest.warnings.push(message);
+        }
+        for message in warnings {
             warn!("{message}");
             self.manifest.warnings.push(message);
         }
@@ -322,8 +351,11 @@ impl<'a> Executor<'a> {
             }
             Err(error) => return Err(error),
         };
+        let Ran { result, form, spilled_bytes, counts, tested, duration_ms } = *ran;
+        if let Some(failure) = tested.failure(&stage.name) {
+            return Err(failure);
+        }
         schedule.finished(order, false);
-        let Ran { result, form, spilled_bytes, counts, duration_ms } = *ran;
         self.sizes.insert(stage.name.clone(), (result.bytes, result.on_disk()));
         let spilled_bytes = spilled_bytes + if result.on_disk() { result.bytes } else { 0 };
         info!(
@@ -333,6 +365,8 @@ impl<'a> Executor<'a> {
             partitions = form.partitions,
             frugal = form.frugal,
             spilled_bytes,
+            tests = tested.results.len(),
+            tests_ms = tested.duration_ms as u64,
             "stage finished"
         );
         for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
@@ -340,6 +374,11 @@ impl<'a> Executor<'a> {
             warn!("{message}");
             self.manifest.warnings.push(message);
         }
+        for message in tested.warnings {
+            warn!("{message}");
+            self.manifest.warnings.push(message);
+        }
+        self.manifest.tests.extend(tested.results);
         let report = StageReport {
             name: stage.name.clone(),
             rows: result.rows,
@@ -410,23 +449,25 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// Loads `source`, stores its rows in `results` and registers them for the stages.
+/// Loads `source`, stores its rows in `results`, checks its freshness and volume against
+/// `baseline`, and registers its rows for the stages.
 async fn load(
     ctx: &SessionContext,
     results: &Results,
     source: &Source,
     location: &Location,
-    timezone: chrono_tz::Tz,
+    baseline: &Baseline,
 ) -> Result<Loaded> {
     let clock = Instant::now();
     let step = Step::start(format!("loading source {}", source.name));
-    let loaded = sources::load(ctx, source, location, timezone, results).await?;
+    let loaded = sources::load(ctx, source, location, baseline.timezone, results).await?;
     let size = (loaded.rows.bytes, loaded.rows.on_disk());
-    ctx.register_table(source.name.as_str(), Arc::new(loaded.rows).table())
+    let (rows, mut report, quarantine) = (Arc::new(loaded.rows), loaded.report, loaded.quarantine);
+    let warnings = sources::assess(ctx, source, &rows, &mut report, baseline).await?;
+    ctx.register_table(source.name.as_str(), rows.table())
         .map_err(|e| Error::runtime(format!("registering source `{}`", source.name), e))?;
     drop(step);
-    let (report, quarantine) = (loaded.report, loaded.quarantine);
-    Ok(Loaded { report, quarantine, size, duration_ms: clock.elapsed().as_millis() })
+    Ok(Loaded { report, quarantine, size, warnings, duration_ms: clock.elapsed().as_millis() })
 }
 
 /// A memory-frugal stage keeps a hash join when its build side is estimated at no more
@@ -440,7 +481,8 @@ struct Form {
     frugal: bool,
 }
 
-/// Runs `stage`, stores and registers its result, and counts its declared `counts`. A
+/// Runs `stage`, stores and registers its result, counts its declared `counts` and runs
+/// its tests (`absent`: optional sources without files; failing rows go below `sink`). A
 /// stage that runs out of memory in its fast form runs again in its memory-frugal form.
 async fn run(
     ctx: &SessionContext,
@@ -448,6 +490,8 @@ async fn run(
     stage: &Stage,
     params: &IndexMap<String, crate::config::ParamValue>,
     form: Form,
+    absent: &[String],
+    sink: &Sink,
 ) -> Result<Ran> {
     let clock = Instant::now();
     let step = Step::start(format!("running stage {}", stage.name));
@@ -470,9 +514,12 @@ async fn run(
     ctx.register_table(stage.name.as_str(), result.table())
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     let counts = stages::count(ctx, stage).await?;
+    // The tests run in the stage's form: frugal when the stage is.
+    let tests_ctx = SessionContext::new_with_state(stage_state(ctx, executed_form, &results.budget())?);
+    let tested = quality::run(&tests_ctx, stage, result.rows, absent, sink, results).await?;
     drop(step);
     let duration_ms = clock.elapsed().as_millis();
-    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, duration_ms })
+    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, tested, duration_ms })
 }
 
 /// The session state a stage is planned and run in, a copy of the session's (changing

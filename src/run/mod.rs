@@ -29,6 +29,7 @@ use crate::memory::{self, MemoryBudget};
 use crate::pipeline_version::pipeline_version;
 use crate::plan::{Overrides, Plan, bind};
 use crate::publish::kept;
+use crate::quality;
 use crate::report::{self, RenderedFile, ReportRequest, Tables};
 use crate::results::Results;
 use crate::signals;
@@ -68,6 +69,8 @@ pub struct Manifest {
     pub reports: IndexMap<String, String>,
     /// Metrics that are null because an optional source they need is absent.
     pub metrics_without_data: Vec<String>,
+    /// Every data test run, in stage order (`crate::quality`).
+    pub tests: Vec<crate::quality::TestResult>,
     pub warnings: Vec<String>,
     /// Tables, quarantine tables (`_quarantine/{source}`) and reports (`reports/{file}`)
     /// of the partition that a run with `--only` kept from earlier runs, with the run that
@@ -159,9 +162,10 @@ pub async fn run(pipeline: &Pipeline, overrides: &Overrides) -> Result<Manifest>
         // The run's spill folder (DataFusion's spill files, stored results, spooled inputs)
         // is removed once the stages are done, on success and failure alike.
         let results = Results::new(budget, &spill_dir, threads::budget(overrides.threads))?;
+        let previous = sources::PreviousRun::read(&plan, &root).await?;
         // A stop signal or the loss of the lease drops the run's work (its queries with it).
         let executed = tokio::select! {
-            staged = executor::execute(&plan, &storage, &sink, &results, &run_id, started) => staged,
+            staged = executor::execute(&plan, &storage, &sink, &results, &run_id, started, previous) => staged,
             error = signals::stopped() => Err(error),
             error = sink.lease_lost() => Err(error),
         };
@@ -280,7 +284,7 @@ pub struct Validation {
 
 /// Checks `pipeline` without reading data or writing anything: parameters bind,
 /// every source is reachable and has files (or is optional), every stage plans
-/// against the sources' schemas and the stages before it.
+/// against the sources' schemas and the stages before it, and so do its tests.
 pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Validation> {
     let plan = bind(pipeline, overrides)?;
     let storage = Storage::new();
@@ -307,6 +311,8 @@ pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vali
         register_empty(&ctx, &source.name, schema)?;
         validation.sources.push((source.name.clone(), found.len()));
     }
+    // Every test that does not plan is reported, all together.
+    let mut tests = Vec::new();
     for stage in &plan.stages {
         let logical = stages::plan(&ctx.state(), stage, &plan.params).await?;
         let schema: SchemaRef = Arc::new(logical.schema().as_arrow().clone());
@@ -316,6 +322,13 @@ pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vali
             schema.fields().iter().map(|f| f.name().clone()).collect(),
         ));
         register_empty(&ctx, &stage.name, schema)?;
+        match quality::plan(&ctx, stage).await {
+            Err(Error::Config(diagnostics)) => tests.extend(diagnostics),
+            planned => drop(planned?),
+        }
     }
-    Ok(validation)
+    match tests.is_empty() {
+        true => Ok(validation),
+        false => Err(Error::Config(tests)),
+    }
 }

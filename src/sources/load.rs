@@ -70,6 +70,8 @@ pub async fn load(
         rows_loaded,
         rows_quarantined,
         spilled_bytes: if rows.on_disk() { rows.bytes } else { 0 },
+        freshness: None,
+        volume: None,
     };
     Ok(LoadedSource { rows, quarantine, report })
 }

@@ -473,13 +473,7 @@ fn a_fit_without_enough_repeat_buyers_stops_the_run() {
 #[tokio::test]
 async fn on_error_warn_publishes_everything_but_clv() {
     let ws = Workspace::new();
-    let yaml = std::fs::read_to_string(repo().join("pipelines/loyalty.yaml")).expect("pipeline");
-    let yaml = yaml
-        .replace("on_error: fail", "on_error: warn")
-        .replace("sql_dir: ../sql", &format!("sql_dir: {}", repo().join("sql").display()))
-        .replace("templates_dir: ../templates", &format!("templates_dir: {}", repo().join("templates").display()))
-        .replace("default: pipelines/seeds", &format!("default: {}", repo().join("pipelines/seeds").display()));
-    let path = ws.write("pipeline.yaml", yaml);
+    let path = crate::support::shipped_pipeline(&ws, &[("on_error: fail", "on_error: warn")]);
     let input = repo().join("tests/fixtures/summary").display().to_string();
     let output = ws.path("out").display().to_string();
     let manifest =

@@ -54,6 +54,23 @@ impl Workspace {
     }
 }
 
+/// A copy of the shipped pipeline in `ws` (its SQL, templates and seeds still those of
+/// the repository), with each `(from, to)` of `edits` replaced.
+pub fn shipped_pipeline(ws: &Workspace, edits: &[(&str, &str)]) -> PathBuf {
+    let mut yaml = fs::read_to_string(repo().join("pipelines/loyalty.yaml")).expect("the shipped pipeline");
+    let folders = [("sql_dir: ../sql", "sql"), ("templates_dir: ../templates", "templates")];
+    for (key, folder) in folders {
+        let (name, _) = key.split_once(':').expect("a key");
+        yaml = yaml.replace(key, &format!("{name}: {}", repo().join(folder).display()));
+    }
+    yaml = yaml.replace("default: pipelines/seeds", &format!("default: {}", repo().join("pipelines/seeds").display()));
+    for (from, to) in edits {
+        assert!(yaml.contains(from), "the shipped pipeline has no `{from}`");
+        yaml = yaml.replace(from, to);
+    }
+    ws.write("pipeline.yaml", yaml)
+}
+
 /// Overrides for a run as of `as_of` with `--set` values.
 pub fn overrides(as_of: &str, set: &[(&str, &str)]) -> Overrides {
     Overrides {
