@@ -92,6 +92,10 @@ fn docs_print_sources_stages_by_layer_and_column_docs() {
         "  raw_count:
     query: SELECT COUNT(*) AS n FROM orders
     description: Orders | all of them.
+  big_customers:
+    query: SELECT customer FROM customers WHERE total > 5
+    tests:
+      - relationships: {column: customer, to: stg_orders.customer}
 outputs:
   root: out
   tables: [customers]

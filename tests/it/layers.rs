@@ -121,14 +121,18 @@ fn a_staging_model_reads_only_sources_and_staging_models() {
 }
 
 #[test]
-fn marts_may_read_marts_and_stages_outside_the_layers_are_not_checked() {
+fn marts_may_read_marts_and_stages_outside_the_layers_and_tests_are_not_checked() {
     let ws = layered_project();
     ws.write("sql/marts/top_customer.sql", "SELECT customer FROM customers ORDER BY total DESC LIMIT 1");
     ws.write("sql/analyses/raw_count.sql", "SELECT COUNT(*) AS n FROM orders");
-    // An inline stage reads a mart and a source; a mart reads the inline stage.
+    // An inline stage reads a mart and a source; a mart reads the inline stage; a mart's
+    // data test reads a source (tests are not SQL models: they may read any table).
     let path = pipeline(
         &ws,
-        "  top_customer: {sql: marts/top_customer.sql}
+        "  top_customer:
+    sql: marts/top_customer.sql
+    tests:
+      - relationships: {column: customer, to: segments.customer}
   raw_count: {sql: analyses/raw_count.sql}
   gold:
     query: SELECT c.customer FROM customers AS c JOIN segments AS s USING (customer)
