@@ -3,7 +3,8 @@
 //! marts). A stage's layer is the first folder of its SQL file below `sql_dir`
 //! (`staging/`, `intermediate/`, `marts/`). Stages outside those folders — inline
 //! `query:` stages, files elsewhere — have no layer: what they read is not checked and
-//! any stage may read them (ad-hoc analyses, test stubs).
+//! any stage may read them (ad-hoc analyses, test stubs). The rules concern what a
+//! stage's SQL reads; its data tests may read any table.
 
 use std::fmt;
 use std::path::Path;
