@@ -8,11 +8,13 @@
 //! (templates rendered over the tables a report declares). [`storage`] turns URLs into
 //! object stores and takes credentials out of what is recorded; [`lineage`] sends a run's
 //! OpenLineage events. Around runs: [`signals`] (stopping cleanly), [`backfill`] (a run
-//! per date), [`repair`], [`summary`] (`--result-json`).
+//! per date), [`repair`], [`summary`] (`--result-json`). [`docs`] prints a
+//! pipeline's DAG and column docs and checks the docs against what the stages output.
 
 pub mod backfill;
 pub mod cli;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod failpoints;
 pub mod functions;

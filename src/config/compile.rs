@@ -8,16 +8,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Component, Path, PathBuf};
 
+use datafusion::error::DataFusionError;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{self, Expr, Value, visit_expressions};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
 
+use super::layers::{self, Layer, Layered, Read};
 use super::locate::locate;
 use super::raw::{RawPipeline, RawReport, RawSource, RawStage};
-use super::{AS_OF, Check, Column, Outputs, Param, Pipeline, Report, Source, Stage, TIMEZONE};
+use super::schema_file::{self, RawSchemaFile, SchemaFile};
+use super::{AS_OF, Check, Column, Outputs, Param, Pipeline, Report, Source, SqlFile, Stage, TIMEZONE};
 use crate::config::types::{ParamType, ParamValue};
 use crate::error::{Diagnostic, Error, Result};
 
@@ -31,12 +33,14 @@ pub fn load(path: &Path) -> Result<Pipeline> {
             "check the path; pipelines live in `pipelines/`, e.g. `fidelis run pipelines/loyalty.yaml`",
         )
     })?;
-    let raw = parse(&text, &file)?;
+    let raw: RawPipeline =
+        parse(&text, &file, "the pipeline reference is in README.md").map_err(|d| Error::Config(vec![d]))?;
     Compiler { file, text: &text, path, diagnostics: Vec::new() }.compile(raw)
 }
 
-/// Phase one: the YAML as written, with the path and line of the first error.
-fn parse(text: &str, file: &str) -> Result<RawPipeline> {
+/// Phase one: the YAML as written (a pipeline or a schema file), with the path and line
+/// of the first error; `reference` says where the file's keys are described.
+fn parse<T: DeserializeOwned>(text: &str, file: &str, reference: &str) -> std::result::Result<T, Diagnostic> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -54,13 +58,13 @@ fn parse(text: &str, file: &str) -> Result<RawPipeline> {
             _ => format!("{path}: {message}"),
         };
         let hint = if message.contains("unknown field") {
-            "check the spelling of the key; the pipeline reference is in README.md"
+            format!("check the spelling of the key; {reference}")
         } else if message.contains("missing field") {
-            "add the missing key; the pipeline reference is in README.md"
+            format!("add the missing key; {reference}")
         } else {
-            "fix the value; the pipeline reference is in README.md"
+            format!("fix the value; {reference}")
         };
-        Error::Config(vec![Diagnostic { file: file.to_string(), location, message, hint: Some(hint.to_string()) }])
+        Diagnostic { file: file.to_string(), location, message, hint: Some(hint) }
     })
 }
 
@@ -342,9 +346,7 @@ impl Compiler<'_> {
             }
             for (index, check) in spec.checks.iter().enumerate() {
                 let at = ["sources", &name, "checks", &index.to_string(), "condition"].map(String::from);
-                if let Err(error) =
-                    Parser::new(&GenericDialect {}).try_with_sql(&check.condition).and_then(|mut p| p.parse_expr())
-                {
+                if let Err(error) = parse_condition(&check.condition) {
                     let at: Vec<&str> = at.iter().map(String::as_str).collect();
                     self.error(
                         &at,
@@ -420,7 +422,7 @@ impl Compiler<'_> {
                 );
             }
             let tests = self.tests(name, &spec.tests, sources, &names);
-            let (sql, origin) = match (&spec.sql, &spec.query) {
+            let (sql, origin, file) = match (&spec.sql, &spec.query) {
                 (Some(_), Some(_)) => {
                     self.error(
                         &["stages", name],
@@ -429,11 +431,14 @@ impl Compiler<'_> {
                     );
                     continue;
                 }
-                (None, Some(query)) => (query.clone(), format!("stages.{name}.query")),
+                (None, Some(query)) => (query.clone(), format!("stages.{name}.query"), None),
                 (file, None) => {
                     let path = sql_dir.join(file.clone().unwrap_or_else(|| format!("{name}.sql")));
                     match std::fs::read_to_string(&path) {
-                        Ok(sql) => (sql, path.display().to_string()),
+                        Ok(sql) => {
+                            let file = self.sql_file(sql_dir, &path);
+                            (sql, path.display().to_string(), Some(file))
+                        }
                         Err(error) => {
                             let at: &[&str] = if file.is_some() { &["stages", name, "sql"] } else { &["stages", name] };
                             self.error(
@@ -475,11 +480,15 @@ impl Compiler<'_> {
                             );
                         }
                     }
+                    self.counts(name, spec);
+                    let description = self.description(name, spec, file.as_ref());
                     stages.push(Stage {
                         name: name.clone(),
-                        description: spec.description.clone(),
+                        description,
                         sql,
                         origin,
+                        file,
+                        sql_reads: depends_on.clone(),
                         depends_on,
                         counts: spec.counts.clone(),
                         on_error: spec.on_error,
@@ -494,8 +503,96 @@ impl Compiler<'_> {
                 }),
             }
         }
+        self.layering(&stages, sources, sql_dir);
         self.test_reads(&mut stages);
         self.order(stages)
+    }
+
+    /// The stage's SQL file at `path` below `sql_dir`, with its layer and schema file.
+    fn sql_file(&mut self, sql_dir: &Path, path: &Path) -> SqlFile {
+        let relative = lexically_normal(path).strip_prefix(sql_dir).map(Path::to_path_buf).ok();
+        let layer = relative.as_deref().and_then(Layer::of);
+        let schema_path = schema_file::path_of(path);
+        let schema = match std::fs::read_to_string(&schema_path) {
+            Ok(text) => {
+                let shown = schema_path.display().to_string();
+                let reference = "schema files are described in README.md (Layers and docs)";
+                match parse::<RawSchemaFile>(&text, &shown, reference) {
+                    Ok(raw) => Some(SchemaFile::new(&schema_path, &text, raw)),
+                    Err(diagnostic) => {
+                        self.diagnostics.push(diagnostic);
+                        None
+                    }
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                self.diagnostics.push(Diagnostic {
+                    file: schema_path.display().to_string(),
+                    location: None,
+                    message: format!("cannot read the schema file: {error}"),
+                    hint: Some("check the file's permissions".into()),
+                });
+                None
+            }
+        };
+        SqlFile { path: relative.unwrap_or_else(|| path.to_path_buf()), layer, schema }
+    }
+
+    /// The stage's description: from its schema file or from the pipeline, not both.
+    fn description(&mut self, name: &str, spec: &RawStage, file: Option<&SqlFile>) -> Option<String> {
+        let schema = file.and_then(|file| file.schema.as_ref());
+        match (&spec.description, schema) {
+            (Some(_), Some(schema)) => {
+                self.error(
+                    &["stages", name, "description"],
+                    format!("stage `{name}` is described twice: here and in its schema file {}", schema.path),
+                    "keep the description in the schema file; `description:` in the pipeline is for stages without one",
+                );
+                spec.description.clone()
+            }
+            (None, Some(schema)) => Some(schema.description.clone()),
+            (description, None) => description.clone(),
+        }
+    }
+
+    /// Stage `name`'s `counts` conditions are SQL boolean expressions.
+    fn counts(&mut self, name: &str, spec: &RawStage) {
+        for (count, condition) in &spec.counts {
+            if let Err(error) = parse_condition(condition) {
+                self.error(
+                    &["stages", name, "counts", count],
+                    format!("stage `{name}`: count `{count}`: invalid SQL condition `{condition}`: {error}"),
+                    "write a SQL boolean expression over the stage's columns, e.g. `capped_shares: capped`",
+                );
+            }
+        }
+    }
+
+    /// Every layered stage's SQL reads only what its layer may read (see [`layers`]); its
+    /// tests may read any table.
+    fn layering(&mut self, stages: &[Stage], sources: &IndexMap<String, Source>, sql_dir: &Path) {
+        let staging_of = |source: &str| -> Vec<String> {
+            stages
+                .iter()
+                .filter(|stage| stage.layer() == Some(Layer::Staging) && stage.sql_reads.iter().any(|d| d == source))
+                .map(|stage| stage.name.clone())
+                .collect()
+        };
+        for stage in stages {
+            let Some(layer) = stage.layer() else { continue };
+            let reader = Layered { name: &stage.name, layer, origin: &stage.origin };
+            for table in &stage.sql_reads {
+                let read = match stages.iter().find(|other| &other.name == table) {
+                    Some(other) => Read::Stage { layer: other.layer(), origin: &other.origin },
+                    None if sources.contains_key(table) => Read::Source,
+                    None => continue,
+                };
+                if let Some(breach) = layers::check(&reader, table, read, sql_dir, &staging_of) {
+                    self.error(&["stages", &stage.name], breach.message, breach.hint);
+                }
+            }
+        }
     }
 
     /// Adds what each stage's tests read to what the stage reads. A test may not read a
@@ -630,6 +727,15 @@ fn analyze_sql(sql: &str) -> std::result::Result<SqlAnalysis, (String, Option<(u
     let mut names: Vec<String> = tables.iter().map(|t| t.table().to_string()).collect();
     names.dedup();
     Ok(SqlAnalysis { tables: names, placeholders })
+}
+
+/// Parses a SQL boolean expression (a source's check, a stage's count) as the run
+/// will: the whole text, one expression.
+fn parse_condition(condition: &str) -> std::result::Result<(), String> {
+    DFParser::parse_sql_into_expr(condition).map(|_| ()).map_err(|error| match error.find_root() {
+        DataFusionError::SQL(parser_error, _) => parser_error.to_string(),
+        root => root.to_string(),
+    })
 }
 
 /// sqlparser writes positions as "Line: 3, Column: 5".

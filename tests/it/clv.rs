@@ -347,9 +347,9 @@ async fn a_holdout_longer_than_the_history_is_reported_and_the_run_goes_on() {
     assert!(manifest.tables.contains_key("clv_model"), "the CLV is still fitted on the full history");
 }
 
-/// The selection rule of `sql/marts/clv_backtest.sql` on hand-made backtest sums: the
-/// lowest MAE wins, ties go to bg_nbd, then mbg_nbd, then pareto_nbd, and a model
-/// that could not be fitted is never chosen.
+/// The selection rule of `sql/intermediate/clv_model_selection.sql` on hand-made
+/// backtest sums: the lowest MAE wins, ties go to bg_nbd, then mbg_nbd, then
+/// pareto_nbd, and a model that could not be fitted is never chosen.
 #[tokio::test]
 async fn the_lowest_mae_is_selected_and_ties_follow_the_order_of_preference() {
     // (model, absolute error of its 10 customers, or none when it was not fitted).
@@ -389,6 +389,7 @@ stages:
     query: >-
       SELECT model, 0 AS bucket, customers, actual AS actual_purchases, predicted AS predicted_purchases,
       absolute_error, squared_error FROM given WHERE failure IS NULL
+  clv_model_selection: {{sql: intermediate/clv_model_selection.sql}}
   clv_backtest: {{sql: marts/clv_backtest.sql}}
 outputs:
   root: ${{output}}
