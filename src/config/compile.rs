@@ -174,7 +174,7 @@ impl Compiler<'_> {
     }
 
     fn folder(&mut self, dir: &Path, configured: Option<&str>, key: &str) -> PathBuf {
-        let folder = configured.map_or_else(|| dir.to_path_buf(), |relative| lexically_normal(&dir.join(relative)));
+        let folder = configured.map_or_else(|| dir.to_path_buf(), |relative| crate::storage::lexically_normal(&dir.join(relative)));
         if !folder.is_dir() {
             self.error(
                 &[key],
@@ -510,7 +510,7 @@ impl Compiler<'_> {
 
     /// The stage's SQL file at `path` below `sql_dir`, with its layer and schema file.
     fn sql_file(&mut self, sql_dir: &Path, path: &Path) -> SqlFile {
-        let relative = lexically_normal(path).strip_prefix(sql_dir).map(Path::to_path_buf).ok();
+        let relative = crate::storage::lexically_normal(path).strip_prefix(sql_dir).map(Path::to_path_buf).ok();
         let layer = relative.as_deref().and_then(Layer::of);
         let schema_path = schema_file::path_of(path);
         let schema = match std::fs::read_to_string(&schema_path) {
@@ -749,21 +749,6 @@ fn sql_error_location(message: &str) -> Option<(usize, usize)> {
 /// The parameter names used as `${name}` in a URL template.
 pub fn url_placeholders(template: &str) -> impl Iterator<Item = &str> {
     template.split("${").skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
-}
-
-/// `a/b/../c` as `a/c`, so messages show the paths people wrote them as.
-fn lexically_normal(path: &Path) -> PathBuf {
-    let mut normal = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::ParentDir if normal.file_name().is_some() => {
-                normal.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => normal.push(other),
-        }
-    }
-    normal
 }
 
 fn is_identifier(name: &str) -> bool {
