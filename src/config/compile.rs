@@ -174,7 +174,8 @@ impl Compiler<'_> {
     }
 
     fn folder(&mut self, dir: &Path, configured: Option<&str>, key: &str) -> PathBuf {
-        let folder = configured.map_or_else(|| dir.to_path_buf(), |relative| crate::storage::lexically_normal(&dir.join(relative)));
+        let folder = configured
+            .map_or_else(|| dir.to_path_buf(), |relative| crate::storage::lexically_normal(&dir.join(relative)));
         if !folder.is_dir() {
             self.error(
                 &[key],
