@@ -33,6 +33,8 @@ use crate::manifest::Manifest;
 use crate::sinks::read_if_present;
 use crate::storage::Location;
 use context::{Context, Formatting};
+/// A table's rows as JSON values, as the templates (and the manifest's stage facts) see them.
+pub(crate) use rows::rows;
 use format::Locale;
 use templates::Templates;
 
