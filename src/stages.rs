@@ -11,12 +11,12 @@ use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr as LogicalExpr;
 use datafusion::logical_expr::utils::find_aggregate_exprs;
 use datafusion::logical_expr::{LogicalPlan, col};
 use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream_partitioned};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
-use datafusion::logical_expr::Expr as LogicalExpr;
 use datafusion::sql::sqlparser::ast::{self, CastKind, Expr, Value, visit_expressions_mut};
 use indexmap::IndexMap;
 use tracing::debug;
@@ -148,9 +148,14 @@ pub async fn plan_facts(ctx: &SessionContext, stage: &Stage) -> Result<DataFrame
     let mut diagnostics = Vec::new();
     for fact in &stage.facts {
         let planned = async {
-            let expression = frame.parse_sql_expr(&fact.expression)?.alias(&fact.name);
-            over_aggregates(frame.clone(), vec![expression.clone()])?.create_physical_plan().await?;
-            Ok::<_, DataFusionError>(expression)
+            let expression = frame.parse_sql_expr(&fact.expression).map_err(|e| e.to_string())?;
+            if find_aggregate_exprs([&expression]).is_empty() {
+                return Err("it aggregates nothing (a column outside an aggregate has a value per row)".to_string());
+            }
+            let expression = expression.alias(&fact.name);
+            let single = over_aggregates(frame.clone(), vec![expression.clone()]).map_err(|e| e.to_string())?;
+            single.create_physical_plan().await.map_err(|e| e.to_string())?;
+            Ok(expression)
         };
         match planned.await {
             Ok(expression) => expressions.push(expression),
@@ -164,7 +169,8 @@ pub async fn plan_facts(ctx: &SessionContext, stage: &Stage) -> Result<DataFrame
     if !diagnostics.is_empty() {
         return Err(Error::Config(diagnostics));
     }
-    over_aggregates(frame, expressions).map_err(|e| Error::runtime(format!("planning the facts of `{}`", stage.name), e))
+    over_aggregates(frame, expressions)
+        .map_err(|e| Error::runtime(format!("planning the facts of `{}`", stage.name), e))
 }
 
 /// `expressions` over `frame` as a SQL `SELECT` without `GROUP BY` computes them: the

@@ -17,9 +17,9 @@ use serde::de::DeserializeOwned;
 
 use super::layers::{self, Layer, Layered, Read};
 use super::locate::locate;
+use super::quality::Declared;
 use super::raw::{RawPipeline, RawReport, RawSource, RawStage};
 use super::schema_file::{self, RawSchemaFile, SchemaFile};
-use super::quality::Declared;
 use super::{AS_OF, Check, Column, Fact, Outputs, Param, Pipeline, Report, Source, SqlFile, Stage, TIMEZONE};
 use crate::config::types::{ParamType, ParamValue};
 use crate::error::{Diagnostic, Error, Result};
