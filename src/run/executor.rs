@@ -167,10 +167,16 @@ impl<'a> Executor<'a> {
             } else {
                 // Its threads are shared out among the jobs running, so a stage running
                 // alone on a large machine gets several partitions.
+                // A skip is recorded at once and takes no thread: counted as a job, skips
+                // alone could fill the budget with nothing running, ending the walk with
+                // the stages they unblock still waiting.
                 let mut starting = Vec::new();
                 while running.len() + starting.len() < threads {
                     let Some(job) = schedule.next_job() else { break };
-                    starting.push(job);
+                    match job {
+                        Job::Skip { .. } => self.start(job, 1, &mut schedule, running)?,
+                        job => starting.push(job),
+                    }
                 }
                 let partitions = threads::partitions(threads, running.len() + starting.len());
                 for job in starting {

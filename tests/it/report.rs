@@ -1268,11 +1268,11 @@ async fn sample_report_renders_in_headless_chromium() {
         .collect();
     assert_eq!(requested, [url.as_str()], "the report loads nothing but itself");
 
-    // The charts rendered: nine SVGs about as wide as the page's column, each with
+    // The charts rendered: ten SVGs about as wide as the page's column, each with
     // shapes drawn in it.
     assert_eq!(page_facts["scripts"], json!(0));
     let svgs = page_facts["svgs"].as_array().expect("svgs");
-    assert_eq!(svgs.len(), 9, "{page_facts:#}");
+    assert_eq!(svgs.len(), 10, "{page_facts:#}");
     for svg in svgs {
         let (w, h) = (svg["width"].as_f64().unwrap_or(0.0), svg["height"].as_f64().unwrap_or(0.0));
         assert!((700.0..=1000.0).contains(&w) && (100.0..=1500.0).contains(&h), "implausible size: {svg}");
