@@ -97,6 +97,10 @@ pub struct StageReport {
     /// The stage's declared `counts`: rows matching each named condition.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub counts: IndexMap<String, u64>,
+    /// The stage's declared `facts`: each aggregate expression's value over its result
+    /// (a number, text, boolean, date as `YYYY-MM-DD`; null for no value).
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub facts: IndexMap<String, serde_json::Value>,
 }
 
 /// A run's id, recorded in its manifest and the partition's lease: when it started (UTC,

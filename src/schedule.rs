@@ -145,6 +145,7 @@ mod tests {
             depends_on: reads.iter().map(|r| r.to_string()).collect(),
             sql_reads: reads.iter().map(|r| r.to_string()).collect(),
             counts: IndexMap::new(),
+            facts: Vec::new(),
             on_error: OnError::Fail,
             tests: Vec::new(),
         }

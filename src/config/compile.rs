@@ -17,9 +17,10 @@ use serde::de::DeserializeOwned;
 
 use super::layers::{self, Layer, Layered, Read};
 use super::locate::locate;
+use super::quality::Declared;
 use super::raw::{RawPipeline, RawReport, RawSource, RawStage};
 use super::schema_file::{self, RawSchemaFile, SchemaFile};
-use super::{AS_OF, Check, Column, Outputs, Param, Pipeline, Report, Source, SqlFile, Stage, TIMEZONE};
+use super::{AS_OF, Check, Column, Fact, Outputs, Param, Pipeline, Report, Source, SqlFile, Stage, TIMEZONE};
 use crate::config::types::{ParamType, ParamValue};
 use crate::error::{Diagnostic, Error, Result};
 
@@ -482,6 +483,7 @@ impl Compiler<'_> {
                         }
                     }
                     self.counts(name, spec);
+                    let facts = self.facts(name, spec);
                     let description = self.description(name, spec, file.as_ref());
                     stages.push(Stage {
                         name: name.clone(),
@@ -492,6 +494,7 @@ impl Compiler<'_> {
                         sql_reads: depends_on.clone(),
                         depends_on,
                         counts: spec.counts.clone(),
+                        facts,
                         on_error: spec.on_error,
                         tests,
                     });
@@ -568,6 +571,28 @@ impl Compiler<'_> {
                 );
             }
         }
+    }
+
+    /// Stage `name`'s `facts`, each a SQL expression (whether it aggregates the stage's
+    /// columns is known when it is planned: `fidelis validate`, or the run).
+    fn facts(&mut self, name: &str, spec: &RawStage) -> Vec<Fact> {
+        let mut facts = Vec::with_capacity(spec.facts.len());
+        for (fact, expression) in &spec.facts {
+            let at = ["stages", name, "facts", fact.as_str()];
+            if let Err(error) = parse_condition(expression) {
+                self.error(
+                    &at,
+                    format!("stage `{name}`: fact `{fact}`: invalid SQL expression `{expression}`: {error}"),
+                    "write a SQL aggregate expression over the stage's columns, e.g. `selected_model: max(model) FILTER (WHERE selected)`",
+                );
+            }
+            facts.push(Fact {
+                name: fact.clone(),
+                expression: expression.clone(),
+                declared: Declared { file: self.file.clone(), location: locate(self.text, &at) },
+            });
+        }
+        facts
     }
 
     /// Every layered stage's SQL reads only what its layer may read (see [`layers`]); its

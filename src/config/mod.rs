@@ -133,6 +133,8 @@ pub struct Stage {
     pub sql_reads: Vec<String>,
     /// Named conditions counted into the manifest.
     pub counts: IndexMap<String, String>,
+    /// Named aggregate expressions evaluated over the stage's result into the manifest.
+    pub facts: Vec<Fact>,
     /// What a data error in this stage does.
     pub on_error: OnError,
     /// Data tests on the stage's result.
@@ -177,6 +179,16 @@ impl Pipeline {
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().find(|stage| stage.name == name)
     }
+}
+
+/// A stage's `facts:` entry: one value of the stage's result, recorded in the manifest.
+#[derive(Debug, Clone)]
+pub struct Fact {
+    pub name: String,
+    /// A SQL aggregate expression over the stage's columns (one value whatever the rows).
+    pub expression: String,
+    /// Where it is written, for errors found when it is planned.
+    pub declared: quality::Declared,
 }
 
 impl Stage {

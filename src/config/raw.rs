@@ -220,6 +220,10 @@ pub struct RawStage {
     /// logged as warnings when not zero), e.g. `capped_shares: capped`.
     #[serde(default)]
     pub counts: IndexMap<String, String>,
+    /// Named SQL aggregate expressions over the stage's result, recorded in the manifest
+    /// (`stages[].facts`) and logged, e.g. `selected_model: max(model) FILTER (WHERE selected)`.
+    #[serde(default)]
+    pub facts: IndexMap<String, String>,
     /// `fail` (default): a data error in this stage fails the run. `warn`: it is logged
     /// and recorded in the manifest, and the stage, the stages reading it and their
     /// tables are skipped (a model that cannot be fitted, for example).

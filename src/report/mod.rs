@@ -34,6 +34,8 @@ use crate::sinks::read_if_present;
 use crate::storage::Location;
 use context::{Context, Formatting};
 use format::Locale;
+/// A table's rows as JSON values, as the templates (and the manifest's stage facts) see them.
+pub(crate) use rows::rows;
 use templates::Templates;
 
 /// The parameter that picks the reports' locale (default `en-US`).

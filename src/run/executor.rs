@@ -89,6 +89,7 @@ struct Ran {
     form: Form,
     spilled_bytes: u64,
     counts: IndexMap<String, u64>,
+    facts: IndexMap<String, serde_json::Value>,
     tested: Tested,
     duration_ms: u128,
 }
@@ -166,10 +167,16 @@ impl<'a> Executor<'a> {
             } else {
                 // Its threads are shared out among the jobs running, so a stage running
                 // alone on a large machine gets several partitions.
+                // A skip is recorded at once and takes no thread: counted as a job, skips
+                // alone could fill the budget with nothing running, ending the walk with
+                // the stages they unblock still waiting.
                 let mut starting = Vec::new();
                 while running.len() + starting.len() < threads {
                     let Some(job) = schedule.next_job() else { break };
-                    starting.push(job);
+                    match job {
+                        Job::Skip { .. } => self.start(job, 1, &mut schedule, running)?,
+                        job => starting.push(job),
+                    }
                 }
                 let partitions = threads::partitions(threads, running.len() + starting.len());
                 for job in starting {
@@ -351,7 +358,7 @@ impl<'a> Executor<'a> {
             }
             Err(error) => return Err(error),
         };
-        let Ran { result, form, spilled_bytes, counts, tested, duration_ms } = *ran;
+        let Ran { result, form, spilled_bytes, counts, facts, tested, duration_ms } = *ran;
         if let Some(failure) = tested.failure(&stage.name) {
             return Err(failure);
         }
@@ -369,6 +376,9 @@ impl<'a> Executor<'a> {
             tests_ms = tested.duration_ms as u64,
             "stage finished"
         );
+        for (name, value) in &facts {
+            info!(stage = %stage.name, fact = %name, %value, "stage fact");
+        }
         for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
             self.warn(Origin::Stage(order), format!("stage `{}`: {count} rows are {name}", stage.name));
         }
@@ -384,6 +394,7 @@ impl<'a> Executor<'a> {
             partitions: form.partitions,
             memory_frugal: form.frugal,
             counts,
+            facts,
         };
         self.stage_reports.push((order, report));
         if self.plan.tables.contains(&stage.name) {
@@ -495,12 +506,13 @@ async fn run(
     ctx.register_table(stage.name.as_str(), result.table())
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     let counts = stages::count(ctx, stage).await?;
+    let facts = stages::facts(ctx, stage).await?;
     // The tests run in the stage's form: frugal when the stage is.
     let tests_ctx = SessionContext::new_with_state(stage_state(ctx, executed_form, &results.budget())?);
     let tested = quality::run(&tests_ctx, stage, result.rows, absent, sink, results).await?;
     drop(step);
     let duration_ms = clock.elapsed().as_millis();
-    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, tested, duration_ms })
+    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, facts, tested, duration_ms })
 }
 
 /// The session state a stage is planned and run in, a copy of the session's (changing

@@ -37,7 +37,7 @@ pub struct Validation {
 /// Checks `pipeline` without reading data or writing anything: parameters bind, the
 /// report templates parse and read only the tables their report declares, every source
 /// is reachable and has files (or is optional), every stage plans against the sources'
-/// schemas and the stages before it, and so do its tests.
+/// schemas and the stages before it, and so do its tests and facts.
 pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Validation> {
     let plan = bind(pipeline, overrides)?;
     report::check(&pipeline.reports, &pipeline.templates_dir, &plan.params, &pipeline.file)?;
@@ -65,7 +65,7 @@ pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vali
         register_empty(&ctx, &source.name, schema)?;
         validation.sources.push((source.name.clone(), found.len()));
     }
-    // Every test that does not plan is reported, all together.
+    // Every test and fact that does not plan is reported, all together.
     let mut tests = Vec::new();
     for stage in &plan.stages {
         let logical = stages::plan(&ctx.state(), stage, &plan.params).await?;
@@ -79,6 +79,12 @@ pub async fn validate(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vali
         match quality::plan(&ctx, stage).await {
             Err(Error::Config(diagnostics)) => tests.extend(diagnostics),
             planned => drop(planned?),
+        }
+        if !stage.facts.is_empty() {
+            match stages::plan_facts(&ctx, stage).await {
+                Err(Error::Config(diagnostics)) => tests.extend(diagnostics),
+                planned => drop(planned?),
+            }
         }
     }
     match tests.is_empty() {

@@ -278,6 +278,94 @@ fn customer_summary() -> Vec<RecordBatch> {
     ])
 }
 
+fn flags(values: &[bool]) -> ArrayRef {
+    Arc::new(BooleanArray::from(values.to_vec()))
+}
+
+/// The reason clv_model_selection gives for the fixture's choice of MBG/NBD.
+const SELECTION_REASON: &str = "clv_model: auto: the lowest holdout MAE of 2 backtested models (0.85)";
+
+/// BG/NBD and MBG/NBD backtested (MBG/NBD has the lower MAE and is selected),
+/// Pareto/NBD not fitted on the calibration period.
+fn clv_backtest() -> Vec<RecordBatch> {
+    let models = [Some("bg_nbd"), Some("mbg_nbd"), Some("pareto_nbd")];
+    batch(vec![
+        ("model", text(&models)),
+        ("calibration_end", dates(&[Some("2023-09-14"); 3])),
+        ("holdout_end", dates(&[Some(AS_OF); 3])),
+        ("holdout_length", float(&[Some(182.0); 3])),
+        ("customers", int(&[Some(10); 3])),
+        ("actual_purchases", int(&[Some(24); 3])),
+        ("predicted_purchases", float(&[Some(22.5), Some(23.1), None])),
+        ("total_error", float(&[Some(22.5 / 24.0 - 1.0), Some(23.1 / 24.0 - 1.0), None])),
+        ("mae", float(&[Some(0.9), Some(0.85), None])),
+        ("rmse", float(&[Some(1.25), Some(1.2), None])),
+        ("calibration_log_likelihood", float(&[Some(-80.5), Some(-80.1), None])),
+        ("selected", flags(&[false, true, false])),
+        ("status", text(&[Some("backtested"), Some("backtested"), Some("not_fitted")])),
+        ("reason", text(&[None, None, Some("the likelihood did not converge in 200 iterations")])),
+        ("selection_reason", text(&[None, Some(SELECTION_REASON), None])),
+    ])
+}
+
+/// `(model, calibration_frequency, customers, actual_mean, predicted_mean)`, not in
+/// order: the report mart orders the buckets.
+type CalibrationRow = (&'static str, &'static str, i64, f64, f64);
+
+fn clv_backtest_calibration() -> Vec<RecordBatch> {
+    let rows: [CalibrationRow; 6] = [
+        ("mbg_nbd", "7+", 2, 4.5, 4.1),
+        ("mbg_nbd", "0", 5, 0.4, 0.5),
+        ("mbg_nbd", "1", 3, 1.0, 0.9),
+        ("bg_nbd", "0", 5, 0.4, 0.55),
+        ("bg_nbd", "1", 3, 1.0, 0.85),
+        ("bg_nbd", "7+", 2, 4.5, 3.9),
+    ];
+    batch(vec![
+        ("model", text(&rows.iter().map(|r| Some(r.0)).collect::<Vec<_>>())),
+        ("calibration_frequency", text(&rows.iter().map(|r| Some(r.1)).collect::<Vec<_>>())),
+        ("customers", int(&rows.iter().map(|r| Some(r.2)).collect::<Vec<_>>())),
+        ("actual_mean", float(&rows.iter().map(|r| Some(r.3)).collect::<Vec<_>>())),
+        ("predicted_mean", float(&rows.iter().map(|r| Some(r.4)).collect::<Vec<_>>())),
+    ])
+}
+
+/// The base's predicted CLV with its p10-p90 interval, and one segment's.
+fn clv_segments() -> Vec<RecordBatch> {
+    batch(vec![
+        ("scope", text(&[Some("segment"), Some("base")])),
+        ("segment", text(&[Some("Champions"), None])),
+        ("customers", int(&[Some(2), Some(13)])),
+        ("predicted_clv", float(&[Some(1_900.0), Some(12_345.6)])),
+        ("predicted_clv_p10", float(&[Some(1_700.0), Some(11_020.4)])),
+        ("predicted_clv_p90", float(&[Some(2_150.0), Some(13_890.2)])),
+    ])
+}
+
+/// clv_backtest of a run with `clv_holdout_days: 0`: every model off, BG/NBD used.
+fn clv_backtest_off() -> Vec<RecordBatch> {
+    let models = [Some("bg_nbd"), Some("mbg_nbd"), Some("pareto_nbd")];
+    let off = "the backtest is off (clv_holdout_days = 0)";
+    let reason = "clv_model: auto with the backtest off (clv_holdout_days = 0): bg_nbd, the default model";
+    batch(vec![
+        ("model", text(&models)),
+        ("calibration_end", dates(&[None; 3])),
+        ("holdout_end", dates(&[None; 3])),
+        ("holdout_length", float(&[None; 3])),
+        ("customers", int(&[None; 3])),
+        ("actual_purchases", int(&[None; 3])),
+        ("predicted_purchases", float(&[None; 3])),
+        ("total_error", float(&[None; 3])),
+        ("mae", float(&[None; 3])),
+        ("rmse", float(&[None; 3])),
+        ("calibration_log_likelihood", float(&[None; 3])),
+        ("selected", flags(&[true, false, false])),
+        ("status", text(&[Some("off"); 3])),
+        ("reason", text(&[Some(off); 3])),
+        ("selection_reason", text(&[Some(reason), None, None])),
+    ])
+}
+
 fn fixture_tables() -> Tables {
     let mut tables = Tables::new();
     tables.insert("kpi_monthly".into(), kpi_monthly());
@@ -290,6 +378,9 @@ fn fixture_tables() -> Tables {
     tables.insert("loyalty_program".into(), loyalty_program());
     tables.insert("loyalty_types".into(), loyalty_types());
     tables.insert("customer_summary".into(), customer_summary());
+    tables.insert("clv_backtest".into(), clv_backtest());
+    tables.insert("clv_backtest_calibration".into(), clv_backtest_calibration());
+    tables.insert("clv_segments".into(), clv_segments());
     tables
 }
 
@@ -562,7 +653,7 @@ async fn the_html_report_is_one_offline_document() {
     for reference in ["<script", "<link", "src=", "href=", "url(", "@import", "@font-face"] {
         assert!(!html.contains(reference), "the report must not reference `{reference}`");
     }
-    assert_eq!(html.matches("<svg ").count(), 9, "nine charts");
+    assert_eq!(html.matches("<svg ").count(), 10, "ten charts");
 }
 
 #[tokio::test]
@@ -587,11 +678,79 @@ async fn a_run_without_data_says_no_data_instead_of_failing() {
     assert!(html.contains("<h1>March 2024</h1>"), "{html}");
     assert!(html.contains("March 2024 is not complete yet"));
     // Ten tiles, each with a value and two comparisons, all without data.
-    assert_eq!(html.matches("<p class=\"tile-value\">no data</p>").count(), 10);
+    // Eleven with the CLV section's predicted CLV of the base.
+    assert_eq!(html.matches("<p class=\"tile-value\">no data</p>").count(), 11);
     assert_eq!(html.matches("</dt><dd>no data</dd></div>").count(), 20);
     assert_eq!(html.matches("font-style=\"italic\">no data</text>").count(), 9, "every chart says no data");
     assert!(markdown.contains("| Net revenue | no data | no data | no data |"), "{markdown}");
     assert!(markdown.contains("| no data | | | | | | |"), "an empty segments table says so");
+}
+
+/// The "How good is the CLV model" section, from clv_backtest, report_clv_calibration
+/// (the selected model's buckets, in order) and clv_segments: the same numbers in both
+/// reports.
+#[tokio::test]
+async fn the_clv_model_section_shows_the_backtest_the_calibration_plot_and_the_interval() {
+    let files = fixture_reports().await;
+    let markdown = file(&files, "report.md");
+    let section = markdown.split("## How good is the CLV model").nth(1).expect("the section");
+    let section = section.split("\n## ").next().expect("up to the next section");
+    insta::assert_snapshot!(section, @r"
+    Predicted CLV of the base at Mar 14, 2024: €12,346 (p10–p90: €11,020 – €13,890).
+
+    Each purchase model is fitted on the history up to September 14, 2023 and predicts the purchase days of those 10 customers up to March 14, 2024. Model used: **MBG/NBD** — clv\_model: auto: the lowest holdout MAE of 2 backtested models (0.85).
+
+    | Model | Status | Actual purchases | Predicted purchases | Total error | MAE | RMSE |
+    |---|---|---:|---:|---:|---:|---:|
+    | BG/NBD | backtested | 24 | 22.5 | -6.2% | 0.9000 | 1.2500 |
+    | MBG/NBD (used) | backtested | 24 | 23.1 | -3.7% | 0.8500 | 1.2000 |
+    | Pareto/NBD | not fitted: the likelihood did not converge in 200 iterations | 24 | no data | no data | no data | no data |
+
+    Mean purchase days in the holdout by repeat purchase days in the calibration period (MBG/NBD):
+
+    | Calibration purchase days | Customers | Actual | Predicted |
+    |---|---:|---:|---:|
+    | 0 | 5 | 0.40 | 0.50 |
+    | 1 | 3 | 1.00 | 0.90 |
+    | 7+ | 2 | 4.50 | 4.10 |
+    ");
+    let html = file(&files, "report.html");
+    assert!(html.contains("<p class=\"tile-value\">€12,346</p>"), "{html}");
+    assert!(html.contains("<p class=\"tile-note\">p10–p90: €11,020 – €13,890</p>"));
+    assert!(html.contains(
+        "<tr class=\"selected\"><th scope=\"row\">MBG/NBD (used)</th><td>backtested</td><td class=\"num\">24</td>\
+         <td class=\"num\">23.1</td><td class=\"num\">-3.7%</td><td class=\"num\">0.8500</td><td class=\"num\">1.2000</td></tr>"
+    ));
+    assert!(
+        html.contains("<title>Mean purchase days in the holdout by purchase days in the calibration period</title>")
+    );
+}
+
+/// With `clv_holdout_days: 0` the section says the backtest is off and which model is
+/// used, instead of empty tables; the interval is still shown.
+#[tokio::test]
+async fn with_the_backtest_off_the_clv_model_section_says_so() {
+    let mut marts = fixture_tables();
+    marts.insert("clv_backtest".into(), clv_backtest_off());
+    marts.insert("clv_backtest_calibration".into(), vec![clv_backtest_calibration()[0].slice(0, 0)]);
+    let tables = report_tables(&marts).await;
+    assert_eq!(tables["report_clv_calibration"].iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
+    let files = render_with(&tables, &fixture_manifest(), &params(&[])).expect("renders");
+    let markdown = file(&files, "report.md");
+    let section = markdown.split("## How good is the CLV model").nth(1).expect("the section");
+    let section = section.split("\n## ").next().expect("up to the next section");
+    insta::assert_snapshot!(section, @r"
+    Predicted CLV of the base at Mar 14, 2024: €12,346 (p10–p90: €11,020 – €13,890).
+
+    The backtest is off (clv_holdout_days = 0): the purchase models are not checked against a holdout period.
+    Model used: **BG/NBD** — clv\_model: auto with the backtest off (clv\_holdout\_days = 0): bg\_nbd, the default model.
+    ");
+    let html = file(&files, "report.html");
+    assert!(html.contains(
+        "<p class=\"notice\">The backtest is off (clv_holdout_days = 0): the purchase models are not checked against a holdout period.</p>"
+    ));
+    assert!(!html.contains("Holdout backtest of the purchase models"), "no backtest table");
+    assert_eq!(html.matches("<svg ").count(), 9, "no calibration plot");
 }
 
 /// With `on_error: warn` a model that cannot be fitted skips clv, and the report marts
@@ -1109,11 +1268,11 @@ async fn sample_report_renders_in_headless_chromium() {
         .collect();
     assert_eq!(requested, [url.as_str()], "the report loads nothing but itself");
 
-    // The charts rendered: nine SVGs about as wide as the page's column, each with
+    // The charts rendered: ten SVGs about as wide as the page's column, each with
     // shapes drawn in it.
     assert_eq!(page_facts["scripts"], json!(0));
     let svgs = page_facts["svgs"].as_array().expect("svgs");
-    assert_eq!(svgs.len(), 9, "{page_facts:#}");
+    assert_eq!(svgs.len(), 10, "{page_facts:#}");
     for svg in svgs {
         let (w, h) = (svg["width"].as_f64().unwrap_or(0.0), svg["height"].as_f64().unwrap_or(0.0));
         assert!((700.0..=1000.0).contains(&w) && (100.0..=1500.0).contains(&h), "implausible size: {svg}");
