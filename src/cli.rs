@@ -21,7 +21,7 @@ use crate::publish::lease::{DEFAULT_TTL, LeaseOptions};
 use crate::sample_data::{self, SampleSpec};
 use crate::storage::Storage;
 use crate::summary::{self, RunSummary};
-use crate::{repair, run, signals};
+use crate::{docs, repair, run, signals};
 
 const EXIT_CODES: &str = "Exit codes:
   0    success
@@ -74,8 +74,19 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Run(Box<RunArgs>),
     /// Check a pipeline without running it: parameters, sources reachable, every stage planned.
+    ///
+    /// Also checks the SQL layers (staging models read sources, intermediate models read
+    /// staging and intermediate models, marts never read sources) and the docs: every mart
+    /// has a schema file beside its SQL that describes each column it outputs, and no other.
     #[command(after_help = EXIT_CODES)]
     Validate(BindArgs),
+    /// Print a pipeline's documentation as Markdown: its sources, its stages layer by layer
+    /// with what each reads, and the column docs of its schema files.
+    ///
+    /// Reads only the pipeline file, its SQL files and their schema files (no data):
+    /// `fidelis docs pipelines/loyalty.yaml > docs/pipeline.md`.
+    #[command(after_help = EXIT_CODES)]
+    Docs(DocsArgs),
     /// Render the pipeline's reports again from the tables already published for an as_of,
     /// without recomputing them (after changing a template, say).
     #[command(after_help = EXIT_CODES)]
@@ -159,6 +170,12 @@ pub struct ExecutorArgs {
     /// physical memory.
     #[arg(long, value_name = "SIZE", env = "FIDELIS_MEMORY_LIMIT", value_parser = memory::parse_size)]
     pub memory_limit: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// The pipeline file, e.g. `pipelines/loyalty.yaml`.
+    pub pipeline: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -419,9 +436,14 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             };
             cluster::executor(&options).await?;
         }
+        Command::Docs(args) => {
+            let pipeline = config::load(&args.pipeline)?;
+            print!("{}", docs::render(&pipeline));
+        }
         Command::Validate(args) => {
             let pipeline = config::load(&args.pipeline)?;
             let validation = run::validate(&pipeline, &args.overrides()).await?;
+            docs::check(&pipeline, &validation)?;
             println!("pipeline `{}` is valid", pipeline.name);
             if let Some(description) = &pipeline.description {
                 println!("  {}", description.trim());

@@ -13,6 +13,7 @@ use datafusion::error::Result;
 use datafusion::execution::SessionState;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::codec::{LogicalCodec, PhysicalCodec};
@@ -104,12 +105,21 @@ impl Node {
 
     /// The scheduler's session for a client's `config`: DataFusion's and Ballista's
     /// features, fidelis's functions and stores, and a planner for written results.
+    ///
+    /// Without DataFusion's answers from statistics (`aggregate_statistics`): the work
+    /// files' footers know every column's minimum, maximum and row count, which would turn
+    /// `MIN(x)` over a whole result into a constant that cannot be null, and the column
+    /// would be published as required where a local run, whose results have no such
+    /// statistics, publishes it as nullable.
     pub fn scheduler_session(&self, config: SessionConfig) -> Result<SessionState> {
+        let physical_rules =
+            PhysicalOptimizer::new().rules.into_iter().filter(|rule| rule.name() != "aggregate_statistics");
         let state = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
             .with_runtime_env(self.runtime(None)?)
             .with_optimizer_rules(ballista_default_optimizer_rules())
+            .with_physical_optimizer_rules(physical_rules.collect())
             .with_query_planner(Arc::new(ClusterPlanner::new(Arc::clone(&self.storage))))
             .build();
         Ok(with_functions(state))

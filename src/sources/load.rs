@@ -62,7 +62,7 @@ pub async fn load(
     let rows_loaded = rows.rows;
     let rows_quarantined = rows_read - rows_loaded;
     debug_assert_eq!(rows_quarantined, bad_rows, "every bad row is counted once");
-    let status = if files.is_empty() { "absent" } else { "loaded" };
+    let status = if files.is_empty() { "absent" } else { "loaded" }.to_string();
     let report = SourceReport {
         url: location.to_string(),
         status,
@@ -71,6 +71,8 @@ pub async fn load(
         rows_loaded,
         rows_quarantined,
         spilled_bytes: rows.spilled_bytes(),
+        freshness: None,
+        volume: None,
     };
     Ok(LoadedSource { rows, quarantine, report })
 }

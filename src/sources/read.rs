@@ -415,23 +415,38 @@ impl AsyncFileReader for StoreReader {
     }
 }
 
-/// Decodes one row group into `batches`; a decoding error is the last thing sent.
+/// Decodes one row group into `batches`; a decoding error is the last thing sent. The
+/// group's bytes are fetched on the async runtime, then decoded on a blocking thread (the
+/// CPU work of decompressing and decoding stays off the runtime's workers).
 async fn decode_row_group(
     builder: ParquetRecordBatchStreamBuilder<StoreReader>,
     batches: mpsc::Sender<std::result::Result<RecordBatch, String>>,
 ) {
-    let mut stream = match builder.build() {
-        Ok(stream) => stream,
+    let fetched = match builder.build() {
+        Ok(mut stream) => stream.next_row_group().await,
+        Err(error) => Err(error),
+    };
+    let reader = match fetched {
+        Ok(Some(reader)) => reader,
+        Ok(None) => return,
         Err(error) => {
             let _ = batches.send(Err(error.to_string())).await;
             return;
         }
     };
-    while let Some(decoded) = stream.next().await {
-        let failed = decoded.is_err();
-        if batches.send(decoded.map_err(|error| error.to_string())).await.is_err() || failed {
-            return;
+    let decoding = tokio::task::spawn_blocking(move || {
+        for decoded in reader {
+            let failed = decoded.is_err();
+            if batches.blocking_send(decoded.map_err(|error| error.to_string())).is_err() || failed {
+                return;
+            }
         }
+    });
+    // A panic while decoding is a bug in the decoder, not bad input: let it surface.
+    if let Err(error) = decoding.await
+        && error.is_panic()
+    {
+        std::panic::resume_unwind(error.into_panic());
     }
 }
 
@@ -852,6 +867,8 @@ mod tests {
             unique: Vec::new(),
             checks: Vec::new(),
             metrics: Vec::new(),
+            freshness: None,
+            volume: None,
         }
     }
 

@@ -15,7 +15,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use fidelis::cluster::{ClusterRun, ClusterUrl, Standalone, block_on_deep_stack};
 use fidelis::config::Format;
-use fidelis::run::Manifest;
+use fidelis::manifest::Manifest;
 use fidelis::sample_data::{self, SampleSpec};
 use fidelis::storage::Storage;
 
@@ -160,7 +160,7 @@ fn the_shipped_pipeline_on_an_in_process_cluster_publishes_the_local_tables() {
             found.stages.iter().all(|stage| stage.partitions == PARTITIONS),
             "every stage on {PARTITIONS} partitions"
         );
-        assert_eq!(assert_same_tables(&local, &remote).await, 15, "every table of the pipeline");
+        assert_eq!(assert_same_tables(&local, &remote).await, 28, "every table of the pipeline");
         assert_eq!(found.reports.len(), 2, "the reports are rendered as locally");
         let staged = remote.contents().await.into_keys().filter(|path| path.starts_with("_staging")).count();
         assert_eq!(staged, 0, "the run's work location goes with its staging area");
@@ -256,7 +256,7 @@ fn a_scheduler_and_two_executor_processes_on_s3_publish_the_local_tables() {
     run(&remote, Some(&format!("df://127.0.0.1:{port}")));
 
     block_on_deep_stack(move || async move {
-        assert_eq!(assert_same_tables(&local, &remote).await, 15, "every table of the pipeline");
+        assert_eq!(assert_same_tables(&local, &remote).await, 28, "every table of the pipeline");
         let staged = remote.contents().await.into_keys().filter(|path| path.starts_with("_staging")).count();
         assert_eq!(staged, 0, "the run's work location on S3 is removed after the run");
     });

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use fidelis::config::Format;
-use fidelis::run::Manifest;
+use fidelis::manifest::Manifest;
 use fidelis::sample_data::{self, SampleSpec};
 use fidelis::storage::Storage;
 
@@ -55,9 +55,9 @@ async fn a_small_budget_spills_everywhere_and_publishes_the_same_tables() {
     assert!(small.sources["transactions"].spilled_bytes > 0, "the orders live on disk");
     assert!(spilled(&small, "stg_transactions") > 0, "a stage result lives on disk");
     assert!(spilled(&small, "purchase_days") > 0, "the sort before island_number spills");
-    assert!(spilled(&small, "customer_summary") > 0, "the aggregation per customer spills");
+    assert!(spilled(&small, "customer_history") > 0, "the aggregation per customer spills");
     let frugal: Vec<&str> = small.stages.iter().filter(|s| s.memory_frugal).map(|s| s.name.as_str()).collect();
-    for stage in ["purchase_days", "customer_summary", "share_of_wallet", "rfm_values"] {
+    for stage in ["purchase_days", "customer_history", "share_of_wallet", "rfm_values"] {
         assert!(frugal.contains(&stage), "{stage} ran frugally: {frugal:?}");
     }
     assert!(small.spilled_bytes >= small.stages.iter().map(|s| s.spilled_bytes).sum::<u64>());
