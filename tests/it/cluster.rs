@@ -113,8 +113,8 @@ async fn assert_same_tables(local: &Output, cluster: &Output) -> usize {
 }
 
 /// What a run's manifest says about its data, one line per fact, sorted (sources are
-/// recorded as they finish loading): rows read, loaded and quarantined per source, rows
-/// and counts per stage, rows per table, and the warnings.
+/// recorded as they finish loading): rows read, loaded and quarantined per source, rows,
+/// counts and facts per stage, each data test's outcome, rows per table, and the warnings.
 fn counts(manifest: &Manifest) -> Vec<String> {
     let sources = manifest.sources.iter().map(|(name, source)| {
         format!(
@@ -122,16 +122,32 @@ fn counts(manifest: &Manifest) -> Vec<String> {
             source.rows_read, source.rows_loaded, source.rows_quarantined
         )
     });
-    let stages =
-        manifest.stages.iter().map(|stage| format!("stage {}: {} rows {:?}", stage.name, stage.rows, stage.counts));
+    let stages = manifest
+        .stages
+        .iter()
+        .map(|stage| format!("stage {}: {} rows {:?} facts {:?}", stage.name, stage.rows, stage.counts, stage.facts));
+    let tests = manifest.tests.iter().map(|test| {
+        format!(
+            "test {} of {}: {:?}, {} of {} rows failing",
+            test.name, test.stage, test.status, test.failing_rows, test.rows
+        )
+    });
     let tables = manifest
         .tables
         .iter()
         .chain(&manifest.quarantine)
         .map(|(name, table)| format!("table {name}: {} rows", table.rows));
-    let mut lines: Vec<String> = sources.chain(stages).chain(tables).chain(manifest.warnings.iter().cloned()).collect();
+    let mut lines: Vec<String> =
+        sources.chain(stages).chain(tests).chain(tables).chain(manifest.warnings.iter().cloned()).collect();
     lines.sort();
     lines
+}
+
+/// The manifest `output`'s run published.
+async fn manifest(output: &Output) -> Manifest {
+    let path = format!("_runs/as_of={AS_OF}/manifest.json");
+    let contents = output.contents().await;
+    serde_json::from_slice(contents.get(&path).expect("a published manifest")).expect("a manifest")
 }
 
 /// 20,000 generated customers (about 80,000 orders) as Parquet under `{ws}/input`:
@@ -234,10 +250,15 @@ fn a_scheduler_and_two_executor_processes_on_s3_publish_the_local_tables() {
     };
     let mut scheduler = cluster_process(&["scheduler", "--bind", &format!("127.0.0.1:{port}")], "scheduler");
     scheduler.wait_for_log("cluster scheduler listening");
-    let executor = ["executor", "--scheduler", &format!("127.0.0.1:{port}"), "--bind", "127.0.0.1:0", "--vcores", "2"];
+    // Two executors on one host with the defaults: ports and work folders of their own.
+    let executor = ["executor", "--scheduler", &format!("127.0.0.1:{port}"), "--vcores", "2"];
     let mut executors = [cluster_process(&executor, "executor-1"), cluster_process(&executor, "executor-2")];
     for executor in &mut executors {
         executor.wait_for_log("Executor registration succeed");
+    }
+    let [first, second] = [0, 1].map(|i| executors[i].stderr());
+    for setting in ["flight_port", "grpc_port", "work_dir"] {
+        assert_ne!(logged(&first, setting), logged(&second, setting), "each executor has its own {setting}");
     }
 
     let (local, remote) = (Output::local(&ws, "local"), Output::s3(&server, "warehouse"));
@@ -257,17 +278,29 @@ fn a_scheduler_and_two_executor_processes_on_s3_publish_the_local_tables() {
 
     block_on_deep_stack(move || async move {
         assert_eq!(assert_same_tables(&local, &remote).await, 28, "every table of the pipeline");
+        assert_eq!(counts(&manifest(&remote).await), counts(&manifest(&local).await));
         let staged = remote.contents().await.into_keys().filter(|path| path.starts_with("_staging")).count();
         assert_eq!(staged, 0, "the run's work location on S3 is removed after the run");
     });
-    // Both executors ran tasks of the run.
-    for executor in &executors {
-        assert!(executor.stderr().contains("Execute task"), "{}", executor.stderr());
+    // Both executors ran tasks of the run; stopped, each removes its work folder.
+    for executor in executors {
+        let stderr = executor.stderr();
+        assert!(stderr.contains("Execute task"), "{stderr}");
+        executor.signal("TERM");
+        let ended = executor.finish();
+        assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+        let work_dir = logged(&stderr, "work_dir");
+        assert!(!std::path::Path::new(&work_dir).exists(), "{work_dir} is removed");
     }
-    for process in executors.into_iter().chain([scheduler]) {
-        process.signal("KILL");
-        process.finish();
-    }
+    scheduler.signal("KILL");
+    scheduler.finish();
+}
+
+/// The value of `setting` in the executor's `cluster executor starting` log line.
+fn logged(stderr: &str, setting: &str) -> String {
+    let line = stderr.lines().find(|line| line.contains("cluster executor starting")).expect("the executor's settings");
+    let value = line.split(&format!(" {setting}=")).nth(1).unwrap_or_else(|| panic!("{setting} in {line}"));
+    value.split_whitespace().next().unwrap_or_default().to_string()
 }
 
 #[test]
