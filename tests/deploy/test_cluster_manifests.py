@@ -2,20 +2,17 @@
 (kubernetes-validate, no network), and the processes of both deployments (Kubernetes and
 docker-compose) pointing at each other as the README says."""
 
-from pathlib import Path
-
-import kubernetes_validate
 import pytest
 import yaml
 
-CLUSTER = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
-VERSIONS = ["1.31.0", kubernetes_validate.utils.latest_version()]
+import manifests
+from manifests import DEPLOY, VERSIONS
+
+CLUSTER = DEPLOY / "cluster"
 
 
 def resources():
-    for path in sorted((CLUSTER / "k8s").glob("*.yaml")):
-        for resource in yaml.safe_load_all(path.read_text()):
-            yield path.name, resource
+    return manifests.resources(CLUSTER / "k8s")
 
 
 def by_kind(kind, component):
@@ -42,10 +39,7 @@ def env(container):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_manifest_is_valid_for_kubernetes(version):
-    names = []
-    for name, resource in resources():
-        kubernetes_validate.validate(resource, version, strict=True)
-        names.append(f"{name}:{resource['kind']}")
+    names = manifests.validated(CLUSTER / "k8s", version)
     assert names == ["executors.yaml:Deployment", "run-job.yaml:Job", "scheduler.yaml:Deployment", "scheduler.yaml:Service"]
 
 

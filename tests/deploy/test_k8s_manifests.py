@@ -2,30 +2,23 @@
 no network), and saying what the README promises."""
 
 import importlib.util
-from pathlib import Path
 
-import kubernetes_validate
 import pytest
-import yaml
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
-DAG_FILE = Path(__file__).resolve().parents[2] / "deploy" / "airflow" / "fidelis_monthly.py"
-# The oldest Kubernetes with podFailurePolicy generally available, and the newest known.
-VERSIONS = ["1.31.0", kubernetes_validate.utils.latest_version()]
+import manifests
+from manifests import DEPLOY, VERSIONS
+
+K8S = DEPLOY / "k8s"
+DAG_FILE = DEPLOY / "airflow" / "fidelis_monthly.py"
 
 
 def resources():
-    for path in sorted(K8S.glob("*.yaml")):
-        for resource in yaml.safe_load_all(path.read_text()):
-            yield path.name, resource
+    return manifests.resources(K8S)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_manifest_is_valid_for_kubernetes(version):
-    names = []
-    for name, resource in resources():
-        kubernetes_validate.validate(resource, version, strict=True)
-        names.append(f"{name}:{resource['kind']}")
+    names = manifests.validated(K8S, version)
     assert names == ["cronjob.yaml:CronJob", "secret.yaml:Secret", "serviceaccount.yaml:ServiceAccount"]
 
 

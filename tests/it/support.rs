@@ -349,6 +349,17 @@ pub struct Running {
     ready: PathBuf,
 }
 
+/// A test that fails leaves no process behind (a cluster's scheduler and executors run
+/// until stopped).
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// How long a test waits for a `fidelis` process before it calls it hung.
 const HUNG: Duration = Duration::from_secs(180);
 
