@@ -26,12 +26,15 @@ const AS_OF: &str = "2026-11-21";
 /// Partitions of each stage's query on the test clusters: more than one per executor.
 const PARTITIONS: usize = 4;
 
-/// Float columns are sums and fits over many rows: on a cluster their rows arrive in
-/// another order, and floating-point addition is not associative, so they agree with the
-/// local run to this relative difference, not to the last bit (two local runs of 1 M
-/// customers differ by up to 1.3e-6 in the CLV fits' standard errors too, depending on
-/// how many partitions the stages got; see the README, "Running on a cluster"). Every
-/// other column is identical.
+/// The tables whose float columns agree with the local run to [`FLOAT_TOLERANCE`], not
+/// to the last bit: the CLV backtest's fits get their customers in the order they
+/// arrive from the executors, which varies, and sum their likelihood over cells in that
+/// order. On these 20,000 customers they differ by up to 3.3e-6 (`total_error`, near
+/// zero; see the README, "Running on a cluster"). Every other column of every table is
+/// identical.
+const ORDER_SENSITIVE: [&str; 3] = ["clv_backtest/", "clv_backtest_calibration/", "report_clv_calibration/"];
+
+/// Relative difference allowed in the float columns of [`ORDER_SENSITIVE`] tables.
 const FLOAT_TOLERANCE: f64 = 1e-5;
 
 /// Runs the shipped pipeline on `input` into `output`, on `cluster` if given.
@@ -80,8 +83,8 @@ fn rows(parquet: Bytes) -> (String, Vec<Vec<Cell>>) {
     (schema, rows)
 }
 
-fn close(a: f64, b: f64) -> bool {
-    a == b || (a - b).abs() <= FLOAT_TOLERANCE * a.abs().max(b.abs())
+fn close(a: f64, b: f64, tolerance: f64) -> bool {
+    a == b || (a - b).abs() <= tolerance * a.abs().max(b.abs())
 }
 
 /// Asserts that every published table and quarantine table of `cluster` holds what
@@ -101,9 +104,11 @@ async fn assert_same_tables(local: &Output, cluster: &Output) -> usize {
         let (found_schema, found_rows) = rows(found[path].clone());
         assert_eq!(found_schema, expected_schema, "{path}: the same columns");
         assert_eq!(found_rows.len(), expected_rows.len(), "{path}: the same number of rows");
+        let order_sensitive = ORDER_SENSITIVE.iter().any(|table| path.starts_with(table));
+        let tolerance = if order_sensitive { FLOAT_TOLERANCE } else { 0.0 };
         for (found_row, expected_row) in found_rows.iter().zip(&expected_rows) {
             let same = found_row.iter().zip(expected_row).all(|cells| match cells {
-                (Cell::Float(Some(a)), Cell::Float(Some(b))) => close(*a, *b),
+                (Cell::Float(Some(a)), Cell::Float(Some(b))) => close(*a, *b, tolerance),
                 (a, b) => a == b,
             });
             assert!(same, "{path}: row differs\n  cluster: {found_row:?}\n  local:   {expected_row:?}");
