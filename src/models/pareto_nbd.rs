@@ -6,31 +6,60 @@
 //!
 //! Parameters `[r, alpha, s, beta]`: purchase rates λ ~ Gamma(r, α), dropout
 //! rates μ ~ Gamma(s, β), exponential lifetimes.
+//!
+//! Everything here is built on one integral, I(a, b; t) = ∫_t^∞ (α+τ)^{−a}
+//! (β+τ)^{−b} dτ ([`ln_tail`]), whose derivatives in all four parameters come
+//! with it: the note's J(t) is I(r+x, s+1; t), and the likelihood is written
+//! with a second one so that the fit has an analytic gradient (see
+//! [`Objective`]).
 
 use super::optimize;
-use super::parallel::map_chunks;
+use super::parallel::{map_chunks, sum_arrays};
 use super::purchase::{Compressed, FastMap, Observation};
-use super::special::{ln_gamma, ln_hyp2f1};
+use super::special::{digamma, ln_gamma, ln_hyp2f1_unit_a};
 
-/// ln J(t), where J(t) = ∫_t^∞ (α+τ)^{−(r+x)} (β+τ)^{−(s+1)} dτ.
+/// ln I(a, b; t) with I(a, b; t) = ∫_t^∞ (α+τ)^{−a} (β+τ)^{−b} dτ (a, b > 0,
+/// a + b > 1), and its gradient in (a, α, b, β).
 ///
-/// The note's likelihood (Section 3) is
-/// L = Γ(r+x) α^r β^s / Γ(r) · { 1/((α+T)^{r+x} (β+T)^s) + s/(r+s+x) · A₀ },
-/// and A₀ is (r+s+x)[J(t_x) − J(T)]: for α ≥ β
-/// J(t) = 2F1(r+s+x, s+1; r+s+x+1; (α−β)/(α+t)) / ((r+s+x)(α+t)^{r+s+x}),
-/// and for α < β the roles swap, 2F1(r+s+x, r+x; r+s+x+1; (β−α)/(β+t)) over
-/// (β+t)^{r+s+x}. The case split keeps the 2F1 argument in [0, 1) — with a
-/// single formula it would be negative and exceed 1 in modulus whenever
-/// β > 2α + t — and [`ln_hyp2f1`] handles z near 1 and x in the hundreds.
-fn ln_tail_integral(p: &[f64; 4], x: f64, t: f64) -> f64 {
+/// The substitution w = (α+t)/(α+τ) makes I an Euler integral (A&S 15.3.1):
+/// for α ≥ β, I = 2F1(a+b−1, b; a+b; z) / ((a+b−1)(α+t)^{a+b−1}) with
+/// z = (α−β)/(α+t) — for a = r+x, b = s+1 the note's J(t) (Section 3) — and
+/// Euler's transformation (A&S 15.3.3), with 1 − z = (β+t)/(α+t), turns it
+/// into I = (α+t)^{−a} (β+t)^{1−b} 2F1(1, a; a+b; z) / (a+b−1), a series of
+/// bounded terms ([`ln_hyp2f1_unit_a`]). For α < β, (α, a) and (β, b) swap
+/// roles. The case split keeps z in [0, 1): with a single formula it would be
+/// negative and exceed 1 in modulus whenever β > 2α + t. The gradient follows
+/// term by term from the series' own derivatives in its parameters and in z,
+/// with ∂z/∂α = (β+t)/(α+t)² and ∂z/∂β = −1/(α+t) (mirrored for α < β); it is
+/// continuous across α = β, where z = 0 in both cases.
+fn ln_tail(alpha: f64, beta: f64, a: f64, b: f64, t: f64, gradient: bool) -> (f64, [f64; 4]) {
+    // (rate, exponent) of the larger and of the smaller of α and β.
+    let ((big, big_power), (small, small_power)) =
+        if alpha >= beta { ((alpha, a), (beta, b)) } else { ((beta, b), (alpha, a)) };
+    let (big_t, small_t) = (big + t, small + t);
+    let (ln_big, ln_small) = (big_t.ln(), small_t.ln());
+    let k = a + b - 1.0;
+    let series = ln_hyp2f1_unit_a(big_power, a + b, (big - small) / big_t, gradient);
+    let value = -big_power * ln_big + (1.0 - small_power) * ln_small + series.value - k.ln();
+    if !gradient {
+        return (value, [0.0; 4]);
+    }
+    // ∂/∂(big_power, big, small_power, small).
+    let d = [
+        -ln_big + series.d_b + series.d_c - 1.0 / k,
+        -big_power / big_t + series.d_z * small_t / (big_t * big_t),
+        -ln_small + series.d_c - 1.0 / k,
+        (1.0 - small_power) / small_t - series.d_z / big_t,
+    ];
+    let [d_big_power, d_big, d_small_power, d_small] = d;
+    let g = if alpha >= beta { d } else { [d_small_power, d_small, d_big_power, d_big] };
+    (value, g)
+}
+
+/// ln J(t) = ln I(r+x, s+1; t), the note's integral (Section 3), without gradient.
+fn ln_j(p: &[f64; 4], x: f64, t: f64) -> f64 {
     let [r, alpha, s, beta] = *p;
-    let rsx = r + s + x;
-    let (z, ln_base, b) = if alpha >= beta {
-        ((alpha - beta) / (alpha + t), (alpha + t).ln(), s + 1.0)
-    } else {
-        ((beta - alpha) / (beta + t), (beta + t).ln(), r + x)
-    };
-    ln_hyp2f1(rsx, b, rsx + 1.0, z) - rsx.ln() - rsx * ln_base
+    ln_tail(alpha, beta, r + x, s + 1.0, t, false).0
 }
 
 /// ln(1 − e^d) for d ≤ 0 (−∞ at d = 0), accurate at both ends (Mächler 2012,
@@ -49,7 +78,7 @@ fn ln_one_minus_exp(d: f64) -> f64 {
 /// without the common factor Γ(r+x) α^r β^s / Γ(r): "alive at T" =
 /// −(r+x) ln(α+T) − s ln(β+T), and "died in (t_x, T]" = ln s + ln(J(t_x) − J(T)).
 fn ln_terms(p: &[f64; 4], x: f64, t_x: f64, age: f64) -> (f64, f64) {
-    ln_terms_given(p, x, age, ln_tail_integral(p, x, t_x), ln_tail_integral(p, x, age))
+    ln_terms_given(p, x, age, ln_j(p, x, t_x), ln_j(p, x, age))
 }
 
 /// [`ln_terms`] with ln J(t_x) and ln J(T) already computed.
@@ -60,7 +89,8 @@ fn ln_terms_given(p: &[f64; 4], x: f64, age: f64, ln_j_recency: f64, ln_j_age: f
     (alive, died)
 }
 
-/// ln L(r, α, s, β | x, t_x, T) for one customer (the note, Section 3).
+/// ln L(r, α, s, β | x, t_x, T) for one customer, the note's Section 3 as
+/// written: the reference the fit's form of it ([`Objective`]) is tested against.
 #[cfg(test)]
 pub(crate) fn log_likelihood(p: &[f64; 4], x: f64, t_x: f64, age: f64) -> f64 {
     let [r, alpha, s, beta] = *p;
@@ -79,8 +109,7 @@ pub(crate) fn p_alive(p: &[f64; 4], x: f64, t_x: f64, age: f64) -> f64 {
 /// customer: customers share frequencies and days far more than whole histories.
 pub(crate) fn p_alive_many(p: &[f64; 4], customers: &[Observation]) -> Vec<f64> {
     let mut memo: FastMap<(u64, u64), f64> = FastMap::default();
-    let mut ln_j =
-        |x: f64, t: f64| *memo.entry((x.to_bits(), t.to_bits())).or_insert_with(|| ln_tail_integral(p, x, t));
+    let mut ln_j = |x: f64, t: f64| *memo.entry((x.to_bits(), t.to_bits())).or_insert_with(|| ln_j(p, x, t));
     customers
         .iter()
         .map(|o| {
@@ -120,84 +149,137 @@ pub(crate) fn alive_expected_purchases(p: &[f64; 4], t: f64, x: f64, age: f64) -
 }
 
 /// ln(e^u + e^v) = max + ln(1 + e^−|u−v|): one exponential, no overflow.
+#[cfg(test)]
 fn ln_add_exp(u: f64, v: f64) -> f64 {
     let m = u.max(v);
     if m == f64::NEG_INFINITY { m } else { m + (-(u - v).abs()).exp().ln_1p() }
 }
 
-/// Mean negative log-likelihood per customer over (ln r, ln α, ln s, ln β).
-/// Gradients are central differences: differentiating 2F1 in its parameters
-/// would need another series per parameter for a model off the hot path.
+/// Mean negative log-likelihood per customer over (ln r, ln α, ln s, ln β),
+/// with its analytic gradient.
+///
+/// Integrating the note's "alive" term by parts, (α+T)^{−(r+x)} (β+T)^{−s} =
+/// (r+x) I(r+x+1, s; T) + s I(r+x, s+1; T), so the braces of the likelihood
+/// (Section 3), alive + s[J(t_x) − J(T)], equal P(T) + s J(t_x) with
+/// P(T) = (r+x) I(r+x+1, s; T):
+/// L = Γ(r+x) α^r β^s / Γ(r) · [P(T) + s J(t_x)].
+/// Both terms are positive, so ln L needs no cancelling difference (the note's
+/// form subtracts J(T) from J(t_x)), costs one exponential per cell, and its
+/// gradient is the two terms' gradients ([`ln_tail`]) weighted by their shares.
+/// P is needed once per distinct (x, T), J once per distinct (x, t_x).
 pub(crate) struct Objective<'a> {
     data: &'a Compressed,
-    /// Distinct (frequency index, time index) pairs whose J(t) is needed.
-    pairs: Vec<(u32, u32)>,
-    /// Per cell: indices into `pairs` of (x, t_x) and (x, T).
+    /// Distinct (frequency index, time index) of the cells' (x, t_x): where J is needed.
+    recency_pairs: Vec<(u32, u32)>,
+    /// Distinct (frequency index, time index) of the cells' (x, T): where P is needed.
+    age_pairs: Vec<(u32, u32)>,
+    /// Per cell: indices into `recency_pairs` and `age_pairs`.
     cell_pairs: Vec<(u32, u32)>,
     threads: usize,
 }
 
+/// Interns keys in order of first appearance, returning each key's index.
+fn interner(pairs: &mut Vec<(u32, u32)>) -> impl FnMut((u32, u32)) -> u32 + '_ {
+    let mut index: FastMap<(u32, u32), u32> = FastMap::default();
+    move |key| {
+        let next = pairs.len() as u32;
+        let i = *index.entry(key).or_insert(next);
+        if i == next {
+            pairs.push(key);
+        }
+        i
+    }
+}
+
 impl<'a> Objective<'a> {
     pub(crate) fn new(data: &'a Compressed, threads: usize) -> Self {
-        let mut index: FastMap<(u32, u32), u32> = FastMap::default();
-        let mut pairs = Vec::new();
-        let mut intern = |key: (u32, u32)| {
-            let next = pairs.len() as u32;
-            let i = *index.entry(key).or_insert(next);
-            if i == next {
-                pairs.push(key);
-            }
-            i
+        let (mut recency_pairs, mut age_pairs) = (Vec::new(), Vec::new());
+        let cell_pairs = {
+            let (mut recency, mut age) = (interner(&mut recency_pairs), interner(&mut age_pairs));
+            data.cells.iter().map(|c| (recency((c.x, c.recency)), age((c.x, c.age)))).collect()
         };
-        let cell_pairs = data.cells.iter().map(|c| (intern((c.x, c.recency)), intern((c.x, c.age)))).collect();
-        Objective { data, pairs, cell_pairs, threads }
+        Objective { data, recency_pairs, age_pairs, cell_pairs, threads }
     }
 
-    fn value(&self, theta: &[f64]) -> f64 {
-        let p = [theta[0].exp(), theta[1].exp(), theta[2].exp(), theta[3].exp()];
-        let [r, alpha, s, beta] = p;
+    /// `term(x, t)` — [ln, ∂/∂r, ∂/∂α, ∂/∂s, ∂/∂β] of a likelihood term — at each
+    /// of `pairs`, spread over the threads.
+    fn at_pairs<F>(&self, pairs: &[(u32, u32)], term: F) -> Vec<[f64; 5]>
+    where
+        F: Fn(f64, f64) -> [f64; 5] + Sync,
+    {
         let data = self.data;
-        let ln_j: Vec<f64> = map_chunks(self.pairs.len(), self.threads, |range| {
-            self.pairs[range]
+        map_chunks(pairs.len(), self.threads, |range| {
+            pairs[range]
                 .iter()
-                .map(|&(x, t)| ln_tail_integral(&p, data.frequencies[x as usize], data.times[t as usize]))
-                .collect::<Vec<f64>>()
+                .map(|&(x, t)| term(data.frequencies[x as usize], data.times[t as usize]))
+                .collect::<Vec<_>>()
         })
-        .concat();
-        let head = ln_gamma(r) - r * alpha.ln() - s * beta.ln();
-        let per_x: Vec<f64> = data.frequencies.iter().map(|&x| ln_gamma(r + x) - head).collect();
-        let ln_s = s.ln();
-        // ln(α + t) and ln(β + t) once per distinct time, not per cell.
-        let ln_alpha_time: Vec<f64> = data.times.iter().map(|t| (alpha + t).ln()).collect();
-        let ln_beta_time: Vec<f64> = data.times.iter().map(|t| (beta + t).ln()).collect();
-        let parts = map_chunks(data.cells.len(), self.threads, |range| {
-            let mut sum = 0.0;
-            for (cell, &(j_rec, j_age)) in data.cells[range.clone()].iter().zip(&self.cell_pairs[range]) {
-                let x = data.frequencies[cell.x as usize];
-                let age = cell.age as usize;
-                let alive = -(r + x) * ln_alpha_time[age] - s * ln_beta_time[age];
-                let ln_j_rec = ln_j[j_rec as usize];
-                let died = ln_s + ln_j_rec + ln_one_minus_exp(ln_j[j_age as usize] - ln_j_rec);
-                sum += cell.weight * (per_x[cell.x as usize] + ln_add_exp(alive, died));
-            }
-            sum
-        });
-        -parts.iter().sum::<f64>() / data.customers as f64
+        .concat()
     }
 }
 
 impl optimize::Objective for Objective<'_> {
-    const CHEAP_GRADIENT: bool = false;
+    const CHEAP_GRADIENT: bool = true;
 
     fn evaluate(&self, theta: &[f64], gradient: Option<&mut [f64]>) -> f64 {
-        if let Some(g) = gradient {
-            optimize::central_difference(|t| self.value(t), theta, g);
-        }
-        self.value(theta)
-    }
+        let p = [theta[0].exp(), theta[1].exp(), theta[2].exp(), theta[3].exp()];
+        let [r, alpha, s, beta] = p;
+        let data = self.data;
+        let want = gradient.is_some();
+        // [ln, ∂/∂r, ∂/∂α, ∂/∂s, ∂/∂β] of s·J(t_x) and of P(T).
+        let with_gradient = |ln: f64, g: [f64; 4], d_r: f64, d_s: f64| [ln, g[0] + d_r, g[1], g[2] + d_s, g[3]];
+        let ln_s = s.ln();
+        let recency = self.at_pairs(&self.recency_pairs, |x, t| {
+            let (ln, g) = ln_tail(alpha, beta, r + x, s + 1.0, t, want);
+            with_gradient(ln_s + ln, g, 0.0, 1.0 / s)
+        });
+        let age = self.at_pairs(&self.age_pairs, |x, t| {
+            let (ln, g) = ln_tail(alpha, beta, r + x + 1.0, s, t, want);
+            with_gradient((r + x).ln() + ln, g, 1.0 / (r + x), 0.0)
+        });
 
-    fn gradient(&self, theta: &[f64], gradient: &mut [f64]) {
-        optimize::central_difference(|t| self.value(t), theta, gradient);
+        // ln Γ(r+x) − ln Γ(r) + r ln α + s ln β, summed with the customers at each x.
+        let (lg_r, dg_r, ln_alpha, ln_beta) = (ln_gamma(r), digamma(r), alpha.ln(), beta.ln());
+        let mut total = [0.0f64; 5];
+        for (&x, &w) in data.frequencies.iter().zip(&data.frequency_weights) {
+            total[0] += w * (ln_gamma(r + x) - lg_r + r * ln_alpha + s * ln_beta);
+            if want {
+                total[1] += w * (digamma(r + x) - dg_r + ln_alpha);
+                total[2] += w * r / alpha;
+                total[3] += w * ln_beta;
+                total[4] += w * s / beta;
+            }
+        }
+        // Per cell ln[P(T) + s J(t_x)] and, with σ the share of s J(t_x), its
+        // gradient (1 − σ) ∇ln P + σ ∇ln sJ.
+        let parts = map_chunks(data.cells.len(), self.threads, |range| {
+            let mut acc = [0.0f64; 5];
+            for (cell, &(j, q)) in data.cells[range.clone()].iter().zip(&self.cell_pairs[range]) {
+                let (sj, pt) = (&recency[j as usize], &age[q as usize]);
+                let d = sj[0] - pt[0];
+                let e = (-d.abs()).exp();
+                let w = cell.weight;
+                acc[0] += w * (sj[0].max(pt[0]) + e.ln_1p());
+                if want {
+                    let share = if d >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+                    for i in 1..5 {
+                        acc[i] += w * (pt[i] + share * (sj[i] - pt[i]));
+                    }
+                }
+            }
+            acc
+        });
+        for (t, part) in total.iter_mut().zip(sum_arrays(&parts)) {
+            *t += part;
+        }
+        let n = data.customers as f64;
+        if let Some(g) = gradient {
+            // Chain rule to log-parameters, ∂/∂ln θ = θ ∂/∂θ; negated mean.
+            for i in 0..4 {
+                g[i] = -p[i] * total[i + 1] / n;
+            }
+        }
+        -total[0] / n
     }
 }
 
@@ -205,6 +287,7 @@ impl optimize::Objective for Objective<'_> {
 mod tests {
     use super::*;
     use crate::models::bg_nbd::tests::cdnow;
+    use crate::models::optimize::Objective as _;
     use crate::models::purchase::{FitOptions, PurchaseFit, PurchaseModelKind, fit_purchase_model};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -279,6 +362,9 @@ mod tests {
         let fit = PurchaseFit::from_parameters(PurchaseModelKind::ParetoNbd, CDNOW).unwrap();
         let ll = fit.log_likelihood_of(&obs).unwrap();
         assert!((ll - -9595.0).abs() < 0.5, "{ll}");
+        // The fit's form of the likelihood, P(T) + s J(t_x), is the note's.
+        let by_customer: f64 = obs.iter().map(|o| log_likelihood(&CDNOW, o.frequency, o.recency, o.age)).sum();
+        assert!((ll - by_customer).abs() < 1e-8, "{ll} vs {by_customer}");
     }
 
     #[test]
@@ -305,19 +391,82 @@ mod tests {
         }
     }
 
+    /// CDNOW's customers and a few heavy buyers with long histories.
+    fn gradient_test_customers() -> Vec<Observation> {
+        let mut customers: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
+        for (frequency, recency, age) in [(180.0, 150.0, 156.0), (60.0, 20.0, 156.0), (0.0, 0.0, 0.5)] {
+            customers.push(Observation { frequency, recency, age });
+        }
+        customers
+    }
+
+    /// Parameter points for the gradient tests: α < β and α ≥ β, α = β, the 2F1
+    /// argument near 1, r + x < 1, and r, α, s, β from 0.02 to 2,000. (Beyond a
+    /// ratio of about 10⁵ between α and β the 2F1 series of one-time buyers needs
+    /// more than its 2,000,000 terms and is cut short.)
+    const GRADIENT_TEST_POINTS: [[f64; 4]; 9] = [
+        // CDNOW's estimates (α < β), and α ≥ β.
+        CDNOW,
+        [0.55, 12.0, 0.61, 4.0],
+        // α = β, where the two cases meet at z = 0.
+        [0.8, 7.0, 1.3, 7.0],
+        // The 2F1 argument near 1 (z = 1 − 1e-4 for one-time buyers), in both cases.
+        [0.55, 100.0, 0.61, 0.01],
+        [0.55, 0.01, 0.61, 100.0],
+        // r + x < 1 for one-time buyers with α < β; s > 1.
+        [0.3, 2.0, 2.5, 40.0],
+        // Small shapes and a tiny α against a large β, and the reverse with large shapes.
+        [0.05, 0.02, 0.08, 50.0],
+        [25.0, 2000.0, 12.0, 0.5],
+        [3.0, 0.3, 0.02, 0.4],
+    ];
+
+    /// The analytic gradient of the fit's objective on `customers` against central
+    /// differences of its value, and the value against the note's likelihood summed
+    /// customer by customer, at every point of [`GRADIENT_TEST_POINTS`].
+    fn check_gradient(customers: &[Observation]) {
+        let data = crate::models::purchase::Compressed::new("test", customers).unwrap();
+        let objective = Objective::new(&data, 1);
+        for params in GRADIENT_TEST_POINTS {
+            let theta = params.map(f64::ln);
+            let mut analytic = [0.0; 4];
+            let value = objective.evaluate(&theta, Some(&mut analytic));
+            let mut numeric = [0.0; 4];
+            optimize::central_difference(|t| objective.evaluate(t, None), &theta, &mut numeric);
+            for (a, n) in analytic.iter().zip(numeric) {
+                assert!((a - n).abs() < 1e-6 * (1.0 + n.abs()), "{params:?}: {analytic:?} vs {numeric:?}");
+            }
+            let note: f64 = customers.iter().map(|o| log_likelihood(&params, o.frequency, o.recency, o.age)).sum();
+            let mean = -note / customers.len() as f64;
+            assert!((value - mean).abs() < 1e-10 * mean.abs().max(1.0), "{params:?}: {value} vs {mean}");
+        }
+    }
+
     #[test]
-    fn hessian_from_numerical_gradients_matches_second_differences() {
-        let obs: Vec<Observation> = cdnow().into_iter().map(|(o, _)| o).collect();
-        let data = crate::models::purchase::Compressed::new("test", &obs).unwrap();
+    fn analytic_gradient_matches_central_differences() {
+        check_gradient(&gradient_test_customers());
+    }
+
+    #[test]
+    fn analytic_gradient_matches_central_differences_for_one_time_buyers_alone() {
+        // x = 0 everywhere: only the P(T) and J(0) terms, with t_x = 0.
+        let customers: Vec<Observation> = [0.5, 3.0, 38.86, 156.0, 1000.0]
+            .iter()
+            .map(|&age| Observation { frequency: 0.0, recency: 0.0, age })
+            .collect();
+        check_gradient(&customers);
+    }
+
+    #[test]
+    fn hessian_from_analytic_gradients_matches_second_differences() {
+        let data = crate::models::purchase::Compressed::new("test", &gradient_test_customers()).unwrap();
         let objective = Objective::new(&data, 1);
         let theta = CDNOW.map(f64::ln);
-        // The fit's Hessian (second differences of values) against central differences
-        // of the finite-difference gradient.
-        let from_values = optimize::hessian(&objective, &theta);
-        let from_gradients = optimize::gradient_differences(&objective, &theta, 1e-3);
+        let from_gradients = optimize::hessian(&objective, &theta);
+        let from_values = optimize::value_differences(&objective, &theta, 1e-3);
         let scale = from_values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (a, b) in from_gradients.iter().zip(&from_values) {
-            assert!((a - b).abs() < 1e-4 * scale, "{from_gradients:?} vs {from_values:?}");
+            assert!((a - b).abs() < 1e-6 * scale, "{from_gradients:?} vs {from_values:?}");
         }
     }
 

@@ -91,9 +91,8 @@ pub struct FitOptions {
     /// are errors regardless.
     pub allow_unconverged: bool,
     /// Compute the covariance of the estimates ([`PurchaseFit::std_errors`]):
-    /// a Hessian, about 8 gradients' worth of work (40 likelihood evaluations
-    /// for Pareto/NBD). Comparisons that only predict, such as the backtest,
-    /// turn it off.
+    /// a Hessian, 8 gradients' worth of work. Comparisons that only predict,
+    /// such as the backtest, turn it off.
     pub standard_errors: bool,
 }
 

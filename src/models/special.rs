@@ -7,9 +7,9 @@
 //! Pareto/NBD Model and Related Expressions", Section 1, introduce for the
 //! Pareto/NBD likelihood. Summed naively it overflows for frequencies in the
 //! hundreds (terms grow like (1 − z)^(−b) before they shrink) and converges
-//! slowly as z → 1, so both entry points below transform first (Euler's and
-//! Pfaff's transformations, A&S 15.3.3–15.3.5) into a series whose
-//! coefficients stay bounded, and sum in a rescaled form.
+//! slowly as z → 1, so the models transform first (Euler's and Pfaff's
+//! transformations, A&S 15.3.3–15.3.5) into series whose terms stay bounded:
+//! 2F1(1, b; c; z) with c > b for Pareto/NBD, [1 − 2F1]/b for BG/NBD.
 
 /// Relative size of the first neglected part of a series at which summing stops.
 const SERIES_EPSILON: f64 = 1e-16;
@@ -18,10 +18,6 @@ const SERIES_EPSILON: f64 = 1e-16;
 /// cap is only reached for z within ~1e-5 of 1 (e.g. a horizon 10^5 times
 /// longer than α + T), where the partial sum is returned.
 const MAX_SERIES_TERMS: usize = 2_000_000;
-
-/// Partial sums are divided by this whenever they exceed it, the exponent
-/// being carried in log space, so sums far beyond f64 range stay finite.
-const RESCALE: f64 = 1e200;
 
 /// ln Γ(x) for x > 0 (libm's `lgamma_r`, accurate to a few ulp).
 pub(crate) fn ln_gamma(x: f64) -> f64 {
@@ -55,51 +51,63 @@ pub(crate) fn digamma(x: f64) -> f64 {
     shift + x.ln() - 0.5 * inv - tail
 }
 
-/// ln 2F1(a, b; c; z) for a, b, c > 0 and 0 ≤ z < 1, where every series term
-/// is positive (A&S 15.1.1); NaN outside that domain.
-///
-/// When c − a − b < 0 the function diverges like (1 − z)^(c−a−b) as z → 1,
-/// so Euler's transformation 2F1(a, b; c; z) = (1 − z)^(c−a−b) 2F1(c − a,
-/// c − b; c; z) (A&S 15.3.3) moves that factor out of the series; this is the
-/// case of the Pareto/NBD likelihood (Fader & Hardie 2005 note, Section 3),
-/// where c = a + 1 and the transformed series has term ratio below z, so
-/// frequencies in the hundreds neither overflow nor slow the sum down.
-pub(crate) fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
-    if !(a > 0.0 && b > 0.0 && c > 0.0 && (0.0..1.0).contains(&z)) {
-        return f64::NAN;
-    }
-    let excess = c - a - b;
-    if excess < 0.0 && c - a > 0.0 && c - b > 0.0 {
-        excess * (-z).ln_1p() + ln_positive_series(c - a, c - b, c, z)
-    } else {
-        ln_positive_series(a, b, c, z)
-    }
+/// ln 2F1(1, b; c; z) and its partial derivatives, see [`ln_hyp2f1_unit_a`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LnHyp2f1 {
+    /// ln 2F1(1, b; c; z).
+    pub value: f64,
+    /// ∂/∂b, ∂/∂c and ∂/∂z of the logarithm (0 when not asked for).
+    pub d_b: f64,
+    pub d_c: f64,
+    pub d_z: f64,
 }
 
-/// ln Σ_j (a)_j (b)_j / ((c)_j j!) z^j for a, b, c > 0, 0 ≤ z < 1.
-fn ln_positive_series(a: f64, b: f64, c: f64, z: f64) -> f64 {
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    let mut log_scale = 0.0;
+/// ln 2F1(1, b; c; z) = ln Σ_n (b)_n / (c)_n z^n for 0 < b < c and 0 ≤ z < 1 (A&S
+/// 15.1.1 with a = 1, where (1)_n = n! cancels), and — when `derivatives` — its
+/// partial derivatives in b, c and z; NaN outside that domain.
+///
+/// This is the shape the Pareto/NBD likelihood takes after Euler's transformation
+/// (A&S 15.3.3; see [`super::pareto_nbd`]). Every term ratio (b+n)/(c+n)·z is below
+/// z, so the terms never exceed 1 (no overflow for frequencies in the hundreds) and
+/// the tail after a term u is below u·z/(1−z). The derivatives are sums over the
+/// same terms: ∂u_n/∂b = u_n Σ_{k<n} 1/(b+k), ∂u_n/∂c = −u_n Σ_{k<n} 1/(c+k),
+/// ∂u_n/∂z = n u_n / z — one pass gives the value and the gradient, and summing
+/// stops when the geometric bound of every remaining tail is below
+/// [`SERIES_EPSILON`] of the sum. Convergence slows as z → 1 (about
+/// 37/(1 − z) terms); [`MAX_SERIES_TERMS`] caps it.
+pub(crate) fn ln_hyp2f1_unit_a(b: f64, c: f64, z: f64, derivatives: bool) -> LnHyp2f1 {
+    if !(b > 0.0 && c > b && (0.0..1.0).contains(&z)) {
+        return LnHyp2f1 { value: f64::NAN, d_b: f64::NAN, d_c: f64::NAN, d_z: f64::NAN };
+    }
+    let odds = z / (1.0 - z);
+    let spread = 1.0 / (1.0 - z);
+    // term = u_n; sums of u_n, u_n Σ 1/(b+k), u_n Σ 1/(c+k) and n u_n / z.
+    let (mut term, mut sum) = (1.0, 1.0);
+    let (mut h_b, mut h_c) = (0.0, 0.0);
+    let (mut sum_b, mut sum_c, mut sum_z) = (0.0, 0.0, 0.0);
     for n in 0..MAX_SERIES_TERMS {
         let n = n as f64;
-        let ratio = (a + n) * (b + n) / ((c + n) * (n + 1.0)) * z;
-        term *= ratio;
+        let over_z = term * (b + n) / (c + n);
+        term = over_z * z;
         sum += term;
-        if sum > RESCALE {
-            sum /= RESCALE;
-            term /= RESCALE;
-            log_scale += RESCALE.ln();
-        }
-        // Later ratios approach z, so bound the tail by a geometric series
-        // with the larger of the two; the current term alone would stop far
-        // too early when z is close to 1.
-        let bound = ratio.max(z);
-        if bound < 1.0 && term * bound <= SERIES_EPSILON * sum * (1.0 - bound) {
+        let tail = if derivatives {
+            h_b += 1.0 / (b + n);
+            h_c += 1.0 / (c + n);
+            sum_b += term * h_b;
+            sum_c += term * h_c;
+            sum_z += (n + 1.0) * over_z;
+            // Bounds of the tails with u_{m+k} ≤ u_m z^k, m = n + 1: Σ_k u_{m+k} (h_m +
+            // k/(b+m)) for the b-sum (likewise c), Σ_k (m+k) u_{m+k}/z for the z-sum.
+            let m = n + 1.0;
+            term * (odds * (1.0 + h_b + h_c + spread / (b + m) + spread / (c + m)) + (m + spread) * spread)
+        } else {
+            term * odds
+        };
+        if tail <= SERIES_EPSILON * sum {
             break;
         }
     }
-    log_scale + sum.ln()
+    LnHyp2f1 { value: sum.ln(), d_b: sum_b / sum, d_c: -sum_c / sum, d_z: sum_z / sum }
 }
 
 /// [1 − 2F1(a, b; c; w)] / b for w ≤ 0, a > 0, b > −1, c > 0; continuous at
@@ -204,35 +212,58 @@ mod tests {
     }
 
     #[test]
-    fn ln_hyp2f1_matches_closed_forms_and_direct_series() {
-        // 2F1(1, 1; 2; z) = −ln(1 − z)/z (A&S 15.1.3).
+    fn ln_hyp2f1_unit_a_matches_closed_forms_and_direct_series() {
         for z in [1e-6f64, 0.3, 0.9, 0.999] {
+            // 2F1(1, 1; 2; z) = −ln(1 − z)/z (A&S 15.1.3).
             let expected = -(-z).ln_1p() / z;
-            assert!(close(ln_hyp2f1(1.0, 1.0, 2.0, z), expected.ln(), 1e-13), "z = {z}");
+            assert!(close(ln_hyp2f1_unit_a(1.0, 2.0, z, false).value.exp(), expected, 1e-13), "z = {z}");
+            // 2F1(1, 2; 3; z) = Σ 2 z^n/(n + 2) = 2(−ln(1 − z) − z)/z² (which cancels at small z).
+            let expected = 2.0 * (-(-z).ln_1p() - z) / (z * z);
+            assert!(close(ln_hyp2f1_unit_a(2.0, 3.0, z, true).value.exp(), expected, 1e-9), "z = {z}");
         }
-        // 2F1(a, b; b; z) = (1 − z)^(−a) (A&S 15.1.8), via the Euler branch.
-        let z: f64 = 0.97;
-        assert!(close(ln_hyp2f1(2.5, 4.0, 4.0, z), -2.5 * (1.0 - z).ln(), 1e-13));
-        // Direct series at moderate z, both branches.
-        for &(a, b, c, z) in
-            &[(3.1, 1.6, 4.1, 0.4), (0.7, 0.3, 1.7, 0.8), (12.0, 11.5, 13.0, 0.5), (2.0, 0.5, 6.0, 0.6)]
+        // The direct series, including the Pareto/NBD shape at frequency 500 near z = 1.
+        for &(b, c, z) in &[(3.1, 4.1, 0.4), (0.3, 1.7, 0.8), (12.0, 13.0, 0.5), (0.5, 6.0, 0.6), (500.6, 502.2, 0.99)]
         {
-            let expected = naive_hyp2f1(a, b, c, z).ln();
-            assert!(close(ln_hyp2f1(a, b, c, z), expected, 1e-13), "{a} {b} {c} {z}");
+            let expected = naive_hyp2f1(1.0, b, c, z).ln();
+            let got = ln_hyp2f1_unit_a(b, c, z, true);
+            assert!(close(got.value, expected, 1e-13), "{b} {c} {z}");
+            assert_eq!(
+                got.value,
+                ln_hyp2f1_unit_a(b, c, z, false).value,
+                "the value does not depend on the derivatives"
+            );
         }
-        assert_eq!(ln_hyp2f1(1.0, 1.0, 2.0, 0.0), 0.0);
-        assert!(ln_hyp2f1(1.0, 1.0, 2.0, 1.0).is_nan());
+        let at_zero = ln_hyp2f1_unit_a(2.0, 5.0, 0.0, true);
+        assert_eq!(at_zero, LnHyp2f1 { value: 0.0, d_b: 0.0, d_c: 0.0, d_z: 0.4 });
+        assert!(ln_hyp2f1_unit_a(1.0, 2.0, 1.0, false).value.is_nan());
+        assert!(ln_hyp2f1_unit_a(2.0, 2.0, 0.5, false).value.is_nan(), "c must exceed b");
     }
 
     #[test]
-    fn ln_hyp2f1_stays_finite_for_huge_parameters() {
-        // Frequency 500 in the Pareto/NBD shape 2F1(r+s+x, r+x; r+s+x+1; z):
-        // the untransformed terms would reach ~(1 − z)^(−500) = 10^500.
-        let value = ln_hyp2f1(501.2, 500.6, 502.2, 0.99);
-        assert!(value.is_finite() && value > 0.0);
-        // Agrees with the rescaled direct series (no Euler transformation).
-        let direct = ln_positive_series(501.2, 500.6, 502.2, 0.99);
-        assert!(close(value, direct, 1e-12), "{value} vs {direct}");
+    fn ln_hyp2f1_unit_a_derivatives_match_central_differences() {
+        // Small and large parameters, z from 0 to near 1 (where the series is long).
+        for &(b, c, z) in &[
+            (0.7, 1.9, 0.0),
+            (0.7, 1.9, 0.35),
+            (2.5, 2.6, 0.9),
+            (0.55, 2.16, 0.999),
+            (180.3, 181.2, 0.97),
+            (1.61, 3.1, 0.9999),
+            (0.05, 0.13, 0.999),
+            (25.0, 37.0, 0.9997),
+        ] {
+            let got = ln_hyp2f1_unit_a(b, c, z, true);
+            let f = |b: f64, c: f64, z: f64| ln_hyp2f1_unit_a(b, c, z, false).value;
+            let h = 1e-6;
+            let d_b = (f(b + h * b, c, z) - f(b - h * b, c, z)) / (2.0 * h * b);
+            let d_c = (f(b, c + h * c, z) - f(b, c - h * c, z)) / (2.0 * h * c);
+            let dz = h * (1.0 - z);
+            let d_z = (f(b, c, z + dz) - f(b, c, (z - dz).max(0.0))) / (z + dz - (z - dz).max(0.0));
+            for (name, analytic, numeric) in [("b", got.d_b, d_b), ("c", got.d_c, d_c), ("z", got.d_z, d_z)] {
+                let scale = numeric.abs().max(1e-3);
+                assert!((analytic - numeric).abs() < 1e-6 * scale, "∂{name} at {b} {c} {z}: {analytic} vs {numeric}");
+            }
+        }
     }
 
     #[test]
