@@ -132,8 +132,6 @@ struct FrequencyTerms {
 }
 
 impl optimize::Objective for Objective<'_> {
-    const CHEAP_GRADIENT: bool = true;
-
     fn evaluate(&self, theta: &[f64], gradient: Option<&mut [f64]>) -> f64 {
         let [r, alpha, a, b] = [theta[0].exp(), theta[1].exp(), theta[2].exp(), theta[3].exp()];
         let o = self.variant.offset();

@@ -264,8 +264,6 @@ struct Objective<'a> {
 }
 
 impl optimize::Objective for Objective<'_> {
-    const CHEAP_GRADIENT: bool = true;
-
     fn evaluate(&self, theta: &[f64], gradient: Option<&mut [f64]>) -> f64 {
         let (p, q, gamma) = (theta[0].exp(), theta[1].exp(), theta[2].exp());
         let data = self.data;

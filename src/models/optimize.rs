@@ -32,22 +32,13 @@ const ARMIJO: f64 = 1e-4;
 /// Step halvings before the line search gives up.
 const MAX_BACKTRACKS: usize = 60;
 
-/// A function to minimise over log-parameters.
+/// A function to minimise over log-parameters, with its analytic gradient: the
+/// line search asks for the gradient at every trial point, since it comes at
+/// about the cost of the value.
 pub(crate) trait Objective {
-    /// Whether gradients come at about the cost of a value. If so the line
-    /// search asks for them at every trial point; if not (finite differences)
-    /// only at accepted points.
-    const CHEAP_GRADIENT: bool;
-
     /// Objective value at `theta`; fills `gradient` when one is passed.
     /// Returns a non-finite value where the objective is undefined.
     fn evaluate(&self, theta: &[f64], gradient: Option<&mut [f64]>) -> f64;
-
-    /// The gradient at `theta` where the value is already known: objectives
-    /// with finite-difference gradients skip the value's evaluation.
-    fn gradient(&self, theta: &[f64], gradient: &mut [f64]) {
-        self.evaluate(theta, Some(gradient));
-    }
 }
 
 /// Why the minimiser stopped without meeting the gradient tolerance.
@@ -116,11 +107,7 @@ pub(crate) fn minimize<O: Objective>(
             for i in 0..n {
                 trial[i] = theta[i] + step * direction[i];
             }
-            let trial_value = if O::CHEAP_GRADIENT {
-                objective.evaluate(&trial, Some(&mut trial_gradient))
-            } else {
-                objective.evaluate(&trial, None)
-            };
+            let trial_value = objective.evaluate(&trial, Some(&mut trial_gradient));
             if trial_value.is_finite() && trial_value <= value + ARMIJO * step * slope {
                 accepted = Some(trial_value);
                 break;
@@ -130,9 +117,6 @@ pub(crate) fn minimize<O: Objective>(
         let Some(new_value) = accepted else {
             break Some(Stall::LineSearch);
         };
-        if !O::CHEAP_GRADIENT {
-            objective.gradient(&trial, &mut trial_gradient);
-        }
         if trial_gradient.iter().any(|g| !g.is_finite()) {
             break Some(Stall::LineSearch);
         }
@@ -160,9 +144,10 @@ pub(crate) fn minimize<O: Objective>(
     Some(Minimum { theta, value, iterations, stall })
 }
 
-/// Central-difference gradient, for objectives without analytic derivatives.
+/// Central-difference gradient, which tests check the analytic ones against.
 /// The step 1e-5 in log space balances truncation (∝ h²) against rounding
 /// (∝ ε/h) for objectives of order one.
+#[cfg(test)]
 pub(crate) fn central_difference<F: Fn(&[f64]) -> f64>(f: F, theta: &[f64], gradient: &mut [f64]) {
     const H: f64 = 1e-5;
     let mut shifted = theta.to_vec();
@@ -176,24 +161,13 @@ pub(crate) fn central_difference<F: Fn(&[f64]) -> f64>(f: F, theta: &[f64], grad
     }
 }
 
-/// Hessian of `objective` at `theta`, row-major: by central differences of the
-/// gradient where it is analytic ([`gradient_differences`]), else by second
-/// differences of the value ([`value_differences`]), which takes 40 evaluations
-/// for 4 parameters where differencing a finite-difference gradient takes 72.
+/// Hessian of `objective` at `theta`, row-major, by central differences of the
+/// analytic gradient (Nocedal & Wright 2006, Section 8.1, eq. 8.7 applied to each
+/// gradient component), symmetrised: 2 gradients per parameter. A step of 1e-4
+/// in log space keeps truncation (∝ h²) and rounding (∝ ε/h) far below 1e-8.
 pub(crate) fn hessian<O: Objective>(objective: &O, theta: &[f64]) -> Vec<f64> {
-    if O::CHEAP_GRADIENT {
-        gradient_differences(objective, theta, 1e-4)
-    } else {
-        value_differences(objective, theta, 1e-3)
-    }
-}
-
-/// The Hessian by central differences of the gradient (Nocedal & Wright 2006,
-/// Section 8.1, eq. 8.7 applied to each gradient component), symmetrised. With
-/// analytic gradients a step of 1e-4 in log space keeps truncation (∝ h²) and
-/// rounding (∝ ε/h) far below 1e-8.
-pub(crate) fn gradient_differences<O: Objective>(objective: &O, theta: &[f64], h: f64) -> Vec<f64> {
-    let n = theta.len();
+    const H: f64 = 1e-4;
+    let (n, h) = (theta.len(), H);
     let mut shifted = theta.to_vec();
     let (mut up, mut down) = (vec![0.0; n], vec![0.0; n]);
     let mut result = vec![0.0; n * n];
@@ -217,11 +191,12 @@ pub(crate) fn gradient_differences<O: Objective>(objective: &O, theta: &[f64], h
     result
 }
 
-/// The Hessian from values alone: the four-point second difference
+/// The Hessian from values alone, which tests check [`hessian`] against: the four-point second difference
 /// [f(θ+hᵢ+hⱼ) − f(θ+hᵢ−hⱼ) − f(θ−hᵢ+hⱼ) + f(θ−hᵢ−hⱼ)] / 4h² (Abramowitz &
 /// Stegun 1972, 25.3.26; on the diagonal the steps add up to 2h), row-major.
 /// For objectives of order one a step of 1e-3 balances truncation (∝ h²)
 /// against rounding (∝ ε/h²).
+#[cfg(test)]
 pub(crate) fn value_differences<O: Objective>(objective: &O, theta: &[f64], h: f64) -> Vec<f64> {
     let n = theta.len();
     let f = |i: usize, si: f64, j: usize, sj: f64| {
@@ -283,7 +258,6 @@ mod tests {
     struct Rosenbrock;
 
     impl Objective for Rosenbrock {
-        const CHEAP_GRADIENT: bool = true;
         fn evaluate(&self, t: &[f64], gradient: Option<&mut [f64]>) -> f64 {
             let (x, y) = (t[0], t[1]);
             if let Some(g) = gradient {
@@ -294,17 +268,16 @@ mod tests {
         }
     }
 
-    /// A quadratic whose gradient is only available by finite differences.
+    /// 3(x−1)² + (y+2)² + xy, whose Hessian is [[6, 1], [1, 2]] everywhere.
     struct Quadratic;
 
     impl Objective for Quadratic {
-        const CHEAP_GRADIENT: bool = false;
         fn evaluate(&self, t: &[f64], gradient: Option<&mut [f64]>) -> f64 {
-            let f = |t: &[f64]| 3.0 * (t[0] - 1.0).powi(2) + (t[1] + 2.0).powi(2) + t[0] * t[1];
             if let Some(g) = gradient {
-                central_difference(f, t, g);
+                g[0] = 6.0 * (t[0] - 1.0) + t[1];
+                g[1] = 2.0 * (t[1] + 2.0) + t[0];
             }
-            f(t)
+            3.0 * (t[0] - 1.0).powi(2) + (t[1] + 2.0).powi(2) + t[0] * t[1]
         }
     }
 
@@ -312,7 +285,6 @@ mod tests {
     struct Runaway;
 
     impl Objective for Runaway {
-        const CHEAP_GRADIENT: bool = true;
         fn evaluate(&self, t: &[f64], gradient: Option<&mut [f64]>) -> f64 {
             if let Some(g) = gradient {
                 g[0] = -(-t[0]).exp();
@@ -329,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn minimizes_with_finite_difference_gradients() {
+    fn minimizes_a_quadratic() {
         let m = minimize(&Quadratic, &[0.0, 0.0], 200, 1e-8).unwrap();
         assert_eq!(m.stall, None);
         // Stationary point of 3(x−1)² + (y+2)² + xy: 6x − 6 + y = 0, 2y + 4 + x = 0.
@@ -353,10 +325,11 @@ mod tests {
         for (got, want) in h.iter().zip(want) {
             assert!((got - want).abs() < 1e-6 * want.abs(), "{h:?}");
         }
-        // A quadratic with finite-difference gradients: [[6, 1], [1, 2]] everywhere.
-        let h = hessian(&Quadratic, &[0.3, -1.0]);
-        for (got, want) in h.iter().zip([6.0, 1.0, 1.0, 2.0]) {
-            assert!((got - want).abs() < 1e-6, "{h:?}");
+        // The quadratic, from gradients and from values alone.
+        for h in [hessian(&Quadratic, &[0.3, -1.0]), value_differences(&Quadratic, &[0.3, -1.0], 1e-3)] {
+            for (got, want) in h.iter().zip([6.0, 1.0, 1.0, 2.0]) {
+                assert!((got - want).abs() < 1e-6, "{h:?}");
+            }
         }
     }
 

@@ -219,8 +219,6 @@ impl<'a> Objective<'a> {
 }
 
 impl optimize::Objective for Objective<'_> {
-    const CHEAP_GRADIENT: bool = true;
-
     fn evaluate(&self, theta: &[f64], gradient: Option<&mut [f64]>) -> f64 {
         let p = [theta[0].exp(), theta[1].exp(), theta[2].exp(), theta[3].exp()];
         let [r, alpha, s, beta] = p;
