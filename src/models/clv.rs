@@ -1,13 +1,11 @@
 //! Customer lifetime value from a purchase model: discounted expected
 //! margin over a horizon of whole months.
 
-use std::cmp::Ordering;
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::gamma_gamma::GammaGammaFit;
-use super::purchase::{FastMap, Observation, PurchaseFit};
+use super::purchase::{FastMap, Histories, Observation, PurchaseFit, PurchaseModelKind};
 
 /// Days in an average month (365.25 / 12). Divide by the days in one time
 /// unit to get `units_per_month` (30.4375 for days, ≈ 4.348 for weeks).
@@ -60,8 +58,8 @@ pub fn predicted_clv_many(
     units_per_month: f64,
 ) -> Vec<f64> {
     assert_eq!(customers.len(), expected_order_values.len(), "one expected order value per customer");
-    let purchases = fit.p_alive_times(customers, |x, age| {
-        discounted_alive_purchases(fit, x, age, monthly_discount_rate, horizon_months, units_per_month)
+    let purchases = fit.p_alive_times(customers, |keys| {
+        discounted_alive_purchases_many(fit, keys, monthly_discount_rate, horizon_months, units_per_month)
     });
     purchases.iter().zip(expected_order_values).map(|(p, value)| p * value * margin).collect()
 }
@@ -87,6 +85,37 @@ fn discounted_alive_purchases(
         previous = cumulative;
     }
     purchases
+}
+
+/// [`discounted_alive_purchases`] of every (x, T) of `keys`, the same values
+/// from one table of the monthly expectations
+/// ([`PurchaseFit::alive_expected_purchases_table`]).
+fn discounted_alive_purchases_many(
+    fit: &PurchaseFit,
+    keys: &[(f64, f64)],
+    monthly_discount_rate: f64,
+    horizon_months: u32,
+    units_per_month: f64,
+) -> Vec<f64> {
+    let months: Vec<f64> = (1..=horizon_months).map(|month| f64::from(month) * units_per_month).collect();
+    if months.is_empty() {
+        return vec![0.0; keys.len()];
+    }
+    let table = fit.alive_expected_purchases_table(&months, keys);
+    table
+        .chunks(months.len())
+        .map(|cumulatives| {
+            let mut previous = 0.0;
+            let mut discount = 1.0;
+            let mut purchases = 0.0;
+            for &cumulative in cumulatives {
+                discount /= 1.0 + monthly_discount_rate;
+                purchases += (cumulative - previous) * discount;
+                previous = cumulative;
+            }
+            purchases
+        })
+        .collect()
 }
 
 /// What [`predicted_clv_draws`] values customers over: the settings of
@@ -152,13 +181,17 @@ pub fn predicted_clv_draws(
     let spend_params: Vec<f64> = spend.parameters().into_iter().map(|(_, v)| v).collect();
     // Customers in a canonical order, so the sums below do not depend on the order
     // they came in (a query may deliver them differently from run to run).
-    let mut customers = customers.to_vec();
-    customers.sort_unstable_by(|a, b| {
-        let key =
-            |c: &ValuedCustomer| [c.history.frequency, c.history.recency, c.history.age, c.mean_spend, c.predicted_clv];
-        key(a).iter().zip(key(b).iter()).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
-    });
-    let cells = ValueCells::new(&customers, settings.units_per_month);
+    // Sorted by integer images of the fields that order as `f64::total_cmp` does.
+    let mut customers: Vec<([i64; 5], ValuedCustomer)> = customers
+        .iter()
+        .map(|c| {
+            let fields = [c.history.frequency, c.history.recency, c.history.age, c.mean_spend, c.predicted_clv];
+            (fields.map(total_order_key), *c)
+        })
+        .collect();
+    customers.sort_unstable_by_key(|(key, _)| *key);
+    let customers: Vec<ValuedCustomer> = customers.into_iter().map(|(_, c)| c).collect();
+    let cells = ValueCells::new(purchases.kind(), &customers, settings.units_per_month);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let parameters: Vec<(Vec<f64>, Vec<f64>)> = (0..draws)
         .map(|_| {
@@ -196,10 +229,17 @@ pub fn predicted_clv_draws(
     Some(totals)
 }
 
+/// An integer that orders as `f64::total_cmp` orders `v`: the bits, with the
+/// magnitude bits of negative numbers flipped (as `total_cmp` itself does).
+fn total_order_key(v: f64) -> i64 {
+    let bits = v.to_bits() as i64;
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
 /// Customers merged into cells of frequency and month-rounded recency and T,
 /// with their spend summed (see [`predicted_clv_draws`]).
 struct ValueCells {
-    histories: Vec<Observation>,
+    histories: Histories,
     /// Customers valued at the population mean spend (x = 0 or m̄ ≤ 0).
     population_spenders: Vec<f64>,
     /// Customers valued by their own spend, and the sum of their m̄.
@@ -209,51 +249,55 @@ struct ValueCells {
 }
 
 impl ValueCells {
-    fn new(customers: &[ValuedCustomer], units_per_month: f64) -> ValueCells {
+    fn new(kind: PurchaseModelKind, customers: &[ValuedCustomer], units_per_month: f64) -> ValueCells {
         let middle_of_month = |t: f64| ((t / units_per_month).floor() + 0.5) * units_per_month;
         let mut index: FastMap<(u64, u64, u64), usize> = FastMap::default();
-        let mut cells = ValueCells {
-            histories: Vec::new(),
-            population_spenders: Vec::new(),
-            own_spenders: Vec::new(),
-            own_spend: Vec::new(),
-            exact_total: 0.0,
-        };
+        let mut histories = Vec::new();
+        let mut population_spenders = Vec::new();
+        let mut own_spenders = Vec::new();
+        let mut own_spend = Vec::new();
+        let mut exact_total = 0.0;
         for customer in customers {
             let Observation { frequency, recency, age } = customer.history;
             let age = middle_of_month(age);
             // Without repeat purchases recency is 0, and stays so.
             let recency = if frequency > 0.0 { middle_of_month(recency).min(age) } else { 0.0 };
-            let next = cells.histories.len();
+            let next = histories.len();
             let cell = *index.entry((frequency.to_bits(), recency.to_bits(), age.to_bits())).or_insert(next);
             if cell == next {
-                cells.histories.push(Observation { frequency, recency, age });
-                cells.population_spenders.push(0.0);
-                cells.own_spenders.push(0.0);
-                cells.own_spend.push(0.0);
+                histories.push(Observation { frequency, recency, age });
+                population_spenders.push(0.0);
+                own_spenders.push(0.0);
+                own_spend.push(0.0);
             }
             if frequency > 0.0 && customer.mean_spend > 0.0 {
-                cells.own_spenders[cell] += 1.0;
-                cells.own_spend[cell] += customer.mean_spend;
+                own_spenders[cell] += 1.0;
+                own_spend[cell] += customer.mean_spend;
             } else {
-                cells.population_spenders[cell] += 1.0;
+                population_spenders[cell] += 1.0;
             }
-            cells.exact_total += customer.predicted_clv;
+            exact_total += customer.predicted_clv;
         }
-        cells
+        let histories = Histories::new(kind, histories);
+        ValueCells { histories, population_spenders, own_spenders, own_spend, exact_total }
     }
 
     /// Σ over cells of P(alive) × discounted expected purchases × the cell's
     /// summed expected spend × margin: the group's predicted CLV on cells.
     fn total(&self, purchases: &PurchaseFit, spend: &GammaGammaFit, settings: &ClvSettings) -> f64 {
         let ClvSettings { margin, monthly_discount_rate, horizon_months, units_per_month } = *settings;
-        let purchases_per_cell = purchases.p_alive_times(&self.histories, |x, age| {
-            discounted_alive_purchases(purchases, x, age, monthly_discount_rate, horizon_months, units_per_month)
-        });
+        let per_key = discounted_alive_purchases_many(
+            purchases,
+            self.histories.keys(),
+            monthly_discount_rate,
+            horizon_months,
+            units_per_month,
+        );
+        let purchases_per_cell = purchases.p_alive_times_prepared(&self.histories, &per_key);
         let [p, q, gamma] = [0, 1, 2].map(|i| spend.parameters()[i].1);
         let population_mean = spend.population_mean_spend();
         let mut total = 0.0;
-        for (i, history) in self.histories.iter().enumerate() {
+        for (i, history) in self.histories.customers().iter().enumerate() {
             // An empty side adds nothing, even when its mean would be infinite.
             let mut value =
                 if self.population_spenders[i] > 0.0 { self.population_spenders[i] * population_mean } else { 0.0 };
@@ -358,8 +402,12 @@ mod tests {
                 .map(|&(frequency, recency, age)| Observation { frequency, recency, age })
                 .collect();
         let values: Vec<f64> = (0..customers.len()).map(|i| 10.0 + (i % 7) as f64).collect();
-        for kind in [PurchaseModelKind::BgNbd, PurchaseModelKind::MbgNbd] {
-            let fit = PurchaseFit::from_parameters(kind, CDNOW).unwrap();
+        for (kind, params) in [
+            (PurchaseModelKind::BgNbd, CDNOW),
+            (PurchaseModelKind::MbgNbd, CDNOW),
+            (PurchaseModelKind::ParetoNbd, [0.55, 10.58, 0.61, 11.67]),
+        ] {
+            let fit = PurchaseFit::from_parameters(kind, params).unwrap();
             let many = predicted_clv_many(&fit, &customers, &values, 0.3, 0.01, 12, u);
             let expected = fit.conditional_expected_purchases_many(26.0, &customers);
             for (i, c) in customers.iter().enumerate() {
@@ -369,6 +417,31 @@ mod tests {
                 assert_eq!(expected[i].to_bits(), e.to_bits());
             }
         }
+    }
+
+    #[test]
+    fn total_order_keys_order_as_total_cmp() {
+        let mut values = vec![
+            f64::NAN,
+            f64::INFINITY,
+            1e300,
+            2.5,
+            f64::MIN_POSITIVE / 4.0,
+            0.0,
+            -0.0,
+            -f64::MIN_POSITIVE / 4.0,
+            -2.5,
+            -1e300,
+            f64::NEG_INFINITY,
+            -f64::NAN,
+        ];
+        let mut by_key = values.clone();
+        values.sort_by(f64::total_cmp);
+        by_key.sort_by_key(|v| total_order_key(*v));
+        assert_eq!(
+            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            by_key.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     const WEEKS: ClvSettings = ClvSettings {

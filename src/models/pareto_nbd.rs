@@ -108,13 +108,45 @@ pub(crate) fn p_alive(p: &[f64; 4], x: f64, t_x: f64, age: f64) -> f64 {
 /// distinct (x, t) among their recencies and ages rather than twice per
 /// customer: customers share frequencies and days far more than whole histories.
 pub(crate) fn p_alive_many(p: &[f64; 4], customers: &[Observation]) -> Vec<f64> {
-    let mut memo: FastMap<(u64, u64), f64> = FastMap::default();
-    let mut ln_j = |x: f64, t: f64| *memo.entry((x.to_bits(), t.to_bits())).or_insert_with(|| ln_j(p, x, t));
+    p_alive_of_pairs(p, customers, &JArguments::new(customers))
+}
+
+/// The distinct (x, t) at which [`p_alive`] of some customers needs J — their
+/// (x, t_x) and (x, T) — and which two each customer needs: found once for
+/// customers valued under many parameter draws.
+#[derive(Clone, Debug)]
+pub(crate) struct JArguments {
+    pairs: Vec<(f64, f64)>,
+    /// Per customer: indices of (x, t_x) and (x, T) into `pairs`.
+    of_customer: Vec<(u32, u32)>,
+}
+
+impl JArguments {
+    pub(crate) fn new(customers: &[Observation]) -> JArguments {
+        let mut index: FastMap<(u64, u64), u32> = FastMap::default();
+        let mut pairs = Vec::new();
+        let mut intern = |x: f64, t: f64| {
+            let next = pairs.len() as u32;
+            let i = *index.entry((x.to_bits(), t.to_bits())).or_insert(next);
+            if i == next {
+                pairs.push((x, t));
+            }
+            i
+        };
+        let of_customer =
+            customers.iter().map(|o| (intern(o.frequency, o.recency), intern(o.frequency, o.age))).collect();
+        JArguments { pairs, of_customer }
+    }
+}
+
+/// [`p_alive`] of `customers`, whose J arguments `arguments` are.
+pub(crate) fn p_alive_of_pairs(p: &[f64; 4], customers: &[Observation], arguments: &JArguments) -> Vec<f64> {
+    let ln_js: Vec<f64> = arguments.pairs.iter().map(|&(x, t)| ln_j(p, x, t)).collect();
     customers
         .iter()
-        .map(|o| {
-            let (recency, age) = (ln_j(o.frequency, o.recency), ln_j(o.frequency, o.age));
-            alive_share(ln_terms_given(p, o.frequency, o.age, recency, age))
+        .zip(&arguments.of_customer)
+        .map(|(o, &(recency, age))| {
+            alive_share(ln_terms_given(p, o.frequency, o.age, ln_js[recency as usize], ln_js[age as usize]))
         })
         .collect()
 }
@@ -142,10 +174,42 @@ pub(crate) fn expected_purchases(p: &[f64; 4], t: f64) -> f64 {
 }
 
 /// E[Y(t) | x, T, alive at T] = (r+x)(β+T)/((α+T)(s−1)) · [1 − ((β+T)/(β+T+t))^{s−1}],
-/// the note's conditional expectation (Section 6) without its P(alive) factor.
+/// the note's conditional expectation (Section 6) without its P(alive) factor:
+/// [`alive_rate_scale`] × [`alive_horizon_factor`].
 pub(crate) fn alive_expected_purchases(p: &[f64; 4], t: f64, x: f64, age: f64) -> f64 {
-    let [r, alpha, s, beta] = *p;
-    (r + x) * (beta + age) / (alpha + age) * one_minus_exp_over(s - 1.0, -(t / (beta + age)).ln_1p())
+    alive_rate_scale(p, x, age) * alive_horizon_factor(p, t, age)
+}
+
+/// [`alive_expected_purchases`] at every time of `times` for every (x, T) of
+/// `keys`, row-major by key, with [`alive_horizon_factor`] computed once per
+/// distinct T.
+pub(crate) fn alive_expected_purchases_table(p: &[f64; 4], times: &[f64], keys: &[(f64, f64)]) -> Vec<f64> {
+    let mut rows: FastMap<u64, usize> = FastMap::default();
+    let mut factors: Vec<f64> = Vec::new();
+    let mut table = Vec::with_capacity(keys.len() * times.len());
+    for &(x, age) in keys {
+        let next = factors.len();
+        let row = *rows.entry(age.to_bits()).or_insert(next);
+        if row == next {
+            factors.extend(times.iter().map(|&t| alive_horizon_factor(p, t, age)));
+        }
+        let scale = alive_rate_scale(p, x, age);
+        table.extend(factors[row..row + times.len()].iter().map(|factor| scale * factor));
+    }
+    table
+}
+
+/// (r+x)(β+T)/(α+T), the part of [`alive_expected_purchases`] that depends on x.
+pub(crate) fn alive_rate_scale(p: &[f64; 4], x: f64, age: f64) -> f64 {
+    let [r, alpha, _, beta] = *p;
+    (r + x) * (beta + age) / (alpha + age)
+}
+
+/// [1 − ((β+T)/(β+T+t))^{s−1}]/(s−1), the part of [`alive_expected_purchases`]
+/// that depends on t, and not on x: customers of one age share it.
+pub(crate) fn alive_horizon_factor(p: &[f64; 4], t: f64, age: f64) -> f64 {
+    let [_, _, s, beta] = *p;
+    one_minus_exp_over(s - 1.0, -(t / (beta + age)).ln_1p())
 }
 
 /// ln(e^u + e^v) = max + ln(1 + e^−|u−v|): one exponential, no overflow.

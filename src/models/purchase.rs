@@ -374,42 +374,60 @@ impl PurchaseFit {
     /// (x, T) and spread over the available cores, which is what makes a
     /// million customers with day-granular histories cheap.
     pub fn conditional_expected_purchases_many(&self, t: f64, customers: &[Observation]) -> Vec<f64> {
-        self.p_alive_times(customers, |x, age| self.alive_expected_purchases(t, x, age))
+        self.p_alive_times(customers, |keys| self.alive_expected_purchases_table(&[t], keys))
     }
 
-    /// P(alive) of each customer times `per_frequency_and_age(x, T)`, the
-    /// latter evaluated once per distinct (x, T).
+    /// [`p_alive`](Self::p_alive) of many customers: the same values, with
+    /// Pareto/NBD's 2F1 series computed once per distinct (x, t) among the
+    /// customers' (x, t_x) and (x, T) rather than twice per customer.
+    pub fn p_alive_many(&self, customers: &[Observation]) -> Vec<f64> {
+        match self.kind {
+            PurchaseModelKind::ParetoNbd => pareto_nbd::p_alive_many(&self.params, customers),
+            _ => customers.iter().map(|o| self.p_alive(o.frequency, o.recency, o.age)).collect(),
+        }
+    }
+
+    /// P(alive) of each customer times `per_frequency_and_age(keys)[k]`, where
+    /// `keys` are the customers' distinct (x, T) and k the customer's: what
+    /// depends on (x, T) alone is computed once per key.
     pub(crate) fn p_alive_times<F>(&self, customers: &[Observation], per_frequency_and_age: F) -> Vec<f64>
     where
-        F: Fn(f64, f64) -> f64 + Sync,
+        F: Fn(&[(f64, f64)]) -> Vec<f64> + Sync,
     {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut index: FastMap<(u64, u64), u32> = FastMap::default();
-        let mut keys = Vec::new();
-        let slots: Vec<u32> = customers
-            .iter()
-            .map(|o| {
-                let (x, age) = (o.frequency + 0.0, o.age + 0.0);
-                let next = keys.len() as u32;
-                let slot = *index.entry((x.to_bits(), age.to_bits())).or_insert(next);
-                if slot == next {
-                    keys.push((x, age));
-                }
-                slot
-            })
-            .collect();
-        let values = map_chunks(keys.len(), threads, |range| {
-            keys[range].iter().map(|&(x, age)| per_frequency_and_age(x, age)).collect::<Vec<f64>>()
-        })
-        .concat();
+        let (keys, slots) = frequency_and_age_keys(customers);
+        let values = map_chunks(keys.len(), threads, |range| per_frequency_and_age(&keys[range])).concat();
         map_chunks(customers.len(), threads, |range| {
-            let p_alive = match self.kind {
-                PurchaseModelKind::ParetoNbd => pareto_nbd::p_alive_many(&self.params, &customers[range.clone()]),
-                _ => customers[range.clone()].iter().map(|o| self.p_alive(o.frequency, o.recency, o.age)).collect(),
-            };
+            let p_alive = self.p_alive_many(&customers[range.clone()]);
             range.zip(p_alive).map(|(i, p)| p * values[slots[i] as usize]).collect::<Vec<f64>>()
         })
         .concat()
+    }
+
+    /// [`p_alive_times`](Self::p_alive_times) for customers prepared once
+    /// ([`Histories`]) and valued under many parameter values: `per_key` holds
+    /// the value of each of [`Histories::keys`].
+    pub(crate) fn p_alive_times_prepared(&self, histories: &Histories, per_key: &[f64]) -> Vec<f64> {
+        let p_alive = match (&histories.j_arguments, self.kind) {
+            (Some(arguments), PurchaseModelKind::ParetoNbd) => {
+                pareto_nbd::p_alive_of_pairs(&self.params, &histories.customers, arguments)
+            }
+            _ => self.p_alive_many(&histories.customers),
+        };
+        p_alive.iter().zip(&histories.slots).map(|(p, &slot)| p * per_key[slot as usize]).collect()
+    }
+
+    /// [`alive_expected_purchases`](Self::alive_expected_purchases) at every
+    /// time of `times` for every (x, T) of `keys`, row-major by key. Pareto/NBD's
+    /// factors that depend on t are computed once per distinct T.
+    pub(crate) fn alive_expected_purchases_table(&self, times: &[f64], keys: &[(f64, f64)]) -> Vec<f64> {
+        match self.kind {
+            PurchaseModelKind::ParetoNbd => pareto_nbd::alive_expected_purchases_table(&self.params, times, keys),
+            _ => keys
+                .iter()
+                .flat_map(|&(x, age)| times.iter().map(move |&t| self.alive_expected_purchases(t, x, age)))
+                .collect(),
+        }
     }
 
     /// E[Y(t) | x, T, alive at T]: the conditional expectation without its
@@ -421,6 +439,56 @@ impl PurchaseFit {
             PurchaseModelKind::MbgNbd => mbg_nbd::alive_expected_purchases(&self.params, t, x, age),
             PurchaseModelKind::ParetoNbd => pareto_nbd::alive_expected_purchases(&self.params, t, x, age),
         }
+    }
+}
+
+/// The distinct (x, T) of `customers` in order of first appearance (−0 taken
+/// as 0), and the index of each customer's.
+fn frequency_and_age_keys(customers: &[Observation]) -> (Vec<(f64, f64)>, Vec<u32>) {
+    let mut index: FastMap<(u64, u64), u32> = FastMap::default();
+    let mut keys = Vec::new();
+    let slots = customers
+        .iter()
+        .map(|o| {
+            let (x, age) = (o.frequency + 0.0, o.age + 0.0);
+            let next = keys.len() as u32;
+            let slot = *index.entry((x.to_bits(), age.to_bits())).or_insert(next);
+            if slot == next {
+                keys.push((x, age));
+            }
+            slot
+        })
+        .collect();
+    (keys, slots)
+}
+
+/// Customers to be valued under many parameter values of one model (the draws
+/// of an interval): their distinct (x, T) and, for Pareto/NBD, the arguments
+/// of its 2F1 series, found once rather than per draw.
+#[derive(Clone, Debug)]
+pub(crate) struct Histories {
+    customers: Vec<Observation>,
+    keys: Vec<(f64, f64)>,
+    /// Per customer: index into `keys`.
+    slots: Vec<u32>,
+    j_arguments: Option<pareto_nbd::JArguments>,
+}
+
+impl Histories {
+    pub(crate) fn new(kind: PurchaseModelKind, customers: Vec<Observation>) -> Histories {
+        let (keys, slots) = frequency_and_age_keys(&customers);
+        let j_arguments = (kind == PurchaseModelKind::ParetoNbd).then(|| pareto_nbd::JArguments::new(&customers));
+        Histories { customers, keys, slots, j_arguments }
+    }
+
+    /// The customers, in the order given.
+    pub(crate) fn customers(&self) -> &[Observation] {
+        &self.customers
+    }
+
+    /// The customers' distinct (x, T), in order of first appearance.
+    pub(crate) fn keys(&self) -> &[(f64, f64)] {
+        &self.keys
     }
 }
 
@@ -697,6 +765,43 @@ mod tests {
             }
             let sum: f64 = predicted.iter().sum();
             assert!((sum / total - 1.0).abs() < tolerance, "{kind:?}: {sum} vs {total}");
+        }
+    }
+
+    #[test]
+    fn batched_and_prepared_evaluations_equal_one_customer_at_a_time() {
+        // CDNOW and a copy with −0 recencies (the same keys as 0).
+        let mut customers = cdnow();
+        customers.extend(cdnow().iter().take(300).map(|o| Observation { recency: o.recency * -0.0, ..*o }));
+        let times = [1.0, 26.0, 39.0];
+        for (kind, params) in [
+            (PurchaseModelKind::BgNbd, [0.243, 4.414, 0.793, 2.426]),
+            (PurchaseModelKind::MbgNbd, [0.243, 4.414, 0.793, 2.426]),
+            (PurchaseModelKind::ParetoNbd, [0.55, 10.58, 0.61, 11.67]),
+        ] {
+            let fit = PurchaseFit::from_parameters(kind, params).unwrap();
+            let p_alive = fit.p_alive_many(&customers);
+            let expected = fit.conditional_expected_purchases_many(26.0, &customers);
+            let histories = Histories::new(kind, customers.clone());
+            let table = fit.alive_expected_purchases_table(&times, histories.keys());
+            for (k, &(x, age)) in histories.keys().iter().enumerate() {
+                for (i, &t) in times.iter().enumerate() {
+                    assert_eq!(table[k * times.len() + i].to_bits(), fit.alive_expected_purchases(t, x, age).to_bits());
+                }
+            }
+            let per_key: Vec<f64> =
+                histories.keys().iter().map(|&(x, age)| fit.alive_expected_purchases(26.0, x, age)).collect();
+            let prepared = fit.p_alive_times_prepared(&histories, &per_key);
+            for (i, o) in customers.iter().enumerate() {
+                let one = fit.conditional_expected_purchases(26.0, o.frequency, o.recency, o.age);
+                assert_eq!(
+                    p_alive[i].to_bits(),
+                    fit.p_alive(o.frequency, o.recency, o.age).to_bits(),
+                    "{kind:?} {o:?}"
+                );
+                assert_eq!(expected[i].to_bits(), one.to_bits(), "{kind:?} {o:?}");
+                assert_eq!(prepared[i].to_bits(), one.to_bits(), "{kind:?} {o:?}");
+            }
         }
     }
 
