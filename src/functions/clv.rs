@@ -595,11 +595,7 @@ impl ClvPredict {
             (Prediction::PAlive, [frequency, recency, age]) => {
                 let Some(fit) = purchase_fit(model)? else { return Ok(vec![None; rows.len()]) };
                 let (customers, valid) = observations(frequency, recency, age);
-                customers
-                    .iter()
-                    .zip(valid)
-                    .map(|(c, ok)| ok.then(|| fit.p_alive(c.frequency, c.recency, c.age)))
-                    .collect()
+                fit.p_alive_many(&customers).into_iter().zip(valid).map(|(p, ok)| ok.then_some(p)).collect()
             }
             (Prediction::ExpectedPurchases, [t, frequency, recency, age]) => {
                 let Some(fit) = purchase_fit(model)? else { return Ok(vec![None; rows.len()]) };
