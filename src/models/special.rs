@@ -51,7 +51,7 @@ pub(crate) fn digamma(x: f64) -> f64 {
     shift + x.ln() - 0.5 * inv - tail
 }
 
-/// ln 2F1(1, b; c; z) and its partial derivatives, see [`ln_hyp2f1_unit_a`].
+/// ln 2F1(1, b; c; z) and its partial derivatives, see [`UnitASeries`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct LnHyp2f1 {
     /// ln 2F1(1, b; c; z).
@@ -62,52 +62,104 @@ pub(crate) struct LnHyp2f1 {
     pub d_z: f64,
 }
 
-/// ln 2F1(1, b; c; z) = ln Σ_n (b)_n / (c)_n z^n for 0 < b < c and 0 ≤ z < 1 (A&S
-/// 15.1.1 with a = 1, where (1)_n = n! cancels), and — when `derivatives` — its
-/// partial derivatives in b, c and z; NaN outside that domain.
+/// 2F1(1, b; c; z) = Σ_n k_n z^n with k_n = (b)_n / (c)_n for 0 < b < c (A&S 15.1.1
+/// with a = 1, where (1)_n = n! cancels), evaluated in log space at many z for one
+/// (b, c).
 ///
 /// This is the shape the Pareto/NBD likelihood takes after Euler's transformation
-/// (A&S 15.3.3; see [`super::pareto_nbd`]). Every term ratio (b+n)/(c+n)·z is below
-/// z, so the terms never exceed 1 (no overflow for frequencies in the hundreds) and
-/// the tail after a term u is below u·z/(1−z). The derivatives are sums over the
-/// same terms: ∂u_n/∂b = u_n Σ_{k<n} 1/(b+k), ∂u_n/∂c = −u_n Σ_{k<n} 1/(c+k),
-/// ∂u_n/∂z = n u_n / z — one pass gives the value and the gradient, and summing
-/// stops when the geometric bound of every remaining tail is below
-/// [`SERIES_EPSILON`] of the sum. Convergence slows as z → 1 (about
-/// 37/(1 − z) terms); [`MAX_SERIES_TERMS`] caps it.
-pub(crate) fn ln_hyp2f1_unit_a(b: f64, c: f64, z: f64, derivatives: bool) -> LnHyp2f1 {
-    if !(b > 0.0 && c > b && (0.0..1.0).contains(&z)) {
-        return LnHyp2f1 { value: f64::NAN, d_b: f64::NAN, d_c: f64::NAN, d_z: f64::NAN };
-    }
-    let odds = z / (1.0 - z);
-    let spread = 1.0 / (1.0 - z);
-    // term = u_n; sums of u_n, u_n Σ 1/(b+k), u_n Σ 1/(c+k) and n u_n / z.
-    let (mut term, mut sum) = (1.0, 1.0);
-    let (mut h_b, mut h_c) = (0.0, 0.0);
-    let (mut sum_b, mut sum_c, mut sum_z) = (0.0, 0.0, 0.0);
-    for n in 0..MAX_SERIES_TERMS {
-        let n = n as f64;
-        let over_z = term * (b + n) / (c + n);
-        term = over_z * z;
-        sum += term;
-        let tail = if derivatives {
-            h_b += 1.0 / (b + n);
-            h_c += 1.0 / (c + n);
-            sum_b += term * h_b;
-            sum_c += term * h_c;
-            sum_z += (n + 1.0) * over_z;
-            // Bounds of the tails with u_{m+k} ≤ u_m z^k, m = n + 1: Σ_k u_{m+k} (h_m +
-            // k/(b+m)) for the b-sum (likewise c), Σ_k (m+k) u_{m+k}/z for the z-sum.
-            let m = n + 1.0;
-            term * (odds * (1.0 + h_b + h_c + spread / (b + m) + spread / (c + m)) + (m + spread) * spread)
-        } else {
-            term * odds
-        };
-        if tail <= SERIES_EPSILON * sum {
-            break;
+/// (A&S 15.3.3; see [`super::pareto_nbd`]), where one (b, c) serves every time t of
+/// customers with the same frequency. The coefficients k_n are computed once, as far
+/// as the largest z asks, so each evaluation costs a multiplication and an addition
+/// per term instead of a division. Every ratio k_{n+1}/k_n = (b+n)/(c+n) is below 1,
+/// so the terms u_n = k_n z^n never exceed 1 (no overflow for frequencies in the
+/// hundreds) and the tail after a term u is below u·z/(1−z).
+///
+/// The derivatives are sums over the same terms: ∂u_n/∂b = u_n H_b(n), ∂u_n/∂c =
+/// −u_n H_c(n) with H_b(n) = Σ_{j<n} 1/(b+j) (likewise H_c), and ∂u_n/∂z = n u_n / z.
+/// Summing stops when the geometric bound of every remaining tail is below
+/// [`SERIES_EPSILON`] of the sum. Convergence slows as z → 1 (about 37/(1 − z)
+/// terms); [`MAX_SERIES_TERMS`] caps it.
+#[derive(Clone, Debug)]
+pub(crate) struct UnitASeries {
+    b: f64,
+    c: f64,
+    derivatives: bool,
+    /// k_n.
+    k: Vec<f64>,
+    /// H_b(n) and H_c(n), and 1/(b+n) and 1/(c+n) for the tail bounds (only
+    /// with derivatives).
+    h_b: Vec<f64>,
+    h_c: Vec<f64>,
+    inv_b: Vec<f64>,
+    inv_c: Vec<f64>,
+}
+
+impl UnitASeries {
+    pub(crate) fn new(b: f64, c: f64, derivatives: bool) -> UnitASeries {
+        let one = |v: f64| if derivatives { vec![v] } else { Vec::new() };
+        UnitASeries {
+            b,
+            c,
+            derivatives,
+            k: vec![1.0],
+            h_b: one(0.0),
+            h_c: one(0.0),
+            inv_b: one(1.0 / b),
+            inv_c: one(1.0 / c),
         }
     }
-    LnHyp2f1 { value: sum.ln(), d_b: sum_b / sum, d_c: -sum_c / sum, d_z: sum_z / sum }
+
+    /// Appends k_{n+1} (and its harmonic sums) for n the last index.
+    fn extend(&mut self) {
+        let n = (self.k.len() - 1) as f64;
+        let last = self.k[self.k.len() - 1];
+        self.k.push(last * (self.b + n) / (self.c + n));
+        if self.derivatives {
+            let (inv_b, inv_c) = (self.inv_b[self.inv_b.len() - 1], self.inv_c[self.inv_c.len() - 1]);
+            self.h_b.push(self.h_b[self.h_b.len() - 1] + inv_b);
+            self.h_c.push(self.h_c[self.h_c.len() - 1] + inv_c);
+            self.inv_b.push(1.0 / (self.b + n + 1.0));
+            self.inv_c.push(1.0 / (self.c + n + 1.0));
+        }
+    }
+
+    /// ln 2F1(1, b; c; z) and, if the series was made with derivatives, its
+    /// partial derivatives.
+    pub(crate) fn ln_at(&mut self, z: f64) -> LnHyp2f1 {
+        if !(self.b > 0.0 && self.c > self.b && (0.0..1.0).contains(&z)) {
+            return LnHyp2f1 { value: f64::NAN, d_b: f64::NAN, d_c: f64::NAN, d_z: f64::NAN };
+        }
+        let odds = z / (1.0 - z);
+        let spread = 1.0 / (1.0 - z);
+        // power = z^n; sums of u_n, u_n H_b(n), u_n H_c(n) and n u_n / z.
+        let (mut power, mut sum) = (1.0, 1.0);
+        let (mut sum_b, mut sum_c, mut sum_z) = (0.0, 0.0, 0.0);
+        for n in 1..=MAX_SERIES_TERMS {
+            if n == self.k.len() {
+                self.extend();
+            }
+            let previous_power = power;
+            power *= z;
+            let term = self.k[n] * power;
+            sum += term;
+            let tail = if self.derivatives {
+                let (h_b, h_c) = (self.h_b[n], self.h_c[n]);
+                sum_b += term * h_b;
+                sum_c += term * h_c;
+                sum_z += n as f64 * self.k[n] * previous_power;
+                // Bounds of the tails with u_{n+j} ≤ u_n z^j: Σ_j u_{n+j} (H_b(n) +
+                // j/(b+n)) for the b-sum (likewise c), Σ_j (n+j) u_{n+j}/z for the z-sum.
+                let steps = spread * (self.inv_b[n] + self.inv_c[n]);
+                term * (odds * (1.0 + h_b + h_c + steps) + (n as f64 + spread) * spread)
+            } else {
+                term * odds
+            };
+            if tail <= SERIES_EPSILON * sum {
+                break;
+            }
+        }
+        LnHyp2f1 { value: sum.ln(), d_b: sum_b / sum, d_c: -sum_c / sum, d_z: sum_z / sum }
+    }
 }
 
 /// [1 − 2F1(a, b; c; w)] / b for w ≤ 0, a > 0, b > −1, c > 0; continuous at
@@ -209,6 +261,24 @@ mod tests {
         let h = 1e-5;
         let numeric = (ln_gamma(3.7 + h) - ln_gamma(3.7 - h)) / (2.0 * h);
         assert!((digamma(3.7) - numeric).abs() < 1e-9);
+    }
+
+    /// One evaluation of a fresh series.
+    fn ln_hyp2f1_unit_a(b: f64, c: f64, z: f64, derivatives: bool) -> LnHyp2f1 {
+        UnitASeries::new(b, c, derivatives).ln_at(z)
+    }
+
+    #[test]
+    fn a_shared_series_gives_what_fresh_ones_give_in_any_order() {
+        // The coefficients are extended as far as each z needs; the values do not
+        // depend on which z came first.
+        let zs = [0.2, 0.999, 0.0, 0.5, 0.9999, 0.3];
+        for derivatives in [false, true] {
+            let mut shared = UnitASeries::new(1.61, 3.1, derivatives);
+            for z in zs.iter().chain(zs.iter().rev()) {
+                assert_eq!(shared.ln_at(*z), ln_hyp2f1_unit_a(1.61, 3.1, *z, derivatives), "{z}");
+            }
+        }
     }
 
     #[test]
