@@ -523,7 +523,10 @@ pub(crate) struct Compressed {
 
 impl Compressed {
     pub(crate) fn new(model: &'static str, observations: &[Observation]) -> Result<Compressed, FitError> {
-        let mut cell_index: FastMap<(u64, u64, u64), u32> = FastMap::default();
+        // Room for a cell per two customers, about what day-granular histories give,
+        // so the map rarely grows.
+        let mut cell_index: FastMap<(u64, u64, u64), u32> =
+            FastMap::with_capacity_and_hasher(observations.len() / 2, Default::default());
         let mut frequency_index: FastMap<u64, u32> = FastMap::default();
         let mut time_index: FastMap<u64, u32> = FastMap::default();
         let mut data = Compressed {
