@@ -15,7 +15,7 @@
 
 use super::optimize;
 use super::parallel::{map_chunks, sum_arrays};
-use super::purchase::{Compressed, FastMap, Observation};
+use super::purchase::{Compressed, FastMap, Observation, interner};
 use super::special::{UnitASeries, digamma, ln_gamma};
 
 /// I(a, b; t) = ∫_t^∞ (α+τ)^{−a} (β+τ)^{−b} dτ (a, b > 0, a + b > 1) in log space,
@@ -144,7 +144,7 @@ pub(crate) fn p_alive_many(p: &[f64; 4], customers: &[Observation]) -> Vec<f64> 
 pub(crate) struct JArguments {
     /// Distinct times among the customers' t_x and T.
     times: Vec<f64>,
-    /// Distinct (x, index into `times`), by x.
+    /// Distinct (x, index into `times`), those of one x together.
     pairs: Vec<(f64, u32)>,
     /// Per customer: indices of (x, t_x) and (x, T) into `pairs`, and of T into `times`.
     of_customer: Vec<(u32, u32, u32)>,
@@ -152,47 +152,24 @@ pub(crate) struct JArguments {
 
 impl JArguments {
     pub(crate) fn new(customers: &[Observation]) -> JArguments {
-        let mut time_index: FastMap<u64, u32> = FastMap::default();
-        let mut times = Vec::new();
-        let mut time = |t: f64| {
-            let next = times.len() as u32;
-            let i = *time_index.entry(t.to_bits()).or_insert(next);
-            if i == next {
-                times.push(t);
-            }
-            i
+        let (mut time_bits, mut pair_keys) = (Vec::new(), Vec::new());
+        let mut of_customer: Vec<(u32, u32, u32)> = {
+            let (mut time, mut pair) = (interner(&mut time_bits), interner(&mut pair_keys));
+            customers
+                .iter()
+                .map(|o| {
+                    let (recency, age) = (time(o.recency.to_bits()), time(o.age.to_bits()));
+                    (pair((o.frequency.to_bits(), recency)), pair((o.frequency.to_bits(), age)), age)
+                })
+                .collect()
         };
-        let mut pair_index: FastMap<(u64, u32), u32> = FastMap::default();
-        let mut pairs = Vec::new();
-        let mut pair = |x: f64, t: u32| {
-            let next = pairs.len() as u32;
-            let i = *pair_index.entry((x.to_bits(), t)).or_insert(next);
-            if i == next {
-                pairs.push((x, t));
-            }
-            i
-        };
-        let mut of_customer: Vec<(u32, u32, u32)> = customers
-            .iter()
-            .map(|o| {
-                let (recency, age) = (time(o.recency), time(o.age));
-                (pair(o.frequency, recency), pair(o.frequency, age), age)
-            })
-            .collect();
-        // Sorted by x (then by time index, for a deterministic order), renumbered.
-        let mut order: Vec<u32> = (0..pairs.len() as u32).collect();
-        order.sort_unstable_by(|&i, &j| {
-            let (a, b) = (pairs[i as usize], pairs[j as usize]);
-            a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
-        });
-        let mut rank = vec![0u32; pairs.len()];
-        for (position, &i) in order.iter().enumerate() {
-            rank[i as usize] = position as u32;
-        }
+        // Pairs of one frequency next to each other, to share a TailIntegral.
+        let rank = sort_keys(&mut pair_keys);
         for (recency, age, _) in &mut of_customer {
             (*recency, *age) = (rank[*recency as usize], rank[*age as usize]);
         }
-        let pairs = order.iter().map(|&i| pairs[i as usize]).collect();
+        let times = time_bits.into_iter().map(f64::from_bits).collect();
+        let pairs = pair_keys.into_iter().map(|(x, t)| (f64::from_bits(x), t)).collect();
         JArguments { times, pairs, of_customer }
     }
 }
@@ -325,28 +302,15 @@ struct PairedCell {
     age: u32,
 }
 
-/// Interns keys in order of first appearance, returning each key's index.
-fn interner(pairs: &mut Vec<(u32, u32)>) -> impl FnMut((u32, u32)) -> u32 + '_ {
-    let mut index: FastMap<(u32, u32), u32> = FastMap::default();
-    move |key| {
-        let next = pairs.len() as u32;
-        let i = *index.entry(key).or_insert(next);
-        if i == next {
-            pairs.push(key);
-        }
-        i
-    }
-}
-
-/// Sorts `pairs` (frequency index, time index) and returns each old index's new one.
-fn sort_pairs(pairs: &mut Vec<(u32, u32)>) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..pairs.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| pairs[i as usize]);
-    let mut rank = vec![0u32; pairs.len()];
+/// Sorts `keys` and returns each old index's new one.
+fn sort_keys<K: Copy + Ord>(keys: &mut Vec<K>) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| keys[i as usize]);
+    let mut rank = vec![0u32; keys.len()];
     for (position, &i) in order.iter().enumerate() {
         rank[i as usize] = position as u32;
     }
-    *pairs = order.iter().map(|&i| pairs[i as usize]).collect();
+    *keys = order.iter().map(|&i| keys[i as usize]).collect();
     rank
 }
 
@@ -361,7 +325,7 @@ impl<'a> Objective<'a> {
                 .collect()
         };
         // Pairs of one frequency next to each other, to share a TailIntegral.
-        let (recency_rank, age_rank) = (sort_pairs(&mut recency_pairs), sort_pairs(&mut age_pairs));
+        let (recency_rank, age_rank) = (sort_keys(&mut recency_pairs), sort_keys(&mut age_pairs));
         for cell in &mut cells {
             (cell.recency, cell.age) = (recency_rank[cell.recency as usize], age_rank[cell.age as usize]);
         }

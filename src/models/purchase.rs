@@ -2,7 +2,7 @@
 //! validation, and compression of customers into unique (x, t_x, T) cells.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::covariance::LogCovariance;
 use super::error::FitError;
@@ -445,21 +445,25 @@ impl PurchaseFit {
 /// The distinct (x, T) of `customers` in order of first appearance (−0 taken
 /// as 0), and the index of each customer's.
 fn frequency_and_age_keys(customers: &[Observation]) -> (Vec<(f64, f64)>, Vec<u32>) {
-    let mut index: FastMap<(u64, u64), u32> = FastMap::default();
     let mut keys = Vec::new();
-    let slots = customers
-        .iter()
-        .map(|o| {
-            let (x, age) = (o.frequency + 0.0, o.age + 0.0);
-            let next = keys.len() as u32;
-            let slot = *index.entry((x.to_bits(), age.to_bits())).or_insert(next);
-            if slot == next {
-                keys.push((x, age));
-            }
-            slot
-        })
-        .collect();
-    (keys, slots)
+    let slots = {
+        let mut key = interner(&mut keys);
+        customers.iter().map(|o| key(((o.frequency + 0.0).to_bits(), (o.age + 0.0).to_bits()))).collect()
+    };
+    (keys.into_iter().map(|(x, age)| (f64::from_bits(x), f64::from_bits(age))).collect(), slots)
+}
+
+/// Interns keys in order of first appearance, returning each key's index.
+pub(crate) fn interner<K: Copy + Eq + Hash>(keys: &mut Vec<K>) -> impl FnMut(K) -> u32 + '_ {
+    let mut index: FastMap<K, u32> = FastMap::default();
+    move |key| {
+        let next = keys.len() as u32;
+        let i = *index.entry(key).or_insert(next);
+        if i == next {
+            keys.push(key);
+        }
+        i
+    }
 }
 
 /// Customers to be valued under many parameter values of one model (the draws
