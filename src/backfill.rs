@@ -13,7 +13,7 @@ use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::pipeline_version::pipeline_version;
 use crate::plan::{Overrides, bind};
-use crate::publish::published::PublishedRun;
+use crate::publish::published;
 use crate::run;
 use crate::signals;
 use crate::sinks::output_root;
@@ -97,7 +97,7 @@ async fn run_date(pipeline: &Pipeline, overrides: &Overrides, as_of: NaiveDate, 
 async fn published_alike(pipeline: &Pipeline, overrides: &Overrides) -> Result<Option<String>> {
     let plan = bind(pipeline, overrides)?;
     let root = output_root(&plan, &Storage::new())?;
-    let Some(published) = PublishedRun::read(&root, plan.as_of).await? else { return Ok(None) };
+    let Some(published) = published::read(&root, plan.as_of).await? else { return Ok(None) };
     let complete = plan.tables.iter().all(|table| published.tables.contains_key(table));
     let alike = complete && published.differences(&plan, &pipeline_version(&plan)?).is_empty();
     Ok(alike.then_some(published.run_id))

@@ -19,7 +19,7 @@ use crate::publish::lease::{DEFAULT_TTL, LeaseOptions};
 use crate::sample_data::{self, SampleSpec};
 use crate::storage::Storage;
 use crate::summary::{self, RunSummary};
-use crate::{repair, run, signals};
+use crate::{docs, repair, run, signals};
 
 const EXIT_CODES: &str = "Exit codes:
   0    success
@@ -59,8 +59,19 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Run(Box<RunArgs>),
     /// Check a pipeline without running it: parameters, sources reachable, every stage planned.
+    ///
+    /// Also checks the SQL layers (staging models read sources, intermediate models read
+    /// staging and intermediate models, marts never read sources) and the docs: every mart
+    /// has a schema file beside its SQL that describes each column it outputs, and no other.
     #[command(after_help = EXIT_CODES)]
     Validate(BindArgs),
+    /// Print a pipeline's documentation as Markdown: its sources, its stages layer by layer
+    /// with what each reads, and the column docs of its schema files.
+    ///
+    /// Reads only the pipeline file, its SQL files and their schema files (no data):
+    /// `fidelis docs pipelines/loyalty.yaml > docs/pipeline.md`.
+    #[command(after_help = EXIT_CODES)]
+    Docs(DocsArgs),
     /// Render the pipeline's reports again from the tables already published for an as_of,
     /// without recomputing them (after changing a template, say).
     #[command(after_help = EXIT_CODES)]
@@ -81,6 +92,12 @@ pub enum Command {
     /// arguments always give the same files.
     #[command(after_help = EXIT_CODES)]
     SampleData(SampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// The pipeline file, e.g. `pipelines/loyalty.yaml`.
+    pub pipeline: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +199,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", env = "FIDELIS_SPILL_DIR")]
     pub spill_dir: Option<PathBuf>,
 
+    /// Threads the run keeps busy: source loads and stages at once, and Parquet row
+    /// groups decoded at once; a stage running while fewer jobs than threads run gets the
+    /// idle threads as extra partitions. Default: the cores available (a container's CPU
+    /// quota included).
+    #[arg(long, value_name = "N", env = "FIDELIS_THREADS")]
+    pub threads: Option<usize>,
+
     /// Send OpenLineage run events (START, then COMPLETE or FAIL) to `file:PATH` (one
     /// JSON event per line, appended), `console` (standard output) or an OpenLineage
     /// server's URL. Default: OPENLINEAGE_URL when set (with OPENLINEAGE_ENDPOINT,
@@ -245,6 +269,7 @@ impl RunArgs {
             only: self.only.clone(),
             memory_limit: self.memory_limit,
             spill_dir: self.spill_dir.clone(),
+            threads: self.threads,
             lease: self.lease.options(),
             ..self.bind.overrides()
         }
@@ -300,9 +325,14 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 println!("{table}: {rows} rows → {}", out.child(table));
             }
         }
+        Command::Docs(args) => {
+            let pipeline = config::load(&args.pipeline)?;
+            print!("{}", docs::render(&pipeline));
+        }
         Command::Validate(args) => {
             let pipeline = config::load(&args.pipeline)?;
             let validation = run::validate(&pipeline, &args.overrides()).await?;
+            docs::check(&pipeline, &validation)?;
             println!("pipeline `{}` is valid", pipeline.name);
             if let Some(description) = &pipeline.description {
                 println!("  {}", description.trim());

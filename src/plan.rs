@@ -26,6 +26,8 @@ pub struct Overrides {
     pub memory_limit: Option<u64>,
     /// `--spill-dir`; `None`: the system's temporary folder.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// `--threads` (or `FIDELIS_THREADS`); `None`: the cores available.
+    pub threads: Option<usize>,
     /// `--wait-for-lock` and `--lease-ttl`: how the run takes its partition's lease.
     pub lease: LeaseOptions,
 }

@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use crate::config::Pipeline;
 use crate::error::Result;
+use crate::manifest::run_id;
 use crate::plan::{Overrides, bind};
 use crate::publish::journal::Recovered;
 use crate::sinks::{Sink, output_root};
@@ -16,7 +17,7 @@ use crate::storage::Storage;
 pub async fn repair(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<Recovered>> {
     let plan = bind(pipeline, overrides)?;
     let root = output_root(&plan, &Storage::new())?;
-    let run_id = format!("{}-{}-repair", Utc::now().format("%Y%m%dT%H%M%S%3fZ"), std::process::id());
+    let run_id = run_id(Utc::now(), Some("repair"));
     let (sink, recovered) = Sink::open(root, plan.as_of, &run_id, &overrides.lease).await?;
     sink.close().await;
     Ok(recovered)

@@ -50,6 +50,8 @@ pub struct Results {
     /// The run's own folder in it, holding every local file of the run; removed by
     /// [`Results::close`] (or when the last clone is dropped).
     run_dir: Arc<tempfile::TempDir>,
+    /// The run's thread budget: jobs at once and Parquet decoders (see `crate::threads`).
+    threads: usize,
     /// Bytes all results together may hold in memory.
     capacity: usize,
     /// Bytes they hold now.
@@ -109,7 +111,7 @@ impl Drop for Held {
 
 impl Results {
     /// Results of a run within `budget`, spilling below `spill_dir`.
-    pub fn new(budget: MemoryBudget, spill_dir: &Path) -> crate::error::Result<Self> {
+    pub fn new(budget: MemoryBudget, spill_dir: &Path, threads: usize) -> crate::error::Result<Self> {
         let run_dir = tempfile::Builder::new()
             .prefix("fidelis-spill-")
             .tempdir_in(spill_dir)
@@ -119,6 +121,7 @@ impl Results {
             budget,
             spill_dir: spill_dir.to_path_buf(),
             run_dir: Arc::new(run_dir),
+            threads,
             capacity: budget.results_bytes(),
             held: Arc::new(AtomicUsize::new(0)),
         })
@@ -127,6 +130,11 @@ impl Results {
     /// The DataFusion runtime of the run: its memory pool and spill folder.
     pub fn runtime(&self) -> &Arc<RuntimeEnv> {
         &self.runtime
+    }
+
+    /// The run's thread budget.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The run's memory budget.
@@ -331,13 +339,14 @@ impl PartitionWriter {
 /// An Arrow IPC file being written in the run's spill folder.
 struct IpcFile {
     file: Arc<dyn SpillFile>,
-    writer: FileWriter<Box<dyn SpillWriter>>,
+    writer: FileWriter<std::io::BufWriter<Box<dyn SpillWriter>>>,
 }
 
 impl IpcFile {
     fn create(runtime: &RuntimeEnv, name: &str, schema: &SchemaRef) -> datafusion::error::Result<Self> {
         let file = runtime.disk_manager.create_tmp_file(&format!("storing {name}"))?;
-        let writer = FileWriter::try_new(file.open_writer()?, schema)?;
+        // Buffered: IPC writes each of a batch's buffers (and its padding) on its own.
+        let writer = FileWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file.open_writer()?), schema)?;
         Ok(IpcFile { file, writer })
     }
 
@@ -464,7 +473,7 @@ mod tests {
 
     async fn stored_and_read_back(capacity: usize) -> (bool, Vec<RecordBatch>, u64) {
         let spill = tempfile::tempdir().unwrap();
-        let mut results = Results::new(MemoryBudget::resolve(Some(1 << 30)), spill.path()).unwrap();
+        let mut results = Results::new(MemoryBudget::resolve(Some(1 << 30)), spill.path(), 2).unwrap();
         results.capacity = capacity;
         let runtime = Arc::clone(results.runtime());
         let batches: Vec<RecordBatch> = (0..10).map(|i| batch(i * 1000, 1000)).collect();

@@ -1,7 +1,9 @@
 //! The order a run does its work in: which source to load and which stage to run
 //! next, given what is done. Loads and stages are jobs alike, so a slow load never
 //! holds back a stage that is ready; among ready jobs, the one with the longest chain
-//! of stages after it goes first, since that chain sets when the run can end.
+//! of stages after it goes first, since that chain sets when the run can end. Sources
+//! whose checks can stop the run (a stale or half-empty input) are loaded before any
+//! stage runs, so such a run stops before computing anything.
 
 use std::collections::HashSet;
 
@@ -24,6 +26,8 @@ pub struct Schedule<'p> {
     stage_names: HashSet<&'p str>,
     /// Sources some stage reads.
     sources: HashSet<&'p str>,
+    /// Sources to load before any stage runs, in this order.
+    first: Vec<&'p str>,
     /// Stage indices not started yet, most urgent first.
     waiting: Vec<usize>,
     /// Stages and sources done (skipped stages included).
@@ -33,8 +37,13 @@ pub struct Schedule<'p> {
 }
 
 impl<'p> Schedule<'p> {
-    /// `stages` in dependency order; `sources`, the sources they read.
-    pub fn new(stages: &'p [&'p Stage], sources: impl IntoIterator<Item = &'p str>) -> Self {
+    /// `stages` in dependency order; `sources`, the sources they read; `first`, those of
+    /// them to load before any stage runs.
+    pub fn new(
+        stages: &'p [&'p Stage],
+        sources: impl IntoIterator<Item = &'p str>,
+        first: impl IntoIterator<Item = &'p str>,
+    ) -> Self {
         // How many stages, at most, run one after another from each stage to the end.
         let mut chain = vec![1usize; stages.len()];
         for (index, stage) in stages.iter().enumerate().rev() {
@@ -54,6 +63,7 @@ impl<'p> Schedule<'p> {
             stages,
             stage_names: stages.iter().map(|s| s.name.as_str()).collect(),
             sources: sources.into_iter().collect(),
+            first: first.into_iter().collect(),
             waiting,
             done: HashSet::new(),
             skipped: HashSet::new(),
@@ -64,6 +74,12 @@ impl<'p> Schedule<'p> {
     /// The most urgent job that can start now, marked started; `None` when every job
     /// that can start has (wait for one to finish), or nothing is left.
     pub fn next_job(&mut self) -> Option<Job<'p>> {
+        if let Some(&source) = self.first.iter().find(|s| !self.done.contains(*s) && !self.loading.contains(*s)) {
+            self.loading.insert(source);
+            return Some(Job::Load(source));
+        }
+        // Until they are loaded, other sources may load but no stage runs.
+        let held = self.first.iter().any(|source| !self.done.contains(source));
         for position in 0..self.waiting.len() {
             let index = self.waiting[position];
             let reads = || self.stages[index].depends_on.iter().map(String::as_str);
@@ -77,6 +93,9 @@ impl<'p> Schedule<'p> {
             let mut unloaded =
                 reads().filter(|name| self.sources.contains(name) && !self.done.contains(name)).peekable();
             if unloaded.peek().is_none() {
+                if held {
+                    continue;
+                }
                 self.waiting.remove(position);
                 return Some(Job::Run(index));
             }
@@ -122,9 +141,13 @@ mod tests {
             description: None,
             sql: String::new(),
             origin: String::new(),
+            file: None,
             depends_on: reads.iter().map(|r| r.to_string()).collect(),
+            sql_reads: reads.iter().map(|r| r.to_string()).collect(),
             counts: IndexMap::new(),
+            facts: Vec::new(),
             on_error: OnError::Fail,
+            tests: Vec::new(),
         }
     }
 
@@ -149,7 +172,7 @@ mod tests {
             stage("report", &["b", "stg_small"]),
         ];
         let stages: Vec<&Stage> = owned.iter().collect();
-        let mut schedule = Schedule::new(&stages, ["small", "big"]);
+        let mut schedule = Schedule::new(&stages, ["small", "big"], []);
         // stg_big heads a chain of four, stg_small one of two: big loads first.
         assert_eq!(start_all(&mut schedule, &stages), ["Load(big)", "Load(small)"]);
         schedule.loaded("small");
@@ -170,10 +193,23 @@ mod tests {
     fn a_stage_reading_a_skipped_stage_is_skipped_without_loading_its_sources() {
         let owned = [stage("first", &[]), stage("second", &["first", "source"])];
         let stages: Vec<&Stage> = owned.iter().collect();
-        let mut schedule = Schedule::new(&stages, ["source"]);
+        let mut schedule = Schedule::new(&stages, ["source"], []);
         assert_eq!(start_all(&mut schedule, &stages), ["Run(first)"]);
         schedule.finished(0, true);
         assert_eq!(schedule.next_job(), Some(Job::Skip { stage: 1, missing: "first" }));
         assert_eq!(schedule.next_job(), None);
+    }
+
+    #[test]
+    fn sources_checked_first_load_before_any_stage_runs() {
+        let owned = [stage("stg_small", &["small"]), stage("stg_checked", &["checked"]), stage("b", &["stg_checked"])];
+        let stages: Vec<&Stage> = owned.iter().collect();
+        let mut schedule = Schedule::new(&stages, ["small", "checked"], ["checked"]);
+        assert_eq!(start_all(&mut schedule, &stages), ["Load(checked)", "Load(small)"]);
+        // stg_small could run, but `checked` is not loaded (and checked) yet.
+        schedule.loaded("small");
+        assert_eq!(start_all(&mut schedule, &stages), Vec::<String>::new());
+        schedule.loaded("checked");
+        assert_eq!(start_all(&mut schedule, &stages), ["Run(stg_checked)", "Run(stg_small)"]);
     }
 }

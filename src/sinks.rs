@@ -1,4 +1,6 @@
-//! The one place that writes Parquet, and the publish of a run.
+//! The one place that writes Parquet, the publish of a run, and the layout of an output
+//! root (the one place that spells it: [`partition`], [`partition_as_of`], [`table_file`],
+//! [`part_file_name`]).
 //!
 //! Each table partition is a single file, `{root}/{table}/as_of={as_of}/part-00000.parquet`.
 //! A run first takes the partition's lease (one writer per partition), repairs a publish
@@ -26,15 +28,51 @@ use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::failpoints;
+use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::publish::journal::{self, Journal, Recovered};
 use crate::publish::lease::{Lease, LeaseOptions};
-use crate::publish::published::{MANIFEST, PublishedRun, runs_folder};
+use crate::publish::published::{self, MANIFEST, runs_folder};
 use crate::signals;
 use crate::storage::{Location, Storage};
 
-/// The single data file of each partition.
-pub(crate) const PART_FILE: &str = "part-00000.parquet";
+/// The partition folder of `table` for `as_of`: `{root}/{table}/as_of={as_of}/`. A table
+/// may be a path below the root, e.g. `_quarantine/orders`.
+pub fn partition(root: &Location, table: &str, as_of: NaiveDate) -> Location {
+    let mut location = root.clone();
+    for segment in table.split('/') {
+        location = location.child(segment);
+    }
+    location.child(&format!("{AS_OF}{as_of}"))
+}
+
+/// The as_of of a partition folder named `as_of=YYYY-MM-DD`, if `folder` is one.
+pub fn partition_as_of(folder: &str) -> Option<NaiveDate> {
+    folder.strip_prefix(AS_OF)?.parse().ok()
+}
+
+/// The prefix of a partition folder's name.
+const AS_OF: &str = "as_of=";
+
+/// The single data file of `table`'s partition for `as_of`.
+pub fn table_file(root: &Location, table: &str, as_of: NaiveDate) -> Location {
+    partition(root, table, as_of).child(&part_file_name("parquet"))
+}
+
+/// The name of a folder's single data file in `extension`'s format: `part-00000.parquet`.
+pub fn part_file_name(extension: &str) -> String {
+    format!("part-00000.{extension}")
+}
+
+/// The object at `location`, or `None` when there is none.
+pub async fn read_if_present(location: &Location) -> Result<Option<bytes::Bytes>> {
+    let failed = |e: object_store::Error| Error::runtime(format!("reading {location}"), e);
+    match location.store.get(&location.path).await {
+        Ok(result) => result.bytes().await.map(Some).map_err(failed),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(error) => Err(failed(error)),
+    }
+}
 
 /// Where a run writes: the output root, its as_of, its private staging area, and the
 /// partition's lease, held until [`Sink::close`].
@@ -45,7 +83,7 @@ pub struct Sink {
     run_id: String,
     staging: Location,
     lease: Arc<Lease>,
-    published: Option<Arc<PublishedRun>>,
+    published: Option<Arc<Manifest>>,
 }
 
 /// A file written to staging, waiting to be published.
@@ -90,9 +128,9 @@ impl Sink {
                 warn!(partition = %runs, "{recovery}");
             }
             // Only the lease holder stages files for this partition: what is there is dead runs'.
-            let staging = root.child("_staging").child(&format!("as_of={as_of}"));
+            let staging = partition(&root, "_staging", as_of);
             remove_below(&staging).await?;
-            let published = PublishedRun::read(&root, as_of).await?;
+            let published = published::read(&root, as_of).await?;
             Ok::<_, Error>((recovered, staging, published))
         };
         match prepared.await {
@@ -115,7 +153,7 @@ impl Sink {
     }
 
     /// The run published in this partition when the sink was opened, if it is complete.
-    pub fn published(&self) -> Option<&PublishedRun> {
+    pub fn published(&self) -> Option<&Manifest> {
         self.published.as_deref()
     }
 
@@ -127,11 +165,13 @@ impl Sink {
 
     /// The partition folder of `table` (a path below the root, e.g. `_quarantine/orders`).
     pub fn partition(&self, table: &str) -> Location {
-        let mut location = self.root.clone();
-        for segment in table.split('/') {
-            location = location.child(segment);
-        }
-        location.child(&format!("as_of={}", self.as_of))
+        partition(&self.root, table, self.as_of)
+    }
+
+    /// Where [`Sink::stage_table`] writes `table` until the run publishes it: a run reads
+    /// its output tables back from here (for its reports) before they are published.
+    pub fn staged_table(&self, table: &str) -> Location {
+        self.staging.child(&format!("{}.parquet", table.replace('/', "__")))
     }
 
     /// Writes `batches` as the staged Parquet file of `table`.
@@ -141,8 +181,8 @@ impl Sink {
         schema: SchemaRef,
         batches: impl Iterator<Item = datafusion::error::Result<RecordBatch>> + Send,
     ) -> Result<(StagedFile, TableReport)> {
-        let target = self.partition(table).child(PART_FILE);
-        let staged = self.staging.child(&format!("{}.parquet", table.replace('/', "__")));
+        let target = table_file(&self.root, table, self.as_of);
+        let staged = self.staged_table(table);
         let (rows, bytes) = write_parquet(&staged, schema, batches).await?;
         let report =
             TableReport { url: self.partition(table).to_string(), files: vec![target.to_string()], rows, bytes };
@@ -164,7 +204,7 @@ impl Sink {
     /// the publish has a manifest (a whole run's partition; otherwise it stays as it was).
     /// A stop signal received before this starts cancels it; one received during it waits
     /// for it to finish.
-    pub async fn publish(&self, files: &[StagedFile], stale: &[Location], manifest: Option<&[u8]>) -> Result<()> {
+    pub async fn publish(&self, files: &[StagedFile], stale: &[Location], manifest: Option<&Manifest>) -> Result<()> {
         failpoints::reach("before-publish").await;
         if let Some(signal) = signals::requested() {
             return Err(Error::Stopped(signal));
@@ -174,8 +214,9 @@ impl Sink {
         let mut moves: Vec<(Location, Location)> =
             files.iter().map(|file| (file.staged.clone(), file.target.clone())).collect();
         if let Some(manifest) = manifest {
+            let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::runtime("writing the manifest", e))?;
             let staged = self.staging.child(MANIFEST);
-            journal::put(&staged, manifest.to_vec()).await?;
+            journal::put(&staged, json).await?;
             moves.push((staged, runs.child(MANIFEST)));
         }
         let removals = self.removals(files, stale).await?;
@@ -212,8 +253,12 @@ impl Sink {
     /// Ends the run's hold on the partition: removes its staging area and releases the
     /// lease. Called once, after publishing or giving up.
     pub async fn close(&self) {
-        if let Err(error) = remove_below(&self.staging).await {
-            warn!("could not remove the staging area {} (the next run removes it): {error}", self.staging);
+        match remove_below(&self.staging).await {
+            // `_staging/as_of=D/{run_id}`, and the two folders above when empty.
+            Ok(()) => self.staging.remove_empty_folders(2),
+            Err(error) => {
+                warn!("could not remove the staging area {} (the next run removes it): {error}", self.staging)
+            }
         }
         self.lease.release().await;
     }

@@ -7,11 +7,15 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use datafusion::common::Column;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
-use datafusion::prelude::{SQLOptions, SessionContext};
+use datafusion::logical_expr::Expr as LogicalExpr;
+use datafusion::logical_expr::utils::find_aggregate_exprs;
+use datafusion::logical_expr::{LogicalPlan, col};
+use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream_partitioned};
+use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{self, CastKind, Expr, Value, visit_expressions_mut};
 use indexmap::IndexMap;
@@ -66,6 +70,7 @@ pub async fn execute(
     let logical = plan(state, stage, params).await?;
     let failed = |error: DataFusionError| stage_error(stage, results, error);
     let physical = state.create_physical_plan(&logical).await.map_err(failed)?;
+    debug!(stage = %stage.name, plan = %displayable(physical.as_ref()).indent(false), "stage physical plan");
     let schema = physical.schema();
     let streams = execute_stream_partitioned(Arc::clone(&physical), state.task_ctx()).map_err(failed)?;
     let result = results.store(&stage.name, schema, streams).await.map_err(failed)?;
@@ -127,6 +132,84 @@ pub async fn count(ctx: &SessionContext, stage: &Stage) -> Result<IndexMap<Strin
         counts.insert(name.clone(), matching as u64);
     }
     Ok(counts)
+}
+
+/// The frame computing the stage's declared `facts` over its result (registered in `ctx`
+/// under the stage's name): one row, a column per fact. Every fact is planned on its own
+/// down to its physical plan first, so one that does not plan (a column the stage does
+/// not have, or an expression that is not an aggregate) is a configuration error naming
+/// where it is written; all of them together.
+pub async fn plan_facts(ctx: &SessionContext, stage: &Stage) -> Result<DataFrame> {
+    let frame = ctx
+        .table(stage.name.as_str())
+        .await
+        .map_err(|e| Error::runtime(format!("reading stage `{}`", stage.name), e))?;
+    let mut expressions = Vec::with_capacity(stage.facts.len());
+    let mut diagnostics = Vec::new();
+    for fact in &stage.facts {
+        let planned = async {
+            let expression = frame.parse_sql_expr(&fact.expression).map_err(|e| e.to_string())?;
+            if find_aggregate_exprs([&expression]).is_empty() {
+                return Err("it aggregates nothing (a column outside an aggregate has a value per row)".to_string());
+            }
+            let expression = expression.alias(&fact.name);
+            let single = over_aggregates(frame.clone(), vec![expression.clone()]).map_err(|e| e.to_string())?;
+            single.create_physical_plan().await.map_err(|e| e.to_string())?;
+            Ok(expression)
+        };
+        match planned.await {
+            Ok(expression) => expressions.push(expression),
+            Err(error) => diagnostics.push(fact.declared.diagnostic(
+                format!("fact `{}` of stage `{}`: cannot plan `{}`: {error}", fact.name, stage.name, fact.expression),
+                "a fact is one value: an aggregate of the stage's output columns (`fidelis validate` lists them), \
+                 e.g. `max(model) FILTER (WHERE selected)`",
+            )),
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(Error::Config(diagnostics));
+    }
+    over_aggregates(frame, expressions)
+        .map_err(|e| Error::runtime(format!("planning the facts of `{}`", stage.name), e))
+}
+
+/// `expressions` over `frame` as a SQL `SELECT` without `GROUP BY` computes them: the
+/// aggregates they contain over every row, then each expression over those (so
+/// `max(x) - min(x)` is one value). A column outside an aggregate does not plan.
+fn over_aggregates(frame: DataFrame, expressions: Vec<LogicalExpr>) -> datafusion::error::Result<DataFrame> {
+    let aggregates = find_aggregate_exprs(&expressions);
+    let rebased = expressions
+        .into_iter()
+        .map(|expression| {
+            expression
+                .transform_down(|e| match aggregates.contains(&e) {
+                    true => Ok(Transformed::yes(col(Column::from_name(e.schema_name().to_string())))),
+                    false => Ok(Transformed::no(e)),
+                })
+                .data()
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    frame.aggregate(vec![], aggregates)?.select(rebased)
+}
+
+/// The stage's declared `facts`, evaluated over its result (registered in `ctx` under the
+/// stage's name), as the manifest records them.
+pub async fn facts(ctx: &SessionContext, stage: &Stage) -> Result<IndexMap<String, serde_json::Value>> {
+    if stage.facts.is_empty() {
+        return Ok(IndexMap::new());
+    }
+    let batches = plan_facts(ctx, stage)
+        .await?
+        .collect()
+        .await
+        .map_err(|e| Error::runtime(format!("computing the facts of `{}`", stage.name), e))?;
+    // An aggregation without grouping has one row, whatever the stage's rows.
+    let row = crate::report::rows(&stage.name, &batches)?.into_iter().next().unwrap_or_default();
+    Ok(stage
+        .facts
+        .iter()
+        .map(|fact| (fact.name.clone(), row.get(&fact.name).cloned().unwrap_or(serde_json::Value::Null)))
+        .collect())
 }
 
 /// Replaces every `$name` placeholder with the typed literal of its value.

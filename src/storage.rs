@@ -47,6 +47,21 @@ impl Location {
     pub fn at(&self, path: Path) -> Location {
         Location { store: Arc::clone(&self.store), path, base: self.base.clone() }
     }
+
+    /// On local disk, removes this folder and then up to `parents` folders above it while
+    /// they are empty: object stores have no folders, but a disk keeps the empty ones a
+    /// run's files were moved out of. Elsewhere (and for a folder not empty) nothing.
+    pub fn remove_empty_folders(&self, parents: usize) {
+        if self.base != "file://" {
+            return;
+        }
+        let mut folder = std::path::PathBuf::from(format!("/{}", self.path));
+        for _ in 0..=parents {
+            if std::fs::remove_dir(&folder).is_err() || !folder.pop() {
+                return;
+            }
+        }
+    }
 }
 
 impl fmt::Display for Location {
@@ -113,7 +128,10 @@ impl Storage {
         let object_path = Path::from_absolute_path(&absolute).map_err(|error| {
             Error::config(path, format!("cannot use this path: {error}"), "use a plain file-system path")
         })?;
-        let store = self.store("file://", || Ok(Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>))?;
+        // Folders emptied by deletes are removed too, as object stores have none: a run's
+        // staging folder does not outlive its files.
+        let local = || Ok(Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)) as Arc<dyn ObjectStore>);
+        let store = self.store("file://", local)?;
         Ok(Location { store, path: object_path, base: "file://".into() })
     }
 
@@ -289,17 +307,25 @@ fn normalize(path: &str) -> std::result::Result<PathBuf, String> {
     } else {
         std::env::current_dir().map_err(|error| format!("cannot read the current folder: {error}"))?.join(path)
     };
-    let mut normalized = PathBuf::new();
-    for component in absolute.components() {
+    Ok(lexically_normal(&absolute))
+}
+
+/// `path` with `.` and `..` resolved lexically: `a/b/../c` as `a/c`, `/..` as `/`; a
+/// relative path keeps the `..` it cannot resolve (`../a`). The one place fidelis
+/// normalises paths, for the paths it opens and those its messages show.
+pub fn lexically_normal(path: &std::path::Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
         match component {
-            Component::ParentDir => {
-                normalized.pop();
+            Component::ParentDir if normal.file_name().is_some() => {
+                normal.pop();
             }
+            Component::ParentDir if normal.has_root() => {}
             Component::CurDir => {}
-            other => normalized.push(other),
+            other => normal.push(other),
         }
     }
-    Ok(normalized)
+    normal
 }
 
 /// `text` as it may be recorded — in logs, errors, the manifest, lineage events, the
@@ -366,6 +392,15 @@ fn keeps_user(scheme: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_normalised_lexically_in_one_way() {
+        let normal = |p: &str| lexically_normal(std::path::Path::new(p)).display().to_string();
+        assert_eq!(normal("pipelines/../sql/./marts/rfm.sql"), "sql/marts/rfm.sql");
+        assert_eq!(normal("../data/x"), "../data/x", "a relative path keeps what it cannot resolve");
+        assert_eq!(normal("a/../../b"), "../b");
+        assert_eq!(normal("/work/a/../../../b"), "/b", "nothing is above the root");
+    }
 
     #[test]
     fn redact_removes_credentials_and_tokens() {

@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result, exit_code};
-use crate::run::Manifest;
+use crate::manifest::Manifest;
 
 /// What became of one run.
 #[derive(Debug, Clone, Serialize)]

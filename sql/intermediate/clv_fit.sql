@@ -1,5 +1,5 @@
--- The fitted CLV models, one row: the purchase model selected in clv_backtest (the
--- model clv_model names, or with clv_model = auto the one with the lowest holdout
+-- The fitted CLV models, one row: the purchase model selected in clv_model_selection
+-- (the model clv_model names, or with clv_model = auto the one with the lowest holdout
 -- MAE) over (frequency, recency, T) of every customer — the full history — and
 -- Gamma-Gamma over (frequency, monetary_value) of repeat customers (the fit leaves out
 -- one-time buyers and non-positive spend, and counts them). A fit that does not
@@ -7,5 +7,5 @@
 SELECT
     clv_fit_purchases(b.model, CAST(c.frequency AS DOUBLE), c.recency, c."T") AS purchase_model,
     clv_fit_spend(CAST(c.frequency AS DOUBLE), c.monetary_value) AS spend_model
-FROM customer_summary AS c
-CROSS JOIN (SELECT model FROM clv_backtest WHERE selected) AS b
+FROM customer_history AS c
+CROSS JOIN (SELECT model FROM clv_model_selection WHERE selected) AS b

@@ -13,7 +13,7 @@ acquired AS (
         COALESCE(s.customer_id, c.customer_id) AS customer_id,
         COALESCE(s.signup_date, c.first_purchase_date) AS acquisition_date
     FROM signups AS s
-    FULL OUTER JOIN customer_summary AS c ON c.customer_id = s.customer_id
+    FULL OUTER JOIN customer_history AS c ON c.customer_id = s.customer_id
 ),
 moments AS (
     SELECT customer_id, purchase_date AS moment_date, 'second_purchase' AS moment

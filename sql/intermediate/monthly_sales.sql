@@ -19,7 +19,7 @@ WITH monthly AS (
 ),
 first_time_buyers AS (
     SELECT acquisition_cohort AS month, COUNT(*) AS buyers
-    FROM customer_summary
+    FROM customer_history
     GROUP BY acquisition_cohort
 ),
 -- Each range of sales_ranges adds its amount from its first month and removes it

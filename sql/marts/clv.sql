@@ -34,7 +34,7 @@ predicted AS (
         s.horizon_months,
         s.units_per_month,
         f.purchase_model
-    FROM customer_summary AS c
+    FROM customer_history AS c
     CROSS JOIN clv_fit AS f
     CROSS JOIN settings AS s
 )

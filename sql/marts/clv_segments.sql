@@ -57,7 +57,9 @@ groups AS (
     SELECT
         g.segment,
         COUNT(g.frequency) AS customers,
-        SUM(g.predicted_clv) AS predicted_clv,
+        -- Summed exactly (to 10 decimals), so the total does not depend on how the
+        -- rows are split over partitions.
+        CAST(SUM(CAST(g.predicted_clv AS DECIMAL(38, 10))) AS DOUBLE) AS predicted_clv,
         MAX(s.draws) AS draws,
         clv_value_draws(
             g.purchase_model, g.spend_model, s.margin, s.monthly_discount_rate, s.horizon_months, s.units_per_month,

@@ -3,7 +3,7 @@
 -- net revenue in that month; cumulative_revenue_per_customer sums months 0 .. k.
 WITH cohorts AS (
     SELECT acquisition_cohort AS cohort_month, COUNT(*) AS cohort_size
-    FROM customer_summary
+    FROM customer_history
     GROUP BY acquisition_cohort
 ),
 grid AS (
@@ -19,7 +19,7 @@ activity AS (
         SUM(CASE WHEN m.orders > 0 THEN 1 ELSE 0 END) AS active_customers,
         SUM(m.revenue) AS revenue
     FROM customer_months AS m
-    JOIN customer_summary AS s ON s.customer_id = m.customer_id
+    JOIN customer_history AS s ON s.customer_id = m.customer_id
     GROUP BY s.acquisition_cohort, months_between(s.acquisition_cohort, m.month)
 )
 SELECT

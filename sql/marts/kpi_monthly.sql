@@ -6,7 +6,7 @@ WITH counts AS (
 ),
 new_customers AS (
     SELECT acquisition_cohort AS month, COUNT(*) AS new_customers
-    FROM customer_summary
+    FROM customer_history
     GROUP BY acquisition_cohort
 ),
 -- Time-to-value of customers acquired in the 12 months ending with each month:
@@ -69,7 +69,7 @@ SELECT
     l.lttv_median_days,
     x.is_complete
 FROM measures AS x
-CROSS JOIN (SELECT COUNT(*) AS answers FROM survey_responses) AS surveys
+CROSS JOIN stg_survey_input AS surveys
 LEFT JOIN monthly_surveys AS v ON v.month = x.month
 LEFT JOIN lttv_by_month AS l ON l.month = x.month
 ORDER BY x.month

@@ -9,7 +9,7 @@
 --   satisfied       every other repeat customer
 -- reason names the rule that matched and the customer's figure.
 WITH repeaters AS (
-    SELECT customer_id, distinct_categories FROM customer_summary WHERE frequency >= 1
+    SELECT customer_id, distinct_categories FROM customer_history WHERE frequency >= 1
 ),
 -- Each customer's first answer in this order is the latest (LAG over one order rather
 -- than a window per customer: see share_of_wallet).

@@ -43,7 +43,7 @@ segment_grid AS (
             ROW_NUMBER() OVER (PARTITION BY r.score, f.score ORDER BY m.priority) AS match_rank
         FROM (VALUES (1), (2), (3), (4), (5)) AS r(score)
         CROSS JOIN (VALUES (1), (2), (3), (4), (5)) AS f(score)
-        JOIN rfm_segment_map AS m
+        JOIN stg_rfm_segment_map AS m
             ON r.score BETWEEN m.r_min AND m.r_max AND f.score BETWEEN m.f_min AND m.f_max
     ) AS matches
     WHERE match_rank = 1

@@ -2,20 +2,25 @@
 //! names all resolve, with every problem found reported at once, each with its
 //! file, line and a fix.
 
+mod quality;
+
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
+use datafusion::error::DataFusionError;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{self, Expr, Value, visit_expressions};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
 
+use super::layers::{self, Layer, Layered, Read};
 use super::locate::locate;
-use super::raw::{RawPipeline, RawSource, RawStage};
-use super::{AS_OF, Check, Column, Outputs, Param, Pipeline, Report, Source, Stage, TIMEZONE};
+use super::quality::Declared;
+use super::raw::{RawPipeline, RawReport, RawSource, RawStage};
+use super::schema_file::{self, RawSchemaFile, SchemaFile};
+use super::{AS_OF, Check, Column, Fact, Outputs, Param, Pipeline, Report, Source, SqlFile, Stage, TIMEZONE};
 use crate::config::types::{ParamType, ParamValue};
 use crate::error::{Diagnostic, Error, Result};
 
@@ -29,12 +34,14 @@ pub fn load(path: &Path) -> Result<Pipeline> {
             "check the path; pipelines live in `pipelines/`, e.g. `fidelis run pipelines/loyalty.yaml`",
         )
     })?;
-    let raw = parse(&text, &file)?;
+    let raw: RawPipeline =
+        parse(&text, &file, "the pipeline reference is in README.md").map_err(|d| Error::Config(vec![d]))?;
     Compiler { file, text: &text, path, diagnostics: Vec::new() }.compile(raw)
 }
 
-/// Phase one: the YAML as written, with the path and line of the first error.
-fn parse(text: &str, file: &str) -> Result<RawPipeline> {
+/// Phase one: the YAML as written (a pipeline or a schema file), with the path and line
+/// of the first error; `reference` says where the file's keys are described.
+fn parse<T: DeserializeOwned>(text: &str, file: &str, reference: &str) -> std::result::Result<T, Diagnostic> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -52,13 +59,13 @@ fn parse(text: &str, file: &str) -> Result<RawPipeline> {
             _ => format!("{path}: {message}"),
         };
         let hint = if message.contains("unknown field") {
-            "check the spelling of the key; the pipeline reference is in README.md"
+            format!("check the spelling of the key; {reference}")
         } else if message.contains("missing field") {
-            "add the missing key; the pipeline reference is in README.md"
+            format!("add the missing key; {reference}")
         } else {
-            "fix the value; the pipeline reference is in README.md"
+            format!("fix the value; {reference}")
         };
-        Error::Config(vec![Diagnostic { file: file.to_string(), location, message, hint: Some(hint.to_string()) }])
+        Diagnostic { file: file.to_string(), location, message, hint: Some(hint) }
     })
 }
 
@@ -103,18 +110,13 @@ impl Compiler<'_> {
             self.placeholders(&outputs.root, &params, &["outputs", "root"]);
             Outputs { root: outputs.root, tables: outputs.tables }
         });
-        let mut reports = Vec::new();
-        for (index, report) in raw.reports.into_iter().enumerate() {
-            if !templates_dir.join(&report.template).is_file() {
-                let index = index.to_string();
-                self.error(
-                    &["reports", &index, "template"],
-                    format!("template `{}` not found in {}", report.template, templates_dir.display()),
-                    "create the template or fix `templates_dir` / `template`",
-                );
-            }
-            reports.push(Report { template: report.template, path: report.path });
-        }
+        let published: Vec<&String> = outputs.iter().flat_map(|o| &o.tables).collect();
+        let reports = raw
+            .reports
+            .into_iter()
+            .enumerate()
+            .map(|(index, report)| self.report(index, report, &templates_dir, &stages, &published))
+            .collect();
         if !self.diagnostics.is_empty() {
             return Err(Error::Config(self.diagnostics));
         }
@@ -131,8 +133,50 @@ impl Compiler<'_> {
         })
     }
 
+    /// A report: its template exists, its output path stays in the report folder, and
+    /// the tables it reads are published stages (`fidelis report` reads them back).
+    fn report(
+        &mut self,
+        index: usize,
+        report: RawReport,
+        templates_dir: &Path,
+        stages: &[Stage],
+        published: &[&String],
+    ) -> Report {
+        let index = index.to_string();
+        if !templates_dir.join(&report.template).is_file() {
+            self.error(
+                &["reports", &index, "template"],
+                format!("template `{}` not found in {}", report.template, templates_dir.display()),
+                "create the template or fix `templates_dir` / `template`",
+            );
+        }
+        let inside = Path::new(&report.path).components().all(|c| matches!(c, Component::Normal(_)));
+        if report.path.is_empty() || !inside {
+            self.error(
+                &["reports", &index, "path"],
+                format!("report path `{}` leaves the report folder", report.path),
+                "write a file name (or a relative path without `.` or `..` segments) such as `report.html`",
+            );
+        }
+        for (position, table) in report.tables.iter().enumerate() {
+            let at = ["reports", &index, "tables", &position.to_string()];
+            if !stages.iter().any(|stage| &stage.name == table) {
+                self.error(&at, format!("report table `{table}` is not a stage"), "list stage names under `tables`");
+            } else if !published.contains(&table) {
+                self.error(
+                    &at,
+                    format!("report table `{table}` is not among `outputs.tables`"),
+                    "add it to `outputs.tables`: reports are rendered from published tables",
+                );
+            }
+        }
+        Report { template: report.template, path: report.path, tables: report.tables }
+    }
+
     fn folder(&mut self, dir: &Path, configured: Option<&str>, key: &str) -> PathBuf {
-        let folder = configured.map_or_else(|| dir.to_path_buf(), |relative| lexically_normal(&dir.join(relative)));
+        let folder = configured
+            .map_or_else(|| dir.to_path_buf(), |relative| crate::storage::lexically_normal(&dir.join(relative)));
         if !folder.is_dir() {
             self.error(
                 &[key],
@@ -304,9 +348,7 @@ impl Compiler<'_> {
             }
             for (index, check) in spec.checks.iter().enumerate() {
                 let at = ["sources", &name, "checks", &index.to_string(), "condition"].map(String::from);
-                if let Err(error) =
-                    Parser::new(&GenericDialect {}).try_with_sql(&check.condition).and_then(|mut p| p.parse_expr())
-                {
+                if let Err(error) = parse_condition(&check.condition) {
                     let at: Vec<&str> = at.iter().map(String::as_str).collect();
                     self.error(
                         &at,
@@ -333,6 +375,8 @@ impl Compiler<'_> {
                 .into_iter()
                 .map(|check| Check { name: check.name, condition: check.condition, column: check.column })
                 .collect();
+            let freshness = spec.freshness.and_then(|raw| self.freshness(&name, raw, columns.as_deref()));
+            let volume = spec.volume.and_then(|raw| self.volume(&name, raw));
             sources.insert(
                 name.clone(),
                 Source {
@@ -347,6 +391,8 @@ impl Compiler<'_> {
                     unique: spec.unique,
                     checks,
                     metrics: spec.metrics,
+                    freshness,
+                    volume,
                 },
             );
         }
@@ -377,7 +423,8 @@ impl Compiler<'_> {
                     "rename one of them; SQL refers to both by name",
                 );
             }
-            let (sql, origin) = match (&spec.sql, &spec.query) {
+            let tests = self.tests(name, &spec.tests, sources, &names);
+            let (sql, origin, file) = match (&spec.sql, &spec.query) {
                 (Some(_), Some(_)) => {
                     self.error(
                         &["stages", name],
@@ -386,11 +433,14 @@ impl Compiler<'_> {
                     );
                     continue;
                 }
-                (None, Some(query)) => (query.clone(), format!("stages.{name}.query")),
+                (None, Some(query)) => (query.clone(), format!("stages.{name}.query"), None),
                 (file, None) => {
                     let path = sql_dir.join(file.clone().unwrap_or_else(|| format!("{name}.sql")));
                     match std::fs::read_to_string(&path) {
-                        Ok(sql) => (sql, path.display().to_string()),
+                        Ok(sql) => {
+                            let file = self.sql_file(sql_dir, &path);
+                            (sql, path.display().to_string(), Some(file))
+                        }
                         Err(error) => {
                             let at: &[&str] = if file.is_some() { &["stages", name, "sql"] } else { &["stages", name] };
                             self.error(
@@ -432,14 +482,21 @@ impl Compiler<'_> {
                             );
                         }
                     }
+                    self.counts(name, spec);
+                    let facts = self.facts(name, spec);
+                    let description = self.description(name, spec, file.as_ref());
                     stages.push(Stage {
                         name: name.clone(),
-                        description: spec.description.clone(),
+                        description,
                         sql,
                         origin,
+                        file,
+                        sql_reads: depends_on.clone(),
                         depends_on,
                         counts: spec.counts.clone(),
+                        facts,
                         on_error: spec.on_error,
+                        tests,
                     });
                 }
                 Err((message, location)) => self.diagnostics.push(Diagnostic {
@@ -450,7 +507,145 @@ impl Compiler<'_> {
                 }),
             }
         }
+        self.layering(&stages, sources, sql_dir);
+        self.test_reads(&mut stages);
         self.order(stages)
+    }
+
+    /// The stage's SQL file at `path` below `sql_dir`, with its layer and schema file.
+    fn sql_file(&mut self, sql_dir: &Path, path: &Path) -> SqlFile {
+        let relative = crate::storage::lexically_normal(path).strip_prefix(sql_dir).map(Path::to_path_buf).ok();
+        let layer = relative.as_deref().and_then(Layer::of);
+        let schema_path = schema_file::path_of(path);
+        let schema = match std::fs::read_to_string(&schema_path) {
+            Ok(text) => {
+                let shown = schema_path.display().to_string();
+                let reference = "schema files are described in README.md (Layers and docs)";
+                match parse::<RawSchemaFile>(&text, &shown, reference) {
+                    Ok(raw) => Some(SchemaFile::new(&schema_path, &text, raw)),
+                    Err(diagnostic) => {
+                        self.diagnostics.push(diagnostic);
+                        None
+                    }
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                self.diagnostics.push(Diagnostic {
+                    file: schema_path.display().to_string(),
+                    location: None,
+                    message: format!("cannot read the schema file: {error}"),
+                    hint: Some("check the file's permissions".into()),
+                });
+                None
+            }
+        };
+        SqlFile { path: relative.unwrap_or_else(|| path.to_path_buf()), layer, schema }
+    }
+
+    /// The stage's description: from its schema file or from the pipeline, not both.
+    fn description(&mut self, name: &str, spec: &RawStage, file: Option<&SqlFile>) -> Option<String> {
+        let schema = file.and_then(|file| file.schema.as_ref());
+        match (&spec.description, schema) {
+            (Some(_), Some(schema)) => {
+                self.error(
+                    &["stages", name, "description"],
+                    format!("stage `{name}` is described twice: here and in its schema file {}", schema.path),
+                    "keep the description in the schema file; `description:` in the pipeline is for stages without one",
+                );
+                spec.description.clone()
+            }
+            (None, Some(schema)) => Some(schema.description.clone()),
+            (description, None) => description.clone(),
+        }
+    }
+
+    /// Stage `name`'s `counts` conditions are SQL boolean expressions.
+    fn counts(&mut self, name: &str, spec: &RawStage) {
+        for (count, condition) in &spec.counts {
+            if let Err(error) = parse_condition(condition) {
+                self.error(
+                    &["stages", name, "counts", count],
+                    format!("stage `{name}`: count `{count}`: invalid SQL condition `{condition}`: {error}"),
+                    "write a SQL boolean expression over the stage's columns, e.g. `capped_shares: capped`",
+                );
+            }
+        }
+    }
+
+    /// Stage `name`'s `facts`, each a SQL expression (whether it aggregates the stage's
+    /// columns is known when it is planned: `fidelis validate`, or the run).
+    fn facts(&mut self, name: &str, spec: &RawStage) -> Vec<Fact> {
+        let mut facts = Vec::with_capacity(spec.facts.len());
+        for (fact, expression) in &spec.facts {
+            let at = ["stages", name, "facts", fact.as_str()];
+            if let Err(error) = parse_condition(expression) {
+                self.error(
+                    &at,
+                    format!("stage `{name}`: fact `{fact}`: invalid SQL expression `{expression}`: {error}"),
+                    "write a SQL aggregate expression over the stage's columns, e.g. `selected_model: max(model) FILTER (WHERE selected)`",
+                );
+            }
+            facts.push(Fact {
+                name: fact.clone(),
+                expression: expression.clone(),
+                declared: Declared { file: self.file.clone(), location: locate(self.text, &at) },
+            });
+        }
+        facts
+    }
+
+    /// Every layered stage's SQL reads only what its layer may read (see [`layers`]); its
+    /// tests may read any table.
+    fn layering(&mut self, stages: &[Stage], sources: &IndexMap<String, Source>, sql_dir: &Path) {
+        let staging_of = |source: &str| -> Vec<String> {
+            stages
+                .iter()
+                .filter(|stage| stage.layer() == Some(Layer::Staging) && stage.sql_reads.iter().any(|d| d == source))
+                .map(|stage| stage.name.clone())
+                .collect()
+        };
+        for stage in stages {
+            let Some(layer) = stage.layer() else { continue };
+            let reader = Layered { name: &stage.name, layer, origin: &stage.origin };
+            for table in &stage.sql_reads {
+                let read = match stages.iter().find(|other| &other.name == table) {
+                    Some(other) => Read::Stage { layer: other.layer(), origin: &other.origin },
+                    None if sources.contains_key(table) => Read::Source,
+                    None => continue,
+                };
+                if let Some(breach) = layers::check(&reader, table, read, sql_dir, &staging_of) {
+                    self.error(&["stages", &stage.name], breach.message, breach.hint);
+                }
+            }
+        }
+    }
+
+    /// Adds what each stage's tests read to what the stage reads. A test may not read a
+    /// stage that reads its own: tests run when their stage finishes, before that one can.
+    fn test_reads(&mut self, stages: &mut [Stage]) {
+        let sql_reads: HashMap<String, Vec<String>> =
+            stages.iter().map(|stage| (stage.name.clone(), stage.depends_on.clone())).collect();
+        for stage in stages.iter_mut() {
+            for test in &stage.tests {
+                let Some(reference) = test.reference() else { continue };
+                let table = &reference.table;
+                if *table == stage.name || stage.depends_on.contains(table) {
+                    continue;
+                }
+                if reads(&sql_reads, table, &stage.name) {
+                    self.diagnostics.push(test.declared.diagnostic(
+                        format!(
+                            "test `{}` of stage `{}` reads `{table}`, which reads `{}`: the test runs when `{}` finishes, before `{table}` can",
+                            test.name, stage.name, stage.name, stage.name
+                        ),
+                        format!("declare the test on `{table}` the other way round, or on a stage that reads both"),
+                    ));
+                    continue;
+                }
+                stage.depends_on.push(table.clone());
+            }
+        }
     }
 
     /// Topological order, ties in declaration order so runs are reproducible.
@@ -478,6 +673,21 @@ impl Compiler<'_> {
         }
         ordered
     }
+}
+
+/// Whether the stage `from` reads `target`, directly or through other stages.
+fn reads(sql_reads: &HashMap<String, Vec<String>>, from: &str, target: &str) -> bool {
+    let mut pending = vec![from];
+    let mut seen = BTreeSet::new();
+    while let Some(table) = pending.pop() {
+        if table == target {
+            return true;
+        }
+        if seen.insert(table) {
+            pending.extend(sql_reads.get(table).into_iter().flatten().map(String::as_str));
+        }
+    }
+    false
 }
 
 /// One cycle among stages none of which can run, as `a → b → a`.
@@ -545,6 +755,15 @@ fn analyze_sql(sql: &str) -> std::result::Result<SqlAnalysis, (String, Option<(u
     Ok(SqlAnalysis { tables: names, placeholders })
 }
 
+/// Parses a SQL boolean expression (a source's check, a stage's count) as the run
+/// will: the whole text, one expression.
+fn parse_condition(condition: &str) -> std::result::Result<(), String> {
+    DFParser::parse_sql_into_expr(condition).map(|_| ()).map_err(|error| match error.find_root() {
+        DataFusionError::SQL(parser_error, _) => parser_error.to_string(),
+        root => root.to_string(),
+    })
+}
+
 /// sqlparser writes positions as "Line: 3, Column: 5".
 fn sql_error_location(message: &str) -> Option<(usize, usize)> {
     let rest = &message[message.find("Line: ")? + 6..];
@@ -556,21 +775,6 @@ fn sql_error_location(message: &str) -> Option<(usize, usize)> {
 /// The parameter names used as `${name}` in a URL template.
 pub fn url_placeholders(template: &str) -> impl Iterator<Item = &str> {
     template.split("${").skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
-}
-
-/// `a/b/../c` as `a/c`, so messages show the paths people wrote them as.
-fn lexically_normal(path: &Path) -> PathBuf {
-    let mut normal = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::ParentDir if normal.file_name().is_some() => {
-                normal.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => normal.push(other),
-        }
-    }
-    normal
 }
 
 fn is_identifier(name: &str) -> bool {

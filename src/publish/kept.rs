@@ -13,13 +13,12 @@
 //! that has none now) are removed.
 
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::plan::Plan;
-use crate::publish::published::PublishedRun;
-use crate::run::Manifest;
 
 /// Fails, before a partial run of `plan` computes anything, if the run published in its
 /// partition used another pipeline version (`version` is this run's) or other parameters.
-pub fn check(published: Option<&PublishedRun>, plan: &Plan<'_>, version: &str) -> Result<()> {
+pub fn check(published: Option<&Manifest>, plan: &Plan<'_>, version: &str) -> Result<()> {
     let Some(published) = published else { return Ok(()) };
     let differences = published.differences(plan, version);
     if differences.is_empty() {
@@ -39,7 +38,7 @@ pub fn check(published: Option<&PublishedRun>, plan: &Plan<'_>, version: &str) -
 /// `published` it leaves behind, to be removed (table paths such as `rfm`,
 /// `_quarantine/transactions`, `reports`).
 pub fn carry_over(
-    published: Option<&PublishedRun>,
+    published: Option<&Manifest>,
     partial: bool,
     planned: &[String],
     manifest: &mut Manifest,

@@ -34,7 +34,8 @@ use std::collections::HashMap;
 
 use tera::{Tera, Value};
 
-use super::format::{Date, DateStyle, Locale, MonthStyle, YearMonth, currency_minor_units};
+use super::escape::escape_html;
+use super::format::{DateStyle, Locale, MonthStyle, currency_minor_units, parse_date, parse_month};
 
 /// The most decimals a filter accepts; more is certainly a template mistake.
 const MAX_DECIMALS: usize = 10;
@@ -42,16 +43,31 @@ const MAX_DECIMALS: usize = 10;
 /// Registers the report filters (`currency`, `number`, `percent`, `delta_pp`,
 /// `delta_pct`, `delta_number`, `compact`, `month`, `date`) on `tera`, formatting for `locale` and
 /// the ISO 4217 `currency` (e.g. `"EUR"`).
-pub fn register(tera: &mut Tera, locale: Locale, currency: &str) {
-    let code = currency.trim().to_ascii_uppercase();
+pub(super) fn register(tera: &mut Tera, locale: Locale, currency: &str) {
+    register_money(tera, locale, &currency.trim().to_ascii_uppercase());
+    register_numbers(tera, locale);
+    register_calendar(tera, locale);
+}
 
-    let currency_code = code.clone();
+/// `currency` and `compact`, in the ISO 4217 currency `code`.
+fn register_money(tera: &mut Tera, locale: Locale, code: &str) {
+    let currency_code = code.to_string();
     add(tera, "currency", move |value, args| {
         let call = Call::new("currency", value, args, &["decimals"])?;
         let places = call.decimals(currency_minor_units(&currency_code))?;
         Ok(locale.currency_places(call.number()?, &currency_code, places))
     });
 
+    let code = code.to_string();
+    add(tera, "compact", move |value, args| {
+        let call = Call::new("compact", value, args, &["currency"])?;
+        let number = call.number()?;
+        Ok(if call.flag("currency")? { locale.currency_compact(number, &code) } else { locale.compact(number) })
+    });
+}
+
+/// `number`, `percent` and the deltas.
+fn register_numbers(tera: &mut Tera, locale: Locale) {
     add(tera, "number", move |value, args| {
         let call = Call::new("number", value, args, &["decimals"])?;
         let places = call.decimals(0)?;
@@ -85,22 +101,17 @@ pub fn register(tera: &mut Tera, locale: Locale, currency: &str) {
         let (places, arrow) = (call.decimals(1)?, call.flag("arrow")?);
         Ok(locale.delta_number(call.number()?, places, arrow))
     });
+}
 
-    add(tera, "compact", move |value, args| {
-        let call = Call::new("compact", value, args, &["currency"])?;
-        let number = call.number()?;
-        Ok(if call.flag("currency")? { locale.currency_compact(number, &code) } else { locale.compact(number) })
-    });
-
+/// `month` and `date`.
+fn register_calendar(tera: &mut Tera, locale: Locale) {
     add(tera, "month", move |value, args| {
         let call = Call::new("month", value, args, &["style"])?;
         let style = match call.choice("style", &["long", "short"], "long")? {
             "short" => MonthStyle::Short,
             _ => MonthStyle::Long,
         };
-        let month = call.parsed_text("YYYY-MM or YYYY-MM-DD", |s| {
-            s.parse::<YearMonth>().ok().or_else(|| s.parse::<Date>().ok().map(Date::year_month))
-        })?;
+        let month = call.parsed_text("YYYY-MM or YYYY-MM-DD", parse_month)?;
         Ok(locale.month(month, style))
     });
 
@@ -111,7 +122,7 @@ pub fn register(tera: &mut Tera, locale: Locale, currency: &str) {
             "numeric" => DateStyle::Numeric,
             _ => DateStyle::Long,
         };
-        let date = call.parsed_text("YYYY-MM-DD", |s| s.parse::<Date>().ok())?;
+        let date = call.parsed_text("YYYY-MM-DD", parse_date)?;
         Ok(locale.date(date, style))
     });
 }
@@ -126,7 +137,8 @@ where
 
 /// A filter that escapes its own output for HTML and marks it safe. Tera's
 /// autoescaping would do the same but also turn the "/" of a numeric date into
-/// "&#x2F;", which is correct HTML yet unreadable in any other output.
+/// "&#x2F;", which is correct HTML yet unreadable in any other output. Only a
+/// misconfigured currency code can put a special character into a filter's output.
 struct Escaped<F>(F);
 
 impl<F> tera::Filter for Escaped<F>
@@ -140,24 +152,6 @@ where
     fn is_safe(&self) -> bool {
         true
     }
-}
-
-/// Escapes the characters that are special in HTML text and attribute values.
-/// Only a misconfigured currency code can put one into a filter's output. Also the
-/// autoescape function of HTML reports (see `super::templates`).
-pub(crate) fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// One filter invocation: its name for error messages, the input and the arguments.

@@ -21,6 +21,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{Datelike, NaiveDate};
+
 /// No-break space: between a number and its unit or currency symbol.
 const NBSP: &str = "\u{a0}";
 /// Narrow no-break space: the French thousands separator.
@@ -78,133 +80,22 @@ pub enum DateStyle {
     Numeric,
 }
 
-/// A calendar month, such as a `period` or `cohort_month` column (`YYYY-MM`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct YearMonth {
-    /// The year, 1..=9999.
-    pub year: i32,
-    /// The month, 1..=12.
-    pub month: u8,
-}
-
-/// A calendar date (`YYYY-MM-DD`), such as `as_of`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Date {
-    /// The year, 1..=9999.
-    pub year: i32,
-    /// The month, 1..=12.
-    pub month: u8,
-    /// The day of the month, 1..=31 and valid for the month.
-    pub day: u8,
-}
-
-/// The error of parsing a [`YearMonth`] or [`Date`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseDateError {
-    /// The text that was given.
-    pub input: String,
-    /// What was expected instead.
-    pub expected: &'static str,
-}
-
-impl fmt::Display for ParseDateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid date {:?}: expected {}", self.input, self.expected)
+/// A month written `YYYY-MM` or `YYYY-MM-DD` (a `period` or `cohort_month` column, the
+/// month's first day), as the first day of that month.
+pub fn parse_month(text: &str) -> Option<NaiveDate> {
+    match text.len() {
+        7 => parse_date(&format!("{text}-01")),
+        10 => parse_date(text).and_then(|date| date.with_day(1)),
+        _ => None,
     }
 }
 
-impl std::error::Error for ParseDateError {}
-
-/// Parses exactly `digits` ASCII digits.
-fn parse_digits(s: &str, digits: usize) -> Option<u32> {
-    if s.len() != digits || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-fn is_leap_year(year: i32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i32, month: u8) -> u8 {
-    match month {
-        2 if is_leap_year(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-impl YearMonth {
-    /// A month, or `None` when `year` is outside 1..=9999 or `month` outside 1..=12.
-    pub fn new(year: i32, month: u8) -> Option<Self> {
-        ((1..=9999).contains(&year) && (1..=12).contains(&month)).then_some(Self { year, month })
-    }
-}
-
-impl FromStr for YearMonth {
-    type Err = ParseDateError;
-
-    /// Parses `YYYY-MM`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseDateError { input: s.to_string(), expected: "YYYY-MM with a month 01-12" };
-        let (year, month) = s.split_once('-').ok_or_else(err)?;
-        let year = parse_digits(year, 4).ok_or_else(err)?;
-        let month = parse_digits(month, 2).ok_or_else(err)?;
-        YearMonth::new(i32::try_from(year).map_err(|_| err())?, u8::try_from(month).map_err(|_| err())?).ok_or_else(err)
-    }
-}
-
-impl fmt::Display for YearMonth {
-    /// Writes `YYYY-MM`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}", self.year, self.month)
-    }
-}
-
-impl Date {
-    /// A date, or `None` when it does not exist in the proleptic Gregorian calendar
-    /// (or its year is outside 1..=9999).
-    pub fn new(year: i32, month: u8, day: u8) -> Option<Self> {
-        let ym = YearMonth::new(year, month)?;
-        (1..=days_in_month(year, month)).contains(&day).then_some(Self { year: ym.year, month: ym.month, day })
-    }
-
-    /// The month this date is in.
-    pub fn year_month(self) -> YearMonth {
-        YearMonth { year: self.year, month: self.month }
-    }
-}
-
-impl FromStr for Date {
-    type Err = ParseDateError;
-
-    /// Parses `YYYY-MM-DD`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseDateError { input: s.to_string(), expected: "an existing date written YYYY-MM-DD" };
-        let mut parts = s.split('-');
-        let (Some(year), Some(month), Some(day), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(err());
-        };
-        let year = parse_digits(year, 4).ok_or_else(err)?;
-        let month = parse_digits(month, 2).ok_or_else(err)?;
-        let day = parse_digits(day, 2).ok_or_else(err)?;
-        Date::new(
-            i32::try_from(year).map_err(|_| err())?,
-            u8::try_from(month).map_err(|_| err())?,
-            u8::try_from(day).map_err(|_| err())?,
-        )
-        .ok_or_else(err)
-    }
-}
-
-impl fmt::Display for Date {
-    /// Writes `YYYY-MM-DD`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
+/// A date written exactly `YYYY-MM-DD` (zero-padded, as tables and parameters write
+/// them) that exists in the calendar.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let shape = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    shape.then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()).flatten()
 }
 
 const MONTHS_EN: [&str; 12] = [
@@ -369,14 +260,9 @@ impl Locale {
         }
     }
 
-    /// A money amount in the currency with ISO 4217 `code`, with the currency's usual
-    /// number of decimals (2, or 0 for the yen and won): en-US `$1,234.50`,
-    /// it-IT `1.234,50 €`. A code without a known symbol is written as the code.
-    pub fn currency(self, value: Option<f64>, code: &str) -> String {
-        self.currency_places(value, code, currency_minor_units(code))
-    }
-
-    /// A money amount with exactly `places` decimals (e.g. 0 for revenue headlines).
+    /// A money amount in the currency with ISO 4217 `code` with exactly `places` decimals
+    /// (its usual ones: [`currency_minor_units`]; 0 for revenue headlines): en-US
+    /// `$1,234.50`, it-IT `1.234,50 €`. A code without a known symbol is written as the code.
     pub fn currency_places(self, value: Option<f64>, code: &str, places: usize) -> String {
         match finite(value) {
             None => self.no_data().to_string(),
@@ -549,7 +435,7 @@ impl Locale {
     }
 
     /// The name of a month (1..=12), full or abbreviated.
-    fn month_name(self, month: u8, style: MonthStyle) -> &'static str {
+    fn month_name(self, month: u32, style: MonthStyle) -> &'static str {
         let names = match (self, style) {
             (Locale::EnUs | Locale::EnGb, MonthStyle::Long) => &MONTHS_EN,
             (Locale::EnUs | Locale::EnGb, MonthStyle::Short) => &MONTHS_EN_SHORT,
@@ -560,25 +446,23 @@ impl Locale {
             (Locale::FrFr, MonthStyle::Long) => &MONTHS_FR,
             (Locale::FrFr, MonthStyle::Short) => &MONTHS_FR_SHORT,
         };
-        // YearMonth and Date only hold months 1..=12; clamp rather than panic on a
-        // hand-built value.
-        names[usize::from(month.clamp(1, 12)) - 1]
+        names[month.clamp(1, 12) as usize - 1]
     }
 
-    /// A month with its year: `November 2026`, `novembre 2026`, `Nov 2026`.
-    pub fn month(self, month: Option<YearMonth>, style: MonthStyle) -> String {
+    /// The month of a date with its year: `November 2026`, `novembre 2026`, `Nov 2026`.
+    pub fn month(self, month: Option<NaiveDate>, style: MonthStyle) -> String {
         match month {
             None => self.no_data().to_string(),
-            Some(m) => format!("{} {}", self.month_name(m.month, style), m.year),
+            Some(m) => format!("{} {}", self.month_name(m.month(), style), m.year()),
         }
     }
 
     /// A calendar date: `November 3, 2026`, `3 novembre 2026`, `03.11.2026`.
-    pub fn date(self, date: Option<Date>, style: DateStyle) -> String {
+    pub fn date(self, date: Option<NaiveDate>, style: DateStyle) -> String {
         let Some(d) = date else {
             return self.no_data().to_string();
         };
-        let (y, m, day) = (d.year, d.month, d.day);
+        let (y, m, day) = (d.year(), d.month(), d.day());
         match style {
             DateStyle::Numeric => match self {
                 Locale::EnUs => format!("{m:02}/{day:02}/{y:04}"),
@@ -631,7 +515,7 @@ fn finite(value: Option<f64>) -> Option<f64> {
 }
 
 /// Whether `value` prints as zero with `places` decimals.
-pub(crate) fn rounds_to_zero(value: f64, places: usize) -> bool {
+fn rounds_to_zero(value: f64, places: usize) -> bool {
     format!("{:.places$}", value.abs()).bytes().all(|b| b == b'0' || b == b'.')
 }
 
@@ -666,6 +550,11 @@ mod tests {
     use super::*;
 
     const ALL: [Locale; 5] = Locale::ALL;
+
+    /// Money with the currency's usual decimals, as the `currency` filter writes it.
+    fn money(locale: Locale, value: Option<f64>, code: &str) -> String {
+        locale.currency_places(value, code, currency_minor_units(code))
+    }
 
     /// Makes the invisible spaces visible in expectations: `_` is U+00A0, `~` U+202F.
     fn vis(s: &str) -> String {
@@ -711,17 +600,17 @@ mod tests {
 
     #[test]
     fn currency_symbol_and_placement_per_locale() {
-        let eur: Vec<String> = ALL.iter().map(|l| vis(&l.currency(Some(1234.5), "EUR"))).collect();
+        let eur: Vec<String> = ALL.iter().map(|l| vis(&money(*l, Some(1234.5), "EUR"))).collect();
         assert_eq!(eur, ["€1,234.50", "€1,234.50", "1.234,50_€", "1.234,50_€", "1~234,50_€"]);
-        let usd: Vec<String> = ALL.iter().map(|l| vis(&l.currency(Some(1234.5), "usd"))).collect();
+        let usd: Vec<String> = ALL.iter().map(|l| vis(&money(*l, Some(1234.5), "usd"))).collect();
         assert_eq!(usd, ["$1,234.50", "US$1,234.50", "1.234,50_USD", "1.234,50_$", "1~234,50_$US"]);
-        assert_eq!(Locale::EnGb.currency(Some(-7.0), "GBP"), "-£7.00");
-        assert_eq!(vis(&Locale::FrFr.currency(Some(7.0), "GBP")), "7,00_£GB");
-        assert_eq!(vis(&Locale::EnUs.currency(Some(12.0), "CHF")), "CHF_12.00");
-        assert_eq!(vis(&Locale::ItIt.currency(Some(12.0), "CHF")), "12,00_CHF");
-        assert_eq!(Locale::EnUs.currency(Some(1234.4), "JPY"), "¥1,234");
+        assert_eq!(money(Locale::EnGb, Some(-7.0), "GBP"), "-£7.00");
+        assert_eq!(vis(&money(Locale::FrFr, Some(7.0), "GBP")), "7,00_£GB");
+        assert_eq!(vis(&money(Locale::EnUs, Some(12.0), "CHF")), "CHF_12.00");
+        assert_eq!(vis(&money(Locale::ItIt, Some(12.0), "CHF")), "12,00_CHF");
+        assert_eq!(money(Locale::EnUs, Some(1234.4), "JPY"), "¥1,234");
         assert_eq!(Locale::EnUs.currency_places(Some(1234.5), "USD", 0), "$1,234");
-        assert_eq!(Locale::EnUs.currency(Some(-0.001), "USD"), "$0.00");
+        assert_eq!(money(Locale::EnUs, Some(-0.001), "USD"), "$0.00");
     }
 
     #[test]
@@ -782,13 +671,13 @@ mod tests {
 
     #[test]
     fn months_and_dates() {
-        let nov = "2026-11".parse::<YearMonth>().ok();
+        let nov = parse_month("2026-11");
         let long: Vec<String> = ALL.iter().map(|l| l.month(nov, MonthStyle::Long)).collect();
         assert_eq!(long, ["November 2026", "November 2026", "novembre 2026", "November 2026", "novembre 2026"]);
         let short: Vec<String> = ALL.iter().map(|l| l.month(nov, MonthStyle::Short)).collect();
         assert_eq!(short, ["Nov 2026", "Nov 2026", "nov 2026", "Nov. 2026", "nov. 2026"]);
 
-        let d = "2026-03-07".parse::<Date>().ok();
+        let d = parse_date("2026-03-07");
         let long: Vec<String> = ALL.iter().map(|l| l.date(d, DateStyle::Long)).collect();
         assert_eq!(long, ["March 7, 2026", "7 March 2026", "7 marzo 2026", "7. März 2026", "7 mars 2026"]);
         let medium: Vec<String> = ALL.iter().map(|l| l.date(d, DateStyle::Medium)).collect();
@@ -799,16 +688,15 @@ mod tests {
 
     #[test]
     fn date_parsing_validates_the_calendar() {
-        assert_eq!("2024-02-29".parse::<Date>(), Ok(Date { year: 2024, month: 2, day: 29 }));
-        for bad in ["2023-02-29", "2026-13-01", "2026-1-01", "2026-01-01T00:00", "", "abcd-ef-gh"] {
-            assert!(bad.parse::<Date>().is_err(), "{bad}");
+        assert_eq!(parse_date("2024-02-29"), NaiveDate::from_ymd_opt(2024, 2, 29));
+        for bad in ["2023-02-29", "2026-13-01", "2026-1-01", "2026-01-01T00:00", "", "abcd-ef-gh", "+2026-1-01"] {
+            assert_eq!(parse_date(bad), None, "{bad}");
         }
-        for bad in ["2026-00", "2026-13", "26-11", "2026-11-01", "+026-11"] {
-            assert!(bad.parse::<YearMonth>().is_err(), "{bad}");
+        assert_eq!(parse_month("2026-11"), NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert_eq!(parse_month("2026-11-21"), NaiveDate::from_ymd_opt(2026, 11, 1));
+        for bad in ["2026-00", "2026-13", "26-11", "2026-11-31", "+026-11"] {
+            assert_eq!(parse_month(bad), None, "{bad}");
         }
-        let err = "2026-13".parse::<YearMonth>().unwrap_err();
-        assert_eq!(err.to_string(), "invalid date \"2026-13\": expected YYYY-MM with a month 01-12");
-        assert_eq!("2026-02-03".parse::<Date>().map(|d| d.to_string()), Ok("2026-02-03".to_string()));
     }
 
     #[test]
@@ -819,7 +707,7 @@ mod tests {
             let nd = l.no_data();
             assert_eq!(l.integer(None), nd);
             assert_eq!(l.decimal(Some(f64::NAN), 2), nd);
-            assert_eq!(l.currency(None, "EUR"), nd);
+            assert_eq!(money(l, None, "EUR"), nd);
             assert_eq!(l.currency_compact(Some(f64::INFINITY), "EUR"), nd);
             assert_eq!(l.percent(Some(f64::NAN), 1), nd);
             assert_eq!(l.delta_pp(None, 1, true), nd);

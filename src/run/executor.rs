@@ -7,32 +7,37 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::{Manifest, StageReport, render_reports, session_on};
+use super::{joins, render_reports, session_on};
 use crate::config::{OnError, Source, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
+use crate::manifest::{Manifest, StageReport};
+use crate::memory::MemoryBudget;
 use crate::plan::Plan;
-use crate::report::{self, Tables};
+use crate::quality::{self, Tested};
+use crate::report;
 use crate::results::{Results, Stored};
 use crate::schedule::{Job, Schedule};
 use crate::sinks::{Sink, StagedFile, TableReport};
-use crate::sources::{self, SourceReport, quarantine_schema};
+use crate::sources::{self, Baseline, PreviousRun, SourceReport, quarantine_schema};
 use crate::stages;
 use crate::storage::{Location, Storage};
+use crate::threads;
 
 /// What a run leaves to publish: the staged files, the partitions to remove (earlier
 /// runs' tables this run does not produce), and the manifest.
 pub(super) type Staged = (Vec<StagedFile>, Vec<Location>, Manifest);
 
-/// Loads, runs and stages everything `plan` asks for.
+/// Loads, runs and stages everything `plan` asks for; sources are checked against the
+/// `previous` as_of's run.
 pub(super) async fn execute(
     plan: &Plan<'_>,
     storage: &Storage,
@@ -40,8 +45,10 @@ pub(super) async fn execute(
     results: &Results,
     run_id: &str,
     started: DateTime<Utc>,
+    previous: Option<PreviousRun>,
 ) -> Result<Staged> {
     let mut executor = Executor::new(plan, storage, sink, results, manifest(plan, results, run_id, started));
+    executor.baseline.previous = previous;
     let mut running = JoinSet::new();
     if let Err(error) = executor.walk(&mut running).await {
         // Stop the other jobs before the run cleans up after them.
@@ -55,35 +62,14 @@ pub(super) async fn execute(
 
 /// The manifest as known before anything runs.
 fn manifest(plan: &Plan<'_>, results: &Results, run_id: &str, started: DateTime<Utc>) -> Manifest {
-    Manifest {
-        pipeline: plan.pipeline.name.clone(),
-        pipeline_file: plan.pipeline.file.display().to_string(),
-        fidelis_version: env!("CARGO_PKG_VERSION"),
-        pipeline_version: String::new(),
-        run_id: run_id.to_string(),
-        as_of: plan.as_of.to_string(),
-        started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
-        finished_at: String::new(),
-        duration_ms: 0,
-        memory_limit_bytes: results.budget().bytes,
-        peak_memory_bytes: None,
-        spilled_bytes: 0,
-        parameters: plan.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-        sources: IndexMap::new(),
-        stages: Vec::new(),
-        tables: IndexMap::new(),
-        quarantine: IndexMap::new(),
-        reports: IndexMap::new(),
-        metrics_without_data: Vec::new(),
-        warnings: Vec::new(),
-        kept: IndexMap::new(),
-    }
+    Manifest { memory_limit_bytes: results.budget().bytes, ..Manifest::new(plan, run_id, started) }
 }
 
 /// A finished job.
 enum Done {
     Loaded(String, Result<Box<Loaded>>),
-    Ran(usize, Result<Box<Ran>>),
+    /// The stage at this index ran (alone, when the flag says so).
+    Ran(usize, bool, Result<Box<Ran>>),
 }
 
 /// A source loaded and stored.
@@ -92,6 +78,8 @@ struct Loaded {
     quarantine: Option<Stored>,
     /// The loaded rows' bytes, and whether they live on disk.
     size: (u64, bool),
+    /// What its freshness and volume checks warn of.
+    warnings: Vec<String>,
     duration_ms: u128,
 }
 
@@ -101,6 +89,8 @@ struct Ran {
     form: Form,
     spilled_bytes: u64,
     counts: IndexMap<String, u64>,
+    facts: IndexMap<String, serde_json::Value>,
+    tested: Tested,
     duration_ms: u128,
 }
 
@@ -119,15 +109,27 @@ struct Executor<'a> {
     readers: Readers<'a>,
     skipped: Vec<&'a str>,
     stage_reports: Vec<(usize, StageReport)>,
-    /// What the reports read of the output tables, when the run renders them.
-    report_tables: Option<Tables>,
     /// Each stored source and stage result: its bytes, and whether it lives on disk.
     sizes: HashMap<String, (u64, bool)>,
+    /// What loaded sources are checked against.
+    baseline: Baseline,
+    /// The run's warnings with what raised them, in the order they were raised.
+    warnings: Vec<(Origin, String)>,
+}
+
+/// What raised a warning. The manifest lists warnings in this order — the sources' in
+/// the plan's order, then the stages' in pipeline order — whatever order the jobs
+/// finish in, so that runs of the same data publish the same manifest and report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    /// The source at this index of the plan's sources.
+    Source(usize),
+    /// The stage at this index of the plan's stages.
+    Stage(usize),
 }
 
 impl<'a> Executor<'a> {
     fn new(plan: &'a Plan<'a>, storage: &'a Storage, sink: &'a Sink, results: &'a Results, manifest: Manifest) -> Self {
-        let renders_reports = plan.runs_everything() && !plan.pipeline.reports.is_empty();
         Executor {
             plan,
             storage,
@@ -141,27 +143,45 @@ impl<'a> Executor<'a> {
             readers: Readers::new(&plan.stages),
             skipped: Vec::new(),
             stage_reports: Vec::new(),
-            report_tables: renders_reports.then(Tables::new),
             sizes: HashMap::new(),
+            baseline: Baseline { as_of: plan.as_of, timezone: plan.timezone, previous: None },
+            warnings: Vec::new(),
         }
     }
 
-    /// Runs every job of the schedule, as many at once as there are cores.
+    /// Runs every job of the schedule, as many at once as the thread budget allows. A
+    /// stage that ran out of memory beside other jobs, even in its frugal form, runs again
+    /// alone, with the whole memory pool, once the jobs running are done.
     async fn walk(&mut self, running: &mut JoinSet<Done>) -> Result<()> {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let threads = self.results.threads();
         let plan = self.plan;
-        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()));
+        let checked_first = plan.sources.iter().filter(|s| s.checked_first()).map(|s| s.name.as_str());
+        let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()), checked_first);
+        let mut alone: Vec<usize> = Vec::new();
         loop {
-            // As many jobs as there are cores; the cores are shared out among the jobs
-            // running, so a stage running alone on a large machine gets several.
-            let mut starting = Vec::new();
-            while running.len() + starting.len() < cores {
-                let Some(job) = schedule.next_job() else { break };
-                starting.push(job);
-            }
-            let partitions = (cores / (running.len() + starting.len()).max(1)).max(1);
-            for job in starting {
-                self.start(job, partitions, &mut schedule, running)?;
+            if let Some(&order) = alone.first() {
+                if running.is_empty() {
+                    alone.remove(0);
+                    self.start_stage(order, Form { partitions: threads, frugal: true }, true, running);
+                }
+            } else {
+                // Its threads are shared out among the jobs running, so a stage running
+                // alone on a large machine gets several partitions.
+                // A skip is recorded at once and takes no thread: counted as a job, skips
+                // alone could fill the budget with nothing running, ending the walk with
+                // the stages they unblock still waiting.
+                let mut starting = Vec::new();
+                while running.len() + starting.len() < threads {
+                    let Some(job) = schedule.next_job() else { break };
+                    match job {
+                        Job::Skip { .. } => self.start(job, 1, &mut schedule, running)?,
+                        job => starting.push(job),
+                    }
+                }
+                let partitions = threads::partitions(threads, running.len() + starting.len());
+                for job in starting {
+                    self.start(job, partitions, &mut schedule, running)?;
+                }
             }
             let Some(joined) = running.join_next().await else {
                 // Stages come in dependency order, so nothing can be left waiting.
@@ -174,11 +194,20 @@ impl<'a> Executor<'a> {
                     self.loaded(source, *loaded?).await?;
                     schedule.loaded(&source.name);
                 }
-                Done::Ran(order, ran) => self.ran(order, ran, &mut schedule)?,
+                Done::Ran(order, false, Err(Error::Resources(reason))) => {
+                    let stage = &plan.stages[order].name;
+                    warn!(stage = %stage, "stage ran out of memory beside other work; it runs again alone: {reason}");
+                    alone.push(order);
+                }
+                Done::Ran(order, _, ran) => self.ran(order, ran, &mut schedule)?,
             }
         }
         self.stage_reports.sort_by_key(|(order, _)| *order);
         self.manifest.stages.extend(self.stage_reports.drain(..).map(|(_, report)| report));
+        self.manifest.tests.sort_by_key(|test| plan.stages.iter().position(|stage| stage.name == test.stage));
+        // A stable sort: one origin's warnings stay in the order they were raised.
+        self.warnings.sort_by_key(|(origin, _)| *origin);
+        self.manifest.warnings.extend(self.warnings.drain(..).map(|(_, message)| message));
         Ok(())
     }
 
@@ -195,28 +224,35 @@ impl<'a> Executor<'a> {
                 let source =
                     self.plan.sources.iter().find(|s| s.name == name).expect("scheduled sources are the plan's");
                 let location = self.storage.resolve(&self.plan.fill(&source.url))?;
-                let (ctx, results, timezone) = (self.ctx.clone(), self.results.clone(), self.plan.timezone);
+                let (ctx, results, baseline) = (self.ctx.clone(), self.results.clone(), self.baseline.clone());
                 let source = (*source).clone();
                 running.spawn(async move {
-                    let loaded = load(&ctx, &results, &source, &location, timezone).await;
+                    let loaded = load(&ctx, &results, &source, &location, &baseline).await;
                     Done::Loaded(source.name, loaded.map(Box::new))
                 });
             }
             Job::Run(order) => {
-                let (ctx, results) = (self.ctx.clone(), self.results.clone());
-                let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
-                let form = Form { partitions, frugal: self.frugal(&stage) };
-                running.spawn(async move {
-                    Done::Ran(order, run(&ctx, &results, &stage, &params, form).await.map(Box::new))
-                });
+                let form = Form { partitions, frugal: self.frugal(self.plan.stages[order]) };
+                self.start_stage(order, form, false, running);
             }
             Job::Skip { stage: order, missing } => {
-                let stage = self.plan.stages[order];
-                self.skip(stage, format!("stage `{}` skipped: it reads `{missing}`, which was skipped", stage.name));
+                let name = &self.plan.stages[order].name;
+                self.skip(order, format!("stage `{name}` skipped: it reads `{missing}`, which was skipped"));
                 schedule.finished(order, true);
             }
         }
         Ok(())
+    }
+
+    /// Starts the stage at `order` in `form` (`alone`: with no other job running).
+    fn start_stage(&self, order: usize, form: Form, alone: bool, running: &mut JoinSet<Done>) {
+        let (ctx, results) = (self.ctx.clone(), self.results.clone());
+        let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
+        let (sink, absent) = (self.sink.clone(), self.absent_sources());
+        running.spawn(async move {
+            let ran = run(&ctx, &results, &stage, &params, form, &absent, &sink).await;
+            Done::Ran(order, alone, ran.map(Box::new))
+        });
     }
 
     /// Whether `stage` should run in its memory-frugal form from the start: when what it
@@ -227,10 +263,32 @@ impl<'a> Executor<'a> {
         on_disk || bytes > self.results.budget().pool_bytes() as u64 / 4
     }
 
-    /// Records a stage skipped for `reason`, and that it no longer reads anything.
-    fn skip(&mut self, stage: &'a Stage, reason: String) {
-        warn!("{reason}");
-        self.manifest.warnings.push(reason);
+    /// The optional sources loaded without files (a test reading one is skipped).
+    fn absent_sources(&self) -> Vec<String> {
+        self.manifest
+            .sources
+            .iter()
+            .filter(|(_, report)| report.status == "absent")
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Logs `message` and keeps it for the manifest.
+    fn warn(&mut self, origin: Origin, message: String) {
+        warn!("{message}");
+        self.warnings.push((origin, message));
+    }
+
+    /// Where `source` comes among the plan's sources.
+    fn source_origin(&self, source: &Source) -> Origin {
+        Origin::Source(self.plan.sources.iter().position(|s| s.name == source.name).unwrap_or(usize::MAX))
+    }
+
+    /// Records the stage at `order` skipped for `reason`, and that it no longer reads
+    /// anything.
+    fn skip(&mut self, order: usize, reason: String) {
+        let stage = self.plan.stages[order];
+        self.warn(Origin::Stage(order), reason);
         self.skipped.push(&stage.name);
         self.readers.done(&self.ctx, &stage.depends_on);
     }
@@ -238,7 +296,7 @@ impl<'a> Executor<'a> {
     /// Records a loaded source in the manifest and stages its quarantine table (or marks
     /// an earlier run's as stale).
     async fn loaded(&mut self, source: &Source, loaded: Loaded) -> Result<()> {
-        let Loaded { report, quarantine, size, duration_ms } = loaded;
+        let Loaded { report, quarantine, size, warnings, duration_ms } = loaded;
         self.sizes.insert(source.name.clone(), size);
         info!(
             source = %source.name,
@@ -252,10 +310,12 @@ impl<'a> Executor<'a> {
         if report.status == "absent" {
             self.absent(source, &report.url);
         }
+        let origin = self.source_origin(source);
         if report.rows_quarantined > 0 {
-            let message = format!("source `{}`: {} rows quarantined", source.name, report.rows_quarantined);
-            warn!("{message}");
-            self.manifest.warnings.push(message);
+            self.warn(origin, format!("source `{}`: {} rows quarantined", source.name, report.rows_quarantined));
+        }
+        for message in warnings {
+            self.warn(origin, message);
         }
         let quarantine_table = format!("_quarantine/{}", source.name);
         match quarantine {
@@ -283,8 +343,7 @@ impl<'a> Executor<'a> {
             false => source.metrics.join(", "),
         };
         let message = format!("optional source `{}` has no files at {url}: {metrics} have no data", source.name);
-        warn!("{message}");
-        self.manifest.warnings.push(message);
+        self.warn(self.source_origin(source), message);
     }
 
     /// Records a finished stage: its report, its output table, the results it released.
@@ -293,14 +352,17 @@ impl<'a> Executor<'a> {
         let ran = match ran {
             Ok(ran) => ran,
             Err(Error::Data(reason)) if stage.on_error == OnError::Warn => {
-                self.skip(stage, format!("stage `{}` skipped (on_error: warn): {reason}", stage.name));
+                self.skip(order, format!("stage `{}` skipped (on_error: warn): {reason}", stage.name));
                 schedule.finished(order, true);
                 return Ok(());
             }
             Err(error) => return Err(error),
         };
+        let Ran { result, form, spilled_bytes, counts, facts, tested, duration_ms } = *ran;
+        if let Some(failure) = tested.failure(&stage.name) {
+            return Err(failure);
+        }
         schedule.finished(order, false);
-        let Ran { result, form, spilled_bytes, counts, duration_ms } = *ran;
         self.sizes.insert(stage.name.clone(), (result.bytes, result.on_disk()));
         let spilled_bytes = spilled_bytes + if result.on_disk() { result.bytes } else { 0 };
         info!(
@@ -310,13 +372,20 @@ impl<'a> Executor<'a> {
             partitions = form.partitions,
             frugal = form.frugal,
             spilled_bytes,
+            tests = tested.results.len(),
+            tests_ms = tested.duration_ms as u64,
             "stage finished"
         );
-        for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
-            let message = format!("stage `{}`: {count} rows are {name}", stage.name);
-            warn!("{message}");
-            self.manifest.warnings.push(message);
+        for (name, value) in &facts {
+            info!(stage = %stage.name, fact = %name, %value, "stage fact");
         }
+        for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
+            self.warn(Origin::Stage(order), format!("stage `{}`: {count} rows are {name}", stage.name));
+        }
+        for message in tested.warnings {
+            self.warn(Origin::Stage(order), message);
+        }
+        self.manifest.tests.extend(tested.results);
         let report = StageReport {
             name: stage.name.clone(),
             rows: result.rows,
@@ -325,10 +394,11 @@ impl<'a> Executor<'a> {
             partitions: form.partitions,
             memory_frugal: form.frugal,
             counts,
+            facts,
         };
         self.stage_reports.push((order, report));
         if self.plan.tables.contains(&stage.name) {
-            self.write(order, &stage.name, &result)?;
+            self.write(order, &stage.name, &result);
         }
         self.readers.done(&self.ctx, &stage.depends_on);
         if !self.readers.is_read(&stage.name) {
@@ -337,27 +407,13 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    /// Writes the output table `name` to staging while later stages run, and keeps what
-    /// the reports read of it.
-    fn write(&mut self, order: usize, name: &str, result: &Arc<Stored>) -> Result<()> {
+    /// Writes the output table `name` to staging while later stages run.
+    fn write(&mut self, order: usize, name: &str, result: &Arc<Stored>) {
         let (sink, table, stored) = (self.sink.clone(), name.to_string(), Arc::clone(result));
         self.writes.spawn(async move {
             let (file, report) = sink.stage_table(&table, Arc::clone(&stored.schema), stored.batches()).await?;
             Ok((order, file, report))
         });
-        // `needed` of no rows says whether the report reads the table at all.
-        if let Some(tables) = &mut self.report_tables
-            && report::needed(name, &[]).is_some()
-        {
-            let batches = result
-                .batches()
-                .collect::<datafusion::error::Result<Vec<_>>>()
-                .map_err(|e| Error::runtime(format!("reading stage `{name}`"), e))?;
-            if let Some(needed) = report::needed(name, &batches) {
-                tables.insert(name.to_string(), needed);
-            }
-        }
-        Ok(())
     }
 
     /// Waits for the output tables, renders the reports and completes the manifest.
@@ -373,38 +429,42 @@ impl<'a> Executor<'a> {
         self.stale.extend(skipped_tables.map(|s| self.sink.partition(s)));
         self.manifest.spilled_bytes = self.manifest.stages.iter().map(|s| s.spilled_bytes).sum::<u64>()
             + self.manifest.sources.values().map(|s| s.spilled_bytes).sum::<u64>();
-        match &self.report_tables {
-            Some(tables) => {
-                let staged = stage_reports(self.plan, self.sink, tables, &mut self.manifest).await?;
+        if !self.plan.pipeline.reports.is_empty() {
+            if self.plan.runs_everything() {
+                let staged = stage_reports(self.plan, self.sink, &mut self.manifest).await?;
                 self.files.extend(staged);
-            }
-            None if !self.plan.pipeline.reports.is_empty() => {
+            } else {
                 info!("reports are rendered by full runs only (not with --only)")
             }
-            None => {}
         }
         Ok((self.files, self.stale, self.manifest))
     }
 }
 
-/// Loads `source`, stores its rows in `results` and registers them for the stages.
+/// Loads `source`, stores its rows in `results`, checks its freshness and volume against
+/// `baseline`, and registers its rows for the stages.
 async fn load(
     ctx: &SessionContext,
     results: &Results,
     source: &Source,
     location: &Location,
-    timezone: chrono_tz::Tz,
+    baseline: &Baseline,
 ) -> Result<Loaded> {
     let clock = Instant::now();
     let step = Step::start(format!("loading source {}", source.name));
-    let loaded = sources::load(ctx, source, location, timezone, results).await?;
+    let loaded = sources::load(ctx, source, location, baseline.timezone, results).await?;
     let size = (loaded.rows.bytes, loaded.rows.on_disk());
-    ctx.register_table(source.name.as_str(), Arc::new(loaded.rows).table())
+    let (rows, mut report, quarantine) = (Arc::new(loaded.rows), loaded.report, loaded.quarantine);
+    let warnings = sources::assess(ctx, source, &rows, &mut report, baseline).await?;
+    ctx.register_table(source.name.as_str(), rows.table())
         .map_err(|e| Error::runtime(format!("registering source `{}`", source.name), e))?;
     drop(step);
-    let (report, quarantine) = (loaded.report, loaded.quarantine);
-    Ok(Loaded { report, quarantine, size, duration_ms: clock.elapsed().as_millis() })
+    Ok(Loaded { report, quarantine, size, warnings, duration_ms: clock.elapsed().as_millis() })
 }
+
+/// A memory-frugal stage keeps a hash join when its build side is estimated at no more
+/// than this share (1/n) of the memory pool; larger ones sort and merge.
+const SMALL_JOIN_SHARE: usize = 16;
 
 /// How a stage is run: on how many partitions, and whether in its memory-frugal form.
 #[derive(Debug, Clone, Copy)]
@@ -413,7 +473,8 @@ struct Form {
     frugal: bool,
 }
 
-/// Runs `stage`, stores and registers its result, and counts its declared `counts`. A
+/// Runs `stage`, stores and registers its result, counts its declared `counts` and runs
+/// its tests (`absent`: optional sources without files; failing rows go below `sink`). A
 /// stage that runs out of memory in its fast form runs again in its memory-frugal form.
 async fn run(
     ctx: &SessionContext,
@@ -421,14 +482,23 @@ async fn run(
     stage: &Stage,
     params: &IndexMap<String, crate::config::ParamValue>,
     form: Form,
+    absent: &[String],
+    sink: &Sink,
 ) -> Result<Ran> {
     let clock = Instant::now();
     let step = Step::start(format!("running stage {}", stage.name));
-    let (executed, executed_form) = match stages::execute(&stage_state(ctx, form)?, stage, params, results).await {
+    let (executed, executed_form) = match stages::execute(
+        &stage_state(ctx, form, &results.budget())?,
+        stage,
+        params,
+        results,
+    )
+    .await
+    {
         Err(Error::Resources(reason)) if !form.frugal => {
             warn!(stage = %stage.name, "stage ran out of memory; running it again in its memory-frugal form: {reason}");
             let frugal = Form { frugal: true, ..form };
-            (stages::execute(&stage_state(ctx, frugal)?, stage, params, results).await?, frugal)
+            (stages::execute(&stage_state(ctx, frugal, &results.budget())?, stage, params, results).await?, frugal)
         }
         executed => (executed?, form),
     };
@@ -436,9 +506,13 @@ async fn run(
     ctx.register_table(stage.name.as_str(), result.table())
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     let counts = stages::count(ctx, stage).await?;
+    let facts = stages::facts(ctx, stage).await?;
+    // The tests run in the stage's form: frugal when the stage is.
+    let tests_ctx = SessionContext::new_with_state(stage_state(ctx, executed_form, &results.budget())?);
+    let tested = quality::run(&tests_ctx, stage, result.rows, absent, sink, results).await?;
     drop(step);
     let duration_ms = clock.elapsed().as_millis();
-    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, duration_ms })
+    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, facts, tested, duration_ms })
 }
 
 /// The session state a stage is planned and run in, a copy of the session's (changing
@@ -447,28 +521,24 @@ async fn run(
 /// more cores. The memory-frugal form joins by sorting and merging (sorts spill to disk;
 /// a hash join's table must fit in memory) and evaluates window functions as rows stream
 /// by instead of holding them all.
-fn stage_state(ctx: &SessionContext, form: Form) -> Result<SessionState> {
+fn stage_state(ctx: &SessionContext, form: Form, budget: &MemoryBudget) -> Result<SessionState> {
     let mut state = ctx.state();
     let options = state.config_mut().options_mut();
     options.execution.target_partitions = form.partitions;
-    if form.frugal {
-        options.optimizer.prefer_hash_join = false;
-        functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    if !form.frugal {
+        return Ok(state);
     }
-    Ok(state)
+    options.optimizer.prefer_hash_join = false;
+    functions::stream_windows(&mut state).map_err(|e| Error::runtime("preparing a memory-frugal stage", e))?;
+    Ok(joins::sort_merge_large_joins(state, budget.pool_bytes() / SMALL_JOIN_SHARE))
 }
 
-/// Renders the pipeline's reports over `tables` into the sink's staging area, to be
-/// published with the tables.
-async fn stage_reports(
-    plan: &Plan<'_>,
-    sink: &Sink,
-    tables: &Tables,
-    manifest: &mut Manifest,
-) -> Result<Vec<StagedFile>> {
+/// Renders the pipeline's reports into the sink's staging area, to be published with the
+/// tables, from the tables they declare as this run staged them.
+async fn stage_reports(plan: &Plan<'_>, sink: &Sink, manifest: &mut Manifest) -> Result<Vec<StagedFile>> {
     let clock = Instant::now();
-    let json = serde_json::to_value(&*manifest).map_err(|e| Error::runtime("reading the manifest", e))?;
-    let rendered = render_reports(plan, tables, &json)?;
+    let tables = report::read_tables(&plan.pipeline.reports, |table| sink.staged_table(table)).await?;
+    let rendered = render_reports(plan, &tables, manifest)?;
     let mut staged = Vec::with_capacity(rendered.len());
     for file in rendered {
         let report = sink.stage_report(&file.path, file.bytes).await?;

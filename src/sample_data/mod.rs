@@ -23,7 +23,7 @@ use order_ids::OrderIds;
 
 use crate::config::Format;
 use crate::error::{Error, Result};
-use crate::sinks::ParquetFile;
+use crate::sinks::{ParquetFile, part_file_name};
 use crate::storage::Location;
 
 /// The tables of a sample, in the order they are written.
@@ -42,7 +42,7 @@ pub async fn write(spec: &SampleSpec, out: &Location, format: Format) -> Result<
         .map_err(|e| Error::runtime("numbering sample orders", e))?;
     let mut writers = Vec::with_capacity(TABLES.len());
     for table in TABLES {
-        writers.push(TableFile::create(out.child(table).child(&format!("part-00000.{format}")), format)?);
+        writers.push(TableFile::create(out.child(table).child(&part_file_name(&format.to_string())), format)?);
     }
     let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
     let generating = spec.clone();

@@ -4,14 +4,14 @@
 use futures::TryStreamExt;
 use globset::GlobMatcher;
 use object_store::{ObjectStoreExt, path::Path};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Format, Source};
 use crate::error::{Error, Result};
 use crate::storage::Location;
 
 /// One input file, as recorded in the run manifest (its fingerprint).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputFile {
     /// The file's URL, without credentials.
     pub url: String,
@@ -25,12 +25,17 @@ pub struct InputFile {
     pub last_modified: String,
     /// Present (true) when the file cannot be read at all, so its row count is
     /// unknown: it counts as one row, quarantined (or an error with `on_bad_rows: fail`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rows_unknown: bool,
     #[serde(skip)]
     pub(crate) path: Path,
-    #[serde(skip)]
+    #[serde(skip, default = "listed_format")]
     pub(crate) kind: Format,
+}
+
+/// The reader of a file known only from a manifest read back, which is never loaded.
+fn listed_format() -> Format {
+    Format::Parquet
 }
 
 /// The files of `source` at `location`, sorted by path so runs are reproducible.

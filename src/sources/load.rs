@@ -35,7 +35,11 @@ pub async fn load(
     results: &Results,
 ) -> Result<LoadedSource> {
     let mut files = list_files(source, location).await?;
-    let options = ReadOptions { batch_rows: results.budget().batch_rows(), spool_dir: results.spill_dir().into() };
+    let options = ReadOptions {
+        batch_rows: results.budget().batch_rows(),
+        spool_dir: results.spill_dir().into(),
+        decoders: results.threads(),
+    };
     let read_files = files.clone();
     let mut loading = Loading::new(ctx, source, &read_files, timezone, results)?;
     let mut rows_read = 0;
@@ -57,7 +61,7 @@ pub async fn load(
     let rows_loaded = rows.rows;
     let rows_quarantined = rows_read - rows_loaded;
     debug_assert_eq!(rows_quarantined, bad_rows, "every bad row is counted once");
-    let status = if files.is_empty() { "absent" } else { "loaded" };
+    let status = if files.is_empty() { "absent" } else { "loaded" }.to_string();
     let report = SourceReport {
         url: location.to_string(),
         status,
@@ -66,6 +70,8 @@ pub async fn load(
         rows_loaded,
         rows_quarantined,
         spilled_bytes: if rows.on_disk() { rows.bytes } else { 0 },
+        freshness: None,
+        volume: None,
     };
     Ok(LoadedSource { rows, quarantine, report })
 }

@@ -53,6 +53,8 @@ pub struct ReadOptions {
     pub batch_rows: usize,
     /// Where a remote text file is copied to be parsed.
     pub spool_dir: PathBuf,
+    /// Parquet row groups decoded at once.
+    pub decoders: usize,
 }
 
 /// A batch and the row number of each of its rows.
@@ -308,7 +310,7 @@ async fn read_parquet(
     let groups: Vec<u64> = metadata.metadata().row_groups().iter().map(|group| group.num_rows() as u64).collect();
     let row_group_starts: Vec<u64> =
         groups.iter().scan(1, |next, rows| Some(std::mem::replace(next, *next + rows))).collect();
-    let decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let decoders = options.decoders.max(1);
     let (queue_sender, mut queue) = mpsc::channel::<mpsc::Receiver<std::result::Result<RecordBatch, String>>>(decoders);
     // Starts group decoders in file order, at most `decoders` ahead of the group being handed on.
     let starter = {
@@ -406,23 +408,38 @@ impl AsyncFileReader for StoreReader {
     }
 }
 
-/// Decodes one row group into `batches`; a decoding error is the last thing sent.
+/// Decodes one row group into `batches`; a decoding error is the last thing sent. The
+/// group's bytes are fetched on the async runtime, then decoded on a blocking thread (the
+/// CPU work of decompressing and decoding stays off the runtime's workers).
 async fn decode_row_group(
     builder: ParquetRecordBatchStreamBuilder<StoreReader>,
     batches: mpsc::Sender<std::result::Result<RecordBatch, String>>,
 ) {
-    let mut stream = match builder.build() {
-        Ok(stream) => stream,
+    let fetched = match builder.build() {
+        Ok(mut stream) => stream.next_row_group().await,
+        Err(error) => Err(error),
+    };
+    let reader = match fetched {
+        Ok(Some(reader)) => reader,
+        Ok(None) => return,
         Err(error) => {
             let _ = batches.send(Err(error.to_string())).await;
             return;
         }
     };
-    while let Some(decoded) = stream.next().await {
-        let failed = decoded.is_err();
-        if batches.send(decoded.map_err(|error| error.to_string())).await.is_err() || failed {
-            return;
+    let decoding = tokio::task::spawn_blocking(move || {
+        for decoded in reader {
+            let failed = decoded.is_err();
+            if batches.blocking_send(decoded.map_err(|error| error.to_string())).is_err() || failed {
+                return;
+            }
         }
+    });
+    // A panic while decoding is a bug in the decoder, not bad input: let it surface.
+    if let Err(error) = decoding.await
+        && error.is_panic()
+    {
+        std::panic::resume_unwind(error.into_panic());
     }
 }
 
@@ -843,6 +860,8 @@ mod tests {
             unique: Vec::new(),
             checks: Vec::new(),
             metrics: Vec::new(),
+            freshness: None,
+            volume: None,
         }
     }
 
@@ -862,7 +881,7 @@ mod tests {
             path: location.path.clone(),
             kind,
         };
-        let options = ReadOptions { batch_rows, spool_dir: folder.path().to_path_buf() };
+        let options = ReadOptions { batch_rows, spool_dir: folder.path().to_path_buf(), decoders: 2 };
         let mut reader = open(&location, &file, &undeclared("input"), &options);
         let mut collected = Collected::default();
         while let Some(piece) = reader.next().await {

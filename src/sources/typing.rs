@@ -738,7 +738,7 @@ fn parse_timestamp(value: &str, timezone: Tz) -> Result<i64, String> {
 /// A wall-clock time in `timezone` as an instant. Ambiguous times (the repeated hour
 /// when clocks go back) take the earlier instant; times in the gap when clocks go
 /// forward do not exist and are moved forward by the gap, as most databases do.
-fn local_to_utc(naive: NaiveDateTime, timezone: Tz) -> Result<DateTime<Utc>, String> {
+pub(super) fn local_to_utc(naive: NaiveDateTime, timezone: Tz) -> Result<DateTime<Utc>, String> {
     use chrono::{LocalResult, Offset};
     match timezone.from_local_datetime(&naive) {
         LocalResult::Single(time) | LocalResult::Ambiguous(time, _) => Ok(time.with_timezone(&Utc)),

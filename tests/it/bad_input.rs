@@ -64,7 +64,7 @@ async fn quarantine_mode_sets_rows_aside_and_counts_every_row() {
 }
 
 /// A run over `files` in `{input}/transactions/`, with `on_bad_rows` as given.
-async fn run_files(mode: &str, files: &[(&str, Vec<u8>)]) -> (Workspace, fidelis::Result<fidelis::run::Manifest>) {
+async fn run_files(mode: &str, files: &[(&str, Vec<u8>)]) -> (Workspace, fidelis::Result<fidelis::manifest::Manifest>) {
     let ws = Workspace::new();
     for (name, content) in files {
         ws.write(&format!("input/transactions/{name}"), content);

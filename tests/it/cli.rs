@@ -90,7 +90,7 @@ fn json_logs_have_one_object_per_line_with_stage_rows_and_duration() {
     assert_eq!(code, 0, "{stderr}");
     let events: Vec<serde_json::Value> =
         stderr.lines().map(|line| serde_json::from_str(line).expect("every line is JSON")).collect();
-    let stage = events.iter().find(|e| e["stage"] == "customer_summary").expect("a stage event");
+    let stage = events.iter().find(|e| e["stage"] == "customer_history").expect("a stage event");
     assert_eq!(stage["rows"], 4);
     assert!(events.iter().any(|e| e["stage"] == "kpi_monthly"), "kpi_monthly ran");
     assert!(!events.iter().any(|e| e["stage"] == "clv_fit"), "--only skips what kpi_monthly does not read");

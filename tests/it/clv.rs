@@ -14,6 +14,8 @@ use fidelis::models::{
     predicted_clv,
 };
 
+use serde_json::json;
+
 use crate::support::{Workspace, fidelis, query, repo, run_only};
 
 const AS_OF: &str = "2026-11-21";
@@ -25,14 +27,14 @@ async fn run_tables(
     as_of: &str,
     set: &[(&str, &str)],
     tables: &[&str],
-) -> fidelis::run::Manifest {
+) -> fidelis::manifest::Manifest {
     let output = ws.path("out").display().to_string();
     let mut all = vec![("input", input), ("output", output.as_str())];
     all.extend_from_slice(set);
     run_only(&repo().join("pipelines/loyalty.yaml"), as_of, &all, tables).await.expect("the run succeeds")
 }
 
-async fn run_clv(ws: &Workspace, set: &[(&str, &str)]) -> fidelis::run::Manifest {
+async fn run_clv(ws: &Workspace, set: &[(&str, &str)]) -> fidelis::manifest::Manifest {
     let tables = ["clv", "clv_model", "clv_backtest", "clv_segments", "customer_summary", "rfm"];
     run_tables(ws, "data/sample", AS_OF, set, &tables).await
 }
@@ -61,6 +63,12 @@ fn texts(batches: &[RecordBatch], column: usize) -> Vec<Option<String>> {
             values.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// The `facts` the manifest records for stage clv_backtest.
+fn backtest_facts(manifest: &fidelis::manifest::Manifest) -> serde_json::Value {
+    let stage = manifest.stages.iter().find(|s| s.name == "clv_backtest").expect("clv_backtest ran");
+    serde_json::to_value(&stage.facts).expect("JSON")
 }
 
 fn close(a: f64, b: f64, relative: f64) -> bool {
@@ -211,7 +219,9 @@ async fn standard_errors_and_intervals_are_the_fitted_models() {
 async fn the_backtest_on_the_cdnow_standard_split_matches_lifetimes() {
     let ws = Workspace::new();
     let set = [("clv_holdout_days", "273")];
-    run_tables(&ws, "tests/fixtures/cdnow", "1998-06-30", &set, &["clv_backtest", "clv_backtest_calibration"]).await;
+    let manifest =
+        run_tables(&ws, "tests/fixtures/cdnow", "1998-06-30", &set, &["clv_backtest", "clv_backtest_calibration"])
+            .await;
     let root = ws.path("out");
     let rows = query(
         &root,
@@ -250,6 +260,14 @@ async fn the_backtest_on_the_cdnow_standard_split_matches_lifetimes() {
         texts(&rows, 13)[2].as_deref(),
         Some("clv_model: auto: the lowest holdout MAE of 3 backtested models (0.7545)")
     );
+    // The manifest says which model was chosen and why (clv_backtest's `facts`).
+    assert_eq!(
+        backtest_facts(&manifest),
+        json!({
+            "selected_model": "pareto_nbd",
+            "selection_reason": "clv_model: auto: the lowest holdout MAE of 3 backtested models (0.7545)"
+        })
+    );
 
     // By calibration frequency, BG/NBD: customers, actual and predicted mean (lifetimes).
     let buckets = query(
@@ -283,7 +301,7 @@ async fn the_backtest_on_the_cdnow_standard_split_matches_lifetimes() {
 async fn with_clv_holdout_days_0_the_backtest_is_off_and_auto_is_bg_nbd() {
     let ws = Workspace::new();
     let tables = ["clv_model", "clv_backtest", "clv_backtest_calibration"];
-    run_tables(&ws, "data/sample", AS_OF, &[("clv_holdout_days", "0")], &tables).await;
+    let manifest = run_tables(&ws, "data/sample", AS_OF, &[("clv_holdout_days", "0")], &tables).await;
     let root = ws.path("out");
     let rows = query(
         &root,
@@ -304,6 +322,7 @@ async fn with_clv_holdout_days_0_the_backtest_is_off_and_auto_is_bg_nbd() {
     assert_eq!(text(4), vec![Some("the backtest is off (clv_holdout_days = 0)".to_string()); 3]);
     let reason = "clv_model: auto with the backtest off (clv_holdout_days = 0): bg_nbd, the default model";
     assert_eq!(text(5), [Some(reason.to_string()), None, None]);
+    assert_eq!(backtest_facts(&manifest), json!({"selected_model": "bg_nbd", "selection_reason": reason}));
     let calibration =
         query(&root, AS_OF, &["clv_backtest_calibration"], "SELECT COUNT(*) FROM clv_backtest_calibration").await;
     assert_eq!(numbers(&calibration, 0), [Some(0.0)], "nothing to compare");
@@ -347,9 +366,9 @@ async fn a_holdout_longer_than_the_history_is_reported_and_the_run_goes_on() {
     assert!(manifest.tables.contains_key("clv_model"), "the CLV is still fitted on the full history");
 }
 
-/// The selection rule of `sql/marts/clv_backtest.sql` on hand-made backtest sums: the
-/// lowest MAE wins, ties go to bg_nbd, then mbg_nbd, then pareto_nbd, and a model
-/// that could not be fitted is never chosen.
+/// The selection rule of `sql/intermediate/clv_model_selection.sql` on hand-made
+/// backtest sums: the lowest MAE wins, ties go to bg_nbd, then mbg_nbd, then
+/// pareto_nbd, and a model that could not be fitted is never chosen.
 #[tokio::test]
 async fn the_lowest_mae_is_selected_and_ties_follow_the_order_of_preference() {
     // (model, absolute error of its 10 customers, or none when it was not fitted).
@@ -389,6 +408,7 @@ stages:
     query: >-
       SELECT model, 0 AS bucket, customers, actual AS actual_purchases, predicted AS predicted_purchases,
       absolute_error, squared_error FROM given WHERE failure IS NULL
+  clv_model_selection: {{sql: intermediate/clv_model_selection.sql}}
   clv_backtest: {{sql: marts/clv_backtest.sql}}
 outputs:
   root: ${{output}}
@@ -472,13 +492,7 @@ fn a_fit_without_enough_repeat_buyers_stops_the_run() {
 #[tokio::test]
 async fn on_error_warn_publishes_everything_but_clv() {
     let ws = Workspace::new();
-    let yaml = std::fs::read_to_string(repo().join("pipelines/loyalty.yaml")).expect("pipeline");
-    let yaml = yaml
-        .replace("on_error: fail", "on_error: warn")
-        .replace("sql_dir: ../sql", &format!("sql_dir: {}", repo().join("sql").display()))
-        .replace("templates_dir: ../templates", &format!("templates_dir: {}", repo().join("templates").display()))
-        .replace("default: pipelines/seeds", &format!("default: {}", repo().join("pipelines/seeds").display()));
-    let path = ws.write("pipeline.yaml", yaml);
+    let path = crate::support::shipped_pipeline(&ws, &[("on_error: fail", "on_error: warn")]);
     let input = repo().join("tests/fixtures/summary").display().to_string();
     let output = ws.path("out").display().to_string();
     let manifest =

@@ -97,3 +97,59 @@ async fn only_runs_the_named_stage_and_what_it_reads() {
     assert_eq!(stages, ["base", "wanted"]);
     assert_eq!(plan.tables, ["wanted"]);
 }
+
+/// A stage's `facts` are aggregates over its result, recorded in the manifest as JSON
+/// values in the order declared: text, whole and fractional numbers, dates, booleans,
+/// and null for an aggregate without a value.
+#[tokio::test]
+async fn stage_facts_are_aggregates_of_the_result_recorded_in_the_manifest() {
+    let (ws, path) = workspace(
+        "  totals:
+    query: SELECT customer_id, amount, CAST(order_ts AS DATE) AS day FROM transactions
+    facts:
+      biggest_customer: max(customer_id) FILTER (WHERE amount = 20)
+      orders: count(*)
+      mean_amount: CAST(avg(amount) AS DOUBLE) / 2
+      first_day: min(day)
+      all_positive: bool_and(amount > 0)
+      refunds: sum(amount) FILTER (WHERE amount < 0)",
+        "totals",
+    );
+    let output = ws.path("out").display().to_string();
+    let input = ws.path("input").display().to_string();
+    let manifest = run(&path, "2024-01-31", &[("input", &input), ("output", &output)]).await.expect("run");
+    let stage = manifest.stages.iter().find(|s| s.name == "totals").expect("the stage ran");
+    assert_eq!(
+        serde_json::to_value(&stage.facts).expect("JSON"),
+        serde_json::json!({
+            "biggest_customer": "C2",
+            "orders": 2,
+            "mean_amount": 7.5,
+            "first_day": "2024-01-01",
+            "all_positive": true,
+            "refunds": null
+        })
+    );
+}
+
+/// `fidelis validate` plans every fact over its stage's columns and reports each one that
+/// does not plan, with the file and line where it is written.
+#[tokio::test]
+async fn validate_rejects_a_fact_that_is_not_an_aggregate_of_the_stage() {
+    let (ws, path) = workspace(
+        "  totals:
+    query: SELECT customer_id, amount FROM transactions
+    facts:
+      orders: count(*)
+      customer: customer_id
+      discount: max(discount)",
+        "totals",
+    );
+    let pipeline = fidelis::config::load(&path).expect("the file is well formed");
+    let input = ws.path("input").display().to_string();
+    let error = fidelis::run::validate(&pipeline, &overrides("2024-01-31", &[("input", &input)]))
+        .await
+        .expect_err("two facts do not plan");
+    assert_eq!(error.exit_code(), fidelis::error::exit_code::CONFIG);
+    insta::assert_snapshot!(ws.redact(&error.to_string()));
+}

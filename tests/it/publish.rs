@@ -93,6 +93,16 @@ async fn the_manifest_is_written_last_and_describes_the_run() {
     assert_eq!(manifest["parameters"]["as_of"], "2024-01-31");
 }
 
+#[tokio::test]
+async fn regression_a_published_run_leaves_no_empty_staging_folder() {
+    let ws = Workspace::new();
+    ws.write("input/transactions/t.csv", GOOD);
+    let [input, output] = set(&ws);
+    let path = pipeline(&ws, "SELECT customer_id FROM first");
+    run(&path, "2024-01-31", &[(input.0, &input.1), (output.0, &output.1)]).await.expect("run");
+    assert!(!ws.path("out/_staging").exists(), "the staging folders are removed with their files");
+}
+
 /// Two independent tables; `big` is set by the `min_amount` parameter.
 fn two_tables(ws: &Workspace, tables: &str) -> std::path::PathBuf {
     let stages = "  customers:\n    query: SELECT DISTINCT customer_id FROM transactions\n  big:\n    query: \

@@ -1,7 +1,8 @@
-//! The KPI report: the shipped templates rendered over a hand-made fixture (pinned
-//! by snapshots of the Markdown and of the HTML's element tree), escaping, missing
-//! tables, locales, template errors, and the sample report opened in headless
-//! Chromium.
+//! The KPI report: the shipped report marts computed by DataFusion over a hand-made
+//! fixture of the marts they read, and the shipped templates rendered over them (pinned
+//! by snapshots of the report tables, of the Markdown and of the HTML's element tree);
+//! escaping, skipped tables, locales, template and pipeline errors; the documented SQL
+//! that reproduces the report's figures; and the sample report in headless Chromium.
 //!
 //! The fixture is a run as of 2024-03-14, so March 2024 is incomplete and the
 //! reported month is February 2024, compared with January 2024 and February 2023:
@@ -17,6 +18,8 @@
 //! - share_of_wallet: February 2024 has wallet rows, a Wallet Allocation Rule row without
 //!   a category spend (left out of the spend-weighted share) and a capped row:
 //!   320 / 1,120 = 28.6 %; January 160 / 820 = 19.5 %; February 2023 70 / 400 = 17.5 %.
+//!   Its shares 0, 0.1, 0.3, 0.4, 0.5 and 1 fall in the bins from 0, 10, 20 (0.3 / 0.1 is
+//!   2.999… in floating point), 40, 50 and 90 %: the last bin holds a share of 1.
 //! - loyalty_program: only February 2023, January and February 2024.
 //! - the manifest is fixed, so nothing depends on the clock.
 
@@ -32,11 +35,17 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use fidelis::config::Report;
-use fidelis::report::{RenderedFile, ReportRequest, Tables, read_published, render};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::datasource::MemTable;
+use fidelis::config::{ParamValue, Pipeline, Report};
+use fidelis::manifest::Manifest;
+use fidelis::memory::MemoryBudget;
+use fidelis::report::{RenderedFile, ReportRequest, Tables, read_tables, render};
+use fidelis::results::Results;
+use indexmap::IndexMap;
 use serde_json::{Value, json};
 
-use crate::support::{Workspace, repo, run};
+use crate::support::{Workspace, overrides, query, repo, run};
 
 const AS_OF: &str = "2024-03-14";
 
@@ -269,6 +278,94 @@ fn customer_summary() -> Vec<RecordBatch> {
     ])
 }
 
+fn flags(values: &[bool]) -> ArrayRef {
+    Arc::new(BooleanArray::from(values.to_vec()))
+}
+
+/// The reason clv_model_selection gives for the fixture's choice of MBG/NBD.
+const SELECTION_REASON: &str = "clv_model: auto: the lowest holdout MAE of 2 backtested models (0.85)";
+
+/// BG/NBD and MBG/NBD backtested (MBG/NBD has the lower MAE and is selected),
+/// Pareto/NBD not fitted on the calibration period.
+fn clv_backtest() -> Vec<RecordBatch> {
+    let models = [Some("bg_nbd"), Some("mbg_nbd"), Some("pareto_nbd")];
+    batch(vec![
+        ("model", text(&models)),
+        ("calibration_end", dates(&[Some("2023-09-14"); 3])),
+        ("holdout_end", dates(&[Some(AS_OF); 3])),
+        ("holdout_length", float(&[Some(182.0); 3])),
+        ("customers", int(&[Some(10); 3])),
+        ("actual_purchases", int(&[Some(24); 3])),
+        ("predicted_purchases", float(&[Some(22.5), Some(23.1), None])),
+        ("total_error", float(&[Some(22.5 / 24.0 - 1.0), Some(23.1 / 24.0 - 1.0), None])),
+        ("mae", float(&[Some(0.9), Some(0.85), None])),
+        ("rmse", float(&[Some(1.25), Some(1.2), None])),
+        ("calibration_log_likelihood", float(&[Some(-80.5), Some(-80.1), None])),
+        ("selected", flags(&[false, true, false])),
+        ("status", text(&[Some("backtested"), Some("backtested"), Some("not_fitted")])),
+        ("reason", text(&[None, None, Some("the likelihood did not converge in 200 iterations")])),
+        ("selection_reason", text(&[None, Some(SELECTION_REASON), None])),
+    ])
+}
+
+/// `(model, calibration_frequency, customers, actual_mean, predicted_mean)`, not in
+/// order: the report mart orders the buckets.
+type CalibrationRow = (&'static str, &'static str, i64, f64, f64);
+
+fn clv_backtest_calibration() -> Vec<RecordBatch> {
+    let rows: [CalibrationRow; 6] = [
+        ("mbg_nbd", "7+", 2, 4.5, 4.1),
+        ("mbg_nbd", "0", 5, 0.4, 0.5),
+        ("mbg_nbd", "1", 3, 1.0, 0.9),
+        ("bg_nbd", "0", 5, 0.4, 0.55),
+        ("bg_nbd", "1", 3, 1.0, 0.85),
+        ("bg_nbd", "7+", 2, 4.5, 3.9),
+    ];
+    batch(vec![
+        ("model", text(&rows.iter().map(|r| Some(r.0)).collect::<Vec<_>>())),
+        ("calibration_frequency", text(&rows.iter().map(|r| Some(r.1)).collect::<Vec<_>>())),
+        ("customers", int(&rows.iter().map(|r| Some(r.2)).collect::<Vec<_>>())),
+        ("actual_mean", float(&rows.iter().map(|r| Some(r.3)).collect::<Vec<_>>())),
+        ("predicted_mean", float(&rows.iter().map(|r| Some(r.4)).collect::<Vec<_>>())),
+    ])
+}
+
+/// The base's predicted CLV with its p10-p90 interval, and one segment's.
+fn clv_segments() -> Vec<RecordBatch> {
+    batch(vec![
+        ("scope", text(&[Some("segment"), Some("base")])),
+        ("segment", text(&[Some("Champions"), None])),
+        ("customers", int(&[Some(2), Some(13)])),
+        ("predicted_clv", float(&[Some(1_900.0), Some(12_345.6)])),
+        ("predicted_clv_p10", float(&[Some(1_700.0), Some(11_020.4)])),
+        ("predicted_clv_p90", float(&[Some(2_150.0), Some(13_890.2)])),
+    ])
+}
+
+/// clv_backtest of a run with `clv_holdout_days: 0`: every model off, BG/NBD used.
+fn clv_backtest_off() -> Vec<RecordBatch> {
+    let models = [Some("bg_nbd"), Some("mbg_nbd"), Some("pareto_nbd")];
+    let off = "the backtest is off (clv_holdout_days = 0)";
+    let reason = "clv_model: auto with the backtest off (clv_holdout_days = 0): bg_nbd, the default model";
+    batch(vec![
+        ("model", text(&models)),
+        ("calibration_end", dates(&[None; 3])),
+        ("holdout_end", dates(&[None; 3])),
+        ("holdout_length", float(&[None; 3])),
+        ("customers", int(&[None; 3])),
+        ("actual_purchases", int(&[None; 3])),
+        ("predicted_purchases", float(&[None; 3])),
+        ("total_error", float(&[None; 3])),
+        ("mae", float(&[None; 3])),
+        ("rmse", float(&[None; 3])),
+        ("calibration_log_likelihood", float(&[None; 3])),
+        ("selected", flags(&[true, false, false])),
+        ("status", text(&[Some("off"); 3])),
+        ("reason", text(&[Some(off); 3])),
+        ("selection_reason", text(&[Some(reason), None, None])),
+    ])
+}
+
 fn fixture_tables() -> Tables {
     let mut tables = Tables::new();
     tables.insert("kpi_monthly".into(), kpi_monthly());
@@ -281,12 +378,24 @@ fn fixture_tables() -> Tables {
     tables.insert("loyalty_program".into(), loyalty_program());
     tables.insert("loyalty_types".into(), loyalty_types());
     tables.insert("customer_summary".into(), customer_summary());
+    tables.insert("clv_backtest".into(), clv_backtest());
+    tables.insert("clv_backtest_calibration".into(), clv_backtest_calibration());
+    tables.insert("clv_segments".into(), clv_segments());
     tables
 }
 
+/// The fixture without rows: a run over inputs without data.
+fn empty_tables() -> Tables {
+    fixture_tables().into_iter().map(|(name, batches)| (name, vec![batches[0].slice(0, 0)])).collect()
+}
+
 /// A run manifest with fixed ids and times; the wallet input was absent.
-fn fixture_manifest() -> Value {
-    json!({
+fn fixture_manifest() -> Manifest {
+    let source = |status: &str, read: u64, quarantined: u64| {
+        json!({"url": "file:///data/raw", "status": status, "files": [], "rows_read": read,
+               "rows_loaded": read - quarantined, "rows_quarantined": quarantined})
+    };
+    serde_json::from_value(json!({
         "pipeline": "loyalty",
         "pipeline_file": "pipelines/loyalty.yaml",
         "fidelis_version": "0.1.0",
@@ -296,32 +405,89 @@ fn fixture_manifest() -> Value {
         "finished_at": "2024-03-15T02:00:09.500Z",
         "parameters": {"clv_horizon_months": 12, "lttv_value_moment": "second_purchase", "currency": "EUR"},
         "sources": {
-            "transactions": {"status": "loaded", "rows_read": 1_250, "rows_loaded": 1_247, "rows_quarantined": 3},
-            "customers": {"status": "loaded", "rows_read": 13, "rows_loaded": 13, "rows_quarantined": 0},
-            "wallet": {"status": "absent", "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0}
+            "transactions": source("loaded", 1_250, 3),
+            "customers": source("loaded", 13, 0),
+            "wallet": source("absent", 0, 0)
         },
         "metrics_without_data": ["share_of_wallet from the wallet input"],
         "warnings": ["source `transactions`: 3 rows quarantined"]
-    })
+    }))
+    .expect("a manifest")
 }
 
-/// The shipped pipeline's `reports:` and templates folder.
-fn shipped_reports() -> (Vec<Report>, PathBuf) {
-    let pipeline = fidelis::config::load(&repo().join("pipelines/loyalty.yaml")).expect("the shipped pipeline loads");
-    (pipeline.reports, pipeline.templates_dir)
+/// The shipped pipeline.
+fn shipped() -> Pipeline {
+    fidelis::config::load(&repo().join("pipelines/loyalty.yaml")).expect("the shipped pipeline loads")
 }
 
-fn render_with(tables: &Tables, manifest: &Value, locale: &str, currency: &str) -> fidelis::Result<Vec<RenderedFile>> {
-    let (reports, templates_dir) = shipped_reports();
+/// The shipped pipeline's parameters for a run as of the fixture's day, with `set`.
+fn params(set: &[(&str, &str)]) -> IndexMap<String, ParamValue> {
+    fidelis::plan::bind(&shipped(), &overrides(AS_OF, set)).expect("the parameters bind").params
+}
+
+/// The tables the shipped reports declare, as the shipped pipeline computes them from
+/// `marts` (the fixture's tables): its report stages run by DataFusion in pipeline
+/// order (each registered for the next ones, as in a run). A table of the fixture left
+/// out of `marts` stands for a skipped stage: the report stages reading it are skipped,
+/// as a run skips them.
+async fn report_tables(marts: &Tables) -> Tables {
+    let pipeline = shipped();
+    let params = params(&[]);
+    let spill = tempfile::tempdir().expect("a spill folder");
+    let results = Results::new(MemoryBudget::resolve(None), spill.path(), 1).expect("results");
+    let ctx = fidelis::run::session_on(Arc::clone(results.runtime()), &results.budget());
+    for (name, batches) in marts {
+        let table = MemTable::try_new(batches[0].schema(), vec![batches.to_vec()]).expect("a table");
+        ctx.register_table(name.as_str(), Arc::new(table)).expect("registered");
+    }
+    let declared: Vec<&String> = pipeline.reports.iter().flat_map(|r| &r.tables).collect();
+    let fixture: Vec<String> = fixture_tables().into_keys().collect();
+    let mut wanted: Vec<&str> = declared.iter().map(|t| t.as_str()).collect();
+    let mut index = 0;
+    while let Some(&name) = wanted.get(index) {
+        index += 1;
+        if let Some(stage) = pipeline.stage(name).filter(|_| !fixture.iter().any(|f| f == name)) {
+            for dependency in &stage.depends_on {
+                if !wanted.contains(&dependency.as_str()) {
+                    wanted.push(dependency);
+                }
+            }
+        }
+    }
+    let mut computed = Tables::new();
+    let to_run = pipeline.stages.iter().filter(|s| wanted.contains(&s.name.as_str()) && !fixture.contains(&s.name));
+    for stage in to_run {
+        if !stage.depends_on.iter().all(|d| marts.contains_key(d) || computed.contains_key(d)) {
+            continue;
+        }
+        let executed = fidelis::stages::execute(&ctx.state(), stage, &params, &results).await.expect("the stage runs");
+        let stored = Arc::new(executed.result);
+        ctx.register_table(stage.name.as_str(), stored.table()).expect("registered");
+        let mut batches = stored.batches().collect::<Result<Vec<_>, _>>().expect("the stage's rows");
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(Arc::clone(&stored.schema)));
+        }
+        computed.insert(stage.name.clone(), batches);
+    }
+    declared
+        .into_iter()
+        .filter_map(|name| Some((name.clone(), computed.get(name).or_else(|| marts.get(name))?.clone())))
+        .collect()
+}
+
+/// Renders the shipped reports over `tables` with the shipped pipeline's parameters.
+fn render_with(
+    tables: &Tables,
+    manifest: &Manifest,
+    params: &IndexMap<String, ParamValue>,
+) -> fidelis::Result<Vec<RenderedFile>> {
+    let pipeline = shipped();
     render(&ReportRequest {
-        pipeline_name: "loyalty",
-        as_of: AS_OF.parse().expect("a date"),
-        locale,
-        currency,
+        params,
         manifest,
         tables,
-        templates_dir: &templates_dir,
-        reports: &reports,
+        templates_dir: &pipeline.templates_dir,
+        reports: &pipeline.reports,
     })
 }
 
@@ -331,8 +497,10 @@ fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {
     std::str::from_utf8(&found.bytes).expect("UTF-8")
 }
 
-fn fixture_reports() -> Vec<RenderedFile> {
-    render_with(&fixture_tables(), &fixture_manifest(), "en-US", "EUR").expect("the fixture renders")
+/// The shipped reports over the fixture, in English and euros.
+async fn fixture_reports() -> Vec<RenderedFile> {
+    let tables = report_tables(&fixture_tables()).await;
+    render_with(&tables, &fixture_manifest(), &params(&[])).expect("the fixture renders")
 }
 
 // ---------------------------------------------------------------------------
@@ -449,34 +617,48 @@ fn html_outline(html: &str) -> String {
 // Tests on the fixture
 // ---------------------------------------------------------------------------
 
-#[test]
-fn markdown_report_of_the_fixture() {
-    let files = fixture_reports();
+/// Every table the reports declare, as text.
+fn tables_text(tables: &Tables) -> String {
+    tables
+        .iter()
+        .map(|(name, batches)| format!("{name}\n{}\n", pretty_format_batches(batches).expect("printable")))
+        .collect()
+}
+
+#[tokio::test]
+async fn report_tables_of_the_fixture() {
+    let tables = report_tables(&fixture_tables()).await;
+    insta::assert_snapshot!(tables_text(&tables));
+}
+
+#[tokio::test]
+async fn markdown_report_of_the_fixture() {
+    let files = fixture_reports().await;
     assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["report.html", "report.md"]);
     insta::assert_snapshot!(file(&files, "report.md"));
 }
 
-#[test]
-fn html_report_structure_of_the_fixture() {
-    let files = fixture_reports();
+#[tokio::test]
+async fn html_report_structure_of_the_fixture() {
+    let files = fixture_reports().await;
     let html = file(&files, "report.html");
     insta::assert_snapshot!(html_outline(html));
 }
 
-#[test]
-fn the_html_report_is_one_offline_document() {
-    let files = fixture_reports();
+#[tokio::test]
+async fn the_html_report_is_one_offline_document() {
+    let files = fixture_reports().await;
     let html = file(&files, "report.html");
     assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..40]);
     for reference in ["<script", "<link", "src=", "href=", "url(", "@import", "@font-face"] {
         assert!(!html.contains(reference), "the report must not reference `{reference}`");
     }
-    assert_eq!(html.matches("<svg ").count(), 9, "nine charts");
+    assert_eq!(html.matches("<svg ").count(), 10, "ten charts");
 }
 
-#[test]
-fn markup_in_names_is_text_in_both_reports() {
-    let files = fixture_reports();
+#[tokio::test]
+async fn markup_in_names_is_text_in_both_reports() {
+    let files = fixture_reports().await;
     let html = file(&files, "report.html");
     let markdown = file(&files, "report.md");
     assert!(!html.contains(SCRIPT_SEGMENT) && !markdown.contains(SCRIPT_SEGMENT));
@@ -486,38 +668,158 @@ fn markup_in_names_is_text_in_both_reports() {
     assert!(markdown.contains("| \\<script\\>alert(\"x\")\\</script\\> | 1 |"), "{markdown}");
 }
 
-#[test]
-fn missing_tables_say_no_data_instead_of_failing() {
-    let files = render_with(&Tables::new(), &json!({}), "en-US", "EUR").expect("renders without any table");
+#[tokio::test]
+async fn a_run_without_data_says_no_data_instead_of_failing() {
+    let tables = report_tables(&empty_tables()).await;
+    let files = render_with(&tables, &fixture_manifest(), &params(&[])).expect("renders without any row");
     let html = file(&files, "report.html");
     let markdown = file(&files, "report.md");
-    // Without kpi_monthly the reported month is as_of's, which is not complete.
+    // Without kpi_monthly rows the reported month is as_of's, which is not complete.
     assert!(html.contains("<h1>March 2024</h1>"), "{html}");
     assert!(html.contains("March 2024 is not complete yet"));
     // Ten tiles, each with a value and two comparisons, all without data.
-    assert_eq!(html.matches("<p class=\"tile-value\">no data</p>").count(), 10);
+    // Eleven with the CLV section's predicted CLV of the base.
+    assert_eq!(html.matches("<p class=\"tile-value\">no data</p>").count(), 11);
     assert_eq!(html.matches("</dt><dd>no data</dd></div>").count(), 20);
     assert_eq!(html.matches("font-style=\"italic\">no data</text>").count(), 9, "every chart says no data");
     assert!(markdown.contains("| Net revenue | no data | no data | no data |"), "{markdown}");
     assert!(markdown.contains("| no data | | | | | | |"), "an empty segments table says so");
 }
 
-#[test]
-fn the_clv_table_may_be_missing() {
-    let mut tables = fixture_tables();
-    tables.shift_remove("clv");
-    let files = render_with(&tables, &fixture_manifest(), "en-US", "EUR").expect("renders without clv");
+/// The "How good is the CLV model" section, from clv_backtest, report_clv_calibration
+/// (the selected model's buckets, in order) and clv_segments: the same numbers in both
+/// reports.
+#[tokio::test]
+async fn the_clv_model_section_shows_the_backtest_the_calibration_plot_and_the_interval() {
+    let files = fixture_reports().await;
+    let markdown = file(&files, "report.md");
+    let section = markdown.split("## How good is the CLV model").nth(1).expect("the section");
+    let section = section.split("\n## ").next().expect("up to the next section");
+    insta::assert_snapshot!(section, @r"
+    Predicted CLV of the base at Mar 14, 2024: €12,346 (p10–p90: €11,020 – €13,890).
+
+    Each purchase model is fitted on the history up to September 14, 2023 and predicts the purchase days of those 10 customers up to March 14, 2024. Model used: **MBG/NBD** — clv\_model: auto: the lowest holdout MAE of 2 backtested models (0.85).
+
+    | Model | Status | Actual purchases | Predicted purchases | Total error | MAE | RMSE |
+    |---|---|---:|---:|---:|---:|---:|
+    | BG/NBD | backtested | 24 | 22.5 | -6.2% | 0.9000 | 1.2500 |
+    | MBG/NBD (used) | backtested | 24 | 23.1 | -3.7% | 0.8500 | 1.2000 |
+    | Pareto/NBD | not fitted: the likelihood did not converge in 200 iterations | 24 | no data | no data | no data | no data |
+
+    Mean purchase days in the holdout by repeat purchase days in the calibration period (MBG/NBD):
+
+    | Calibration purchase days | Customers | Actual | Predicted |
+    |---|---:|---:|---:|
+    | 0 | 5 | 0.40 | 0.50 |
+    | 1 | 3 | 1.00 | 0.90 |
+    | 7+ | 2 | 4.50 | 4.10 |
+    ");
+    let html = file(&files, "report.html");
+    assert!(html.contains("<p class=\"tile-value\">€12,346</p>"), "{html}");
+    assert!(html.contains("<p class=\"tile-note\">p10–p90: €11,020 – €13,890</p>"));
+    assert!(html.contains(
+        "<tr class=\"selected\"><th scope=\"row\">MBG/NBD (used)</th><td>backtested</td><td class=\"num\">24</td>\
+         <td class=\"num\">23.1</td><td class=\"num\">-3.7%</td><td class=\"num\">0.8500</td><td class=\"num\">1.2000</td></tr>"
+    ));
+    assert!(
+        html.contains("<title>Mean purchase days in the holdout by purchase days in the calibration period</title>")
+    );
+}
+
+/// With `clv_holdout_days: 0` the section says the backtest is off and which model is
+/// used, instead of empty tables; the interval is still shown.
+#[tokio::test]
+async fn with_the_backtest_off_the_clv_model_section_says_so() {
+    let mut marts = fixture_tables();
+    marts.insert("clv_backtest".into(), clv_backtest_off());
+    marts.insert("clv_backtest_calibration".into(), vec![clv_backtest_calibration()[0].slice(0, 0)]);
+    let tables = report_tables(&marts).await;
+    assert_eq!(tables["report_clv_calibration"].iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
+    let files = render_with(&tables, &fixture_manifest(), &params(&[])).expect("renders");
+    let markdown = file(&files, "report.md");
+    let section = markdown.split("## How good is the CLV model").nth(1).expect("the section");
+    let section = section.split("\n## ").next().expect("up to the next section");
+    insta::assert_snapshot!(section, @r"
+    Predicted CLV of the base at Mar 14, 2024: €12,346 (p10–p90: €11,020 – €13,890).
+
+    The backtest is off (clv_holdout_days = 0): the purchase models are not checked against a holdout period.
+    Model used: **BG/NBD** — clv\_model: auto with the backtest off (clv\_holdout\_days = 0): bg\_nbd, the default model.
+    ");
+    let html = file(&files, "report.html");
+    assert!(html.contains(
+        "<p class=\"notice\">The backtest is off (clv_holdout_days = 0): the purchase models are not checked against a holdout period.</p>"
+    ));
+    assert!(!html.contains("Holdout backtest of the purchase models"), "no backtest table");
+    assert_eq!(html.matches("<svg ").count(), 9, "no calibration plot");
+}
+
+/// With `on_error: warn` a model that cannot be fitted skips clv, and the report marts
+/// reading it: the report shows the rest.
+#[tokio::test]
+async fn the_clv_tables_may_be_skipped() {
+    let mut marts = fixture_tables();
+    marts.shift_remove("clv");
+    let tables = report_tables(&marts).await;
+    assert!(!tables.contains_key("report_clv_headline") && !tables.contains_key("report_clv_distribution"));
+    let files = render_with(&tables, &fixture_manifest(), &params(&[])).expect("renders without clv");
     let markdown = file(&files, "report.md");
     assert!(
         markdown.contains("| Predicted CLV of the base (at Mar 14, 2024) | no data | no data | no data |"),
         "{markdown}"
     );
     assert!(markdown.contains("| Champions | 2 | 16.7% | €1,650 | 41.8% | no data | €1,500.00 |"), "{markdown}");
+    assert!(
+        file(&files, "report.html")
+            .contains("<title>Predicted CLV per customer by RFM segment, next 12 months</title>")
+    );
 }
 
-#[test]
-fn locale_and_currency_format_numbers_months_and_money() {
-    let files = render_with(&fixture_tables(), &fixture_manifest(), "it-IT", "USD").expect("renders in Italian");
+/// A quantile interpolates between order statistics (Hyndman & Fan type 7, as R and
+/// NumPy): of 1, 2, 3, 4, 5 (in any order) p10 is 1.4; one value is every quantile; a
+/// value that is not a finite number is left out.
+#[tokio::test]
+async fn clv_quantiles_interpolate_between_order_statistics() {
+    let values: [(&str, &str, f64); 7] = [
+        ("A1", "A", 4.0),
+        ("A2", "A", 1.0),
+        ("A3", "A", 5.0),
+        ("A4", "A", 2.0),
+        ("A5", "A", 3.0),
+        ("B1", "B", 7.0),
+        ("B2", "B", f64::NAN),
+    ];
+    let mut marts = fixture_tables();
+    marts.insert(
+        "rfm".into(),
+        batch(vec![
+            ("customer_id", text(&values.iter().map(|v| Some(v.0)).collect::<Vec<_>>())),
+            ("monetary", money(&values.iter().map(|_| Some(10.0)).collect::<Vec<_>>())),
+            ("segment", text(&values.iter().map(|v| Some(v.1)).collect::<Vec<_>>())),
+        ]),
+    );
+    marts.insert(
+        "clv".into(),
+        batch(vec![
+            ("customer_id", text(&values.iter().map(|v| Some(v.0)).collect::<Vec<_>>())),
+            ("predicted_clv", float(&values.iter().map(|v| Some(v.2)).collect::<Vec<_>>())),
+        ]),
+    );
+    let tables = report_tables(&marts).await;
+    insta::assert_snapshot!(pretty_format_batches(&tables["report_clv_distribution"]).expect("printable"), @r"
+    +---------+-----------+-----------------------+-----+-----+--------+-----+-----+
+    | segment | customers | average_predicted_clv | p10 | p25 | median | p75 | p90 |
+    +---------+-----------+-----------------------+-----+-----+--------+-----+-----+
+    | A       | 5         | 3.0                   | 1.4 | 2.0 | 3.0    | 4.0 | 4.6 |
+    | B       | 1         | 7.0                   | 7.0 | 7.0 | 7.0    | 7.0 | 7.0 |
+    +---------+-----------+-----------------------+-----+-----+--------+-----+-----+
+    ");
+}
+
+#[tokio::test]
+async fn locale_and_currency_format_numbers_months_and_money() {
+    let tables = report_tables(&fixture_tables()).await;
+    let params = params(&[("locale", "it-IT"), ("currency", "USD")]);
+    let files = render_with(&tables, &fixture_manifest(), &params).expect("renders in Italian");
     let markdown = file(&files, "report.md").replace('\u{a0}', " ");
     assert!(markdown.starts_with("# loyalty · Loyalty KPI report · febbraio 2024\n"), "{markdown}");
     assert!(markdown.contains("| Net revenue | 52.500 USD | ▲ +5,0% (better) | ▲ +25,0% (better) |"), "{markdown}");
@@ -527,27 +829,35 @@ fn locale_and_currency_format_numbers_months_and_money() {
     assert!(html.contains("<html lang=\"it-IT\">"));
 }
 
+/// `params` of the shipped pipeline with `name` set to `value`, which the pipeline's
+/// `allowed` values would refuse: the renderer checks too.
+fn with_param(name: &str, value: &str) -> IndexMap<String, ParamValue> {
+    let mut params = params(&[]);
+    params.insert(name.into(), ParamValue::String(value.into()));
+    params
+}
+
 #[test]
 fn bad_locale_and_currency_are_usage_errors() {
     let tables = Tables::new();
-    let error = render_with(&tables, &json!({}), "xx-XX", "EUR").expect_err("an unknown locale");
+    let error =
+        render_with(&tables, &fixture_manifest(), &with_param("locale", "xx-XX")).expect_err("an unknown locale");
     assert_eq!(error.exit_code(), fidelis::error::exit_code::CONFIG);
     assert!(error.to_string().contains("parameter `locale`: unknown locale \"xx-XX\""), "{error}");
-    let error = render_with(&tables, &json!({}), "en-US", "euro").expect_err("not an ISO code");
+    let error =
+        render_with(&tables, &fixture_manifest(), &with_param("currency", "euro")).expect_err("not an ISO code");
     assert!(error.to_string().contains("parameter `currency`: \"euro\" is not an ISO 4217 code"), "{error}");
 }
 
 /// Renders `template` (written as `templates/t.html.tera` with the shipped layout's
-/// neighbours absent) into `t.html`, for template error messages.
+/// neighbours absent) into `t.html`, reading `report_segments`, for template errors.
 fn render_one(ws: &Workspace, template: &str) -> fidelis::Result<Vec<RenderedFile>> {
     ws.write("templates/t.html.tera", template);
-    let reports = [Report { template: "t.html.tera".into(), path: "t.html".into() }];
+    let reports =
+        [Report { template: "t.html.tera".into(), path: "t.html".into(), tables: vec!["report_segments".into()] }];
     render(&ReportRequest {
-        pipeline_name: "loyalty",
-        as_of: AS_OF.parse().expect("a date"),
-        locale: "en-US",
-        currency: "EUR",
-        manifest: &json!({}),
+        params: &params(&[]),
+        manifest: &fixture_manifest(),
         tables: &Tables::new(),
         templates_dir: &ws.path("templates"),
         reports: &reports,
@@ -557,46 +867,147 @@ fn render_one(ws: &Workspace, template: &str) -> fidelis::Result<Vec<RenderedFil
 #[test]
 fn template_errors_name_the_template_and_carry_teras_message() {
     let ws = Workspace::new();
-    let error = render_one(&ws, "<p>{{ kpi.revenue.valeu }}</p>").expect_err("an unknown variable");
+    let error = render_one(&ws, "<p>{{ params.margni }}</p>").expect_err("an unknown variable");
     assert_eq!(error.exit_code(), fidelis::error::exit_code::CONFIG);
     insta::assert_snapshot!("unknown_variable", ws.redact(&error.to_string()));
-    let error = render_one(&ws, "<p>{{ kpi.revenue.value | currency(decimal=0) }}</p>").expect_err("a bad argument");
+    let error = render_one(&ws, "<p>{{ params.margin | currency(decimal=0) }}</p>").expect_err("a bad argument");
     insta::assert_snapshot!("bad_filter_argument", ws.redact(&error.to_string()));
-    let error = render_one(&ws, "<p>{% if report.month %}</p>").expect_err("a syntax error");
+    let error = render_one(&ws, "<p>{% if params.margin %}</p>").expect_err("a syntax error");
     insta::assert_snapshot!("syntax_error", ws.redact(&error.to_string()));
 }
 
 #[test]
-fn a_custom_template_sees_the_context_and_is_escaped_for_its_output() {
+fn chart_functions_check_their_arguments() {
     let ws = Workspace::new();
-    let files = render_one(&ws, "{{ report.month }} {{ segments | length }} {{ report.pipeline }}").expect("renders");
-    assert_eq!(file(&files, "t.html"), "2024-03 0 loyalty");
-    ws.write("templates/t.txt.tera", "{{ report.currency_symbol }} {{ coverage.warnings | length }}");
-    let reports = [Report { template: "t.txt.tera".into(), path: "notes.txt".into() }];
-    let tables = fixture_tables();
+    let cases = [
+        (
+            "{{ bar_chart(rows=tables.report_segments, category=\"segment\", serie=[\"x\"], title=\"t\") }}",
+            "bar_chart: unknown argument(s) serie; accepted: rows, title, format, decimals, category, series, names, \
+             value_label",
+        ),
+        (
+            "{{ histogram(rows=params.margin, from=\"a\", to=\"b\", count=\"c\", title=\"t\") }}",
+            "histogram: argument `rows` must be a table's rows",
+        ),
+        (
+            "{{ line_chart(rows=tables.report_segments, x=\"period\", series=[\"crr\"], names=[], title=\"t\") }}",
+            "line_chart: `series` has 1 columns but `names` 0 names",
+        ),
+        (
+            "{{ line_chart(rows=tables.report_segments, x=\"period\", series=[], names=[], title=\"t\", format=\"money\") }}",
+            "line_chart: argument `format` must be \"percent\", \"number\" or \"currency\", got \"money\"",
+        ),
+    ];
+    for (template, expected) in cases {
+        let error = render_one(&ws, template).expect_err(template).to_string();
+        assert!(error.contains(expected), "{template}: {error}");
+    }
+}
+
+#[test]
+fn a_custom_template_sees_tables_parameters_and_the_run_and_is_escaped_for_its_output() {
+    let ws = Workspace::new();
+    let files = render_one(
+        &ws,
+        "{{ params.as_of }} {{ tables.report_segments | length }} {{ run.pipeline }} <{{ params.locale }}>",
+    )
+    .expect("renders");
+    assert_eq!(file(&files, "t.html"), "2024-03-14 0 loyalty <en-US>");
+    ws.write("templates/t.txt.tera", "{{ report.currency_symbol }} {{ run.warnings | length }} <{{ run.run_id }}>");
+    let reports = [Report { template: "t.txt.tera".into(), path: "notes.txt".into(), tables: Vec::new() }];
     let files = render(&ReportRequest {
-        pipeline_name: "loyalty",
-        as_of: AS_OF.parse().expect("a date"),
-        locale: "en-US",
-        currency: "GBP",
+        params: &params(&[("currency", "GBP")]),
         manifest: &fixture_manifest(),
-        tables: &tables,
+        tables: &Tables::new(),
         templates_dir: &ws.path("templates"),
         reports: &reports,
     })
     .expect("renders");
-    assert_eq!(file(&files, "notes.txt"), "£ 1");
+    assert_eq!(file(&files, "notes.txt"), "£ 1 <20240315T020000000Z-4242>");
+}
+
+#[test]
+fn validate_names_the_tables_a_template_reads_without_declaring_them() {
+    let ws = Workspace::new();
+    ws.write("templates/t.html.tera", "{% include \"part.tera\" %}{{ tables.report_segments | length }}");
+    ws.write("templates/part.tera", "{% for t in tables.report_trends %}{{ tables.report_cohorts }}{% endfor %}");
+    let reports =
+        [Report { template: "t.html.tera".into(), path: "t.html".into(), tables: vec!["report_segments".into()] }];
+    let error = fidelis::report::check(&reports, &ws.path("templates"), &params(&[]), Path::new("pipelines/p.yaml"))
+        .expect_err("undeclared tables");
+    assert_eq!(error.exit_code(), fidelis::error::exit_code::CONFIG);
+    insta::assert_snapshot!(ws.redact(&error.to_string()));
+    let error =
+        fidelis::report::check(&reports, &ws.path("templates"), &with_param("locale", "xx"), Path::new("p.yaml"))
+            .expect_err("a bad locale");
+    assert!(error.to_string().contains("parameter `locale`: unknown locale \"xx\""), "{error}");
+    ws.write("templates/part.tera", "");
+    fidelis::report::check(&reports, &ws.path("templates"), &params(&[]), Path::new("p.yaml")).expect("declared");
+}
+
+#[test]
+fn report_tables_must_be_published_stages_and_paths_stay_in_the_report_folder() {
+    let ws = Workspace::new();
+    ws.write("templates/t.tera", "");
+    let pipeline = ws.write(
+        "p.yaml",
+        r#"name: test
+templates_dir: templates
+sources:
+  orders: {url: orders.csv, columns: {id: integer}}
+stages:
+  counted: {query: SELECT COUNT(*) AS n FROM orders}
+  kept: {query: SELECT * FROM counted}
+outputs: {root: out, tables: [counted]}
+reports:
+  - {template: t.tera, path: ../report.html, tables: [counted, kept, nowhere]}
+"#,
+    );
+    let error = fidelis::config::load(&pipeline).expect_err("three problems");
+    insta::assert_snapshot!(ws.redact(&error.to_string()));
+}
+
+/// The SQL blocks of docs/report-context.md marked `reproduces` run over the published
+/// tables of the sample run: each returns the figure the report table holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_sql_reproduces_the_report_figures() {
+    let ws = Workspace::new();
+    let as_of = "2026-11-21";
+    let output = ws.path("out");
+    let input = repo().join("data/sample").display().to_string();
+    run(&repo().join("pipelines/loyalty.yaml"), as_of, &[("input", &input), ("output", &output.display().to_string())])
+        .await
+        .expect("the sample run");
+    let docs = std::fs::read_to_string(repo().join("docs/report-context.md")).expect("the docs");
+    let blocks: Vec<&str> = docs.split("```sql reproduces\n").skip(1).filter_map(|b| b.split("```").next()).collect();
+    assert_eq!(blocks.len(), 2, "two documented figures");
+    let checks = [
+        ("SELECT value AS figure FROM report_headlines WHERE figure = 'share_of_wallet'", ["report_headlines"]),
+        (
+            "SELECT median AS figure FROM report_clv_distribution WHERE segment = 'Champions'",
+            ["report_clv_distribution"],
+        ),
+    ];
+    for (sql, (expected, tables)) in blocks.iter().zip(checks) {
+        let mut read = vec!["kpi_monthly", "share_of_wallet", "rfm", "clv"];
+        read.extend(tables);
+        let figure = |batches: Vec<RecordBatch>| pretty_format_batches(&batches).expect("printable").to_string();
+        let documented = figure(query(&output, as_of, &read, sql).await);
+        assert_eq!(documented, figure(query(&output, as_of, &read, expected).await), "{sql}");
+        assert!(!documented.contains("|              |"), "the figure has a value: {documented}");
+    }
 }
 
 #[tokio::test]
-async fn reading_back_a_run_that_was_not_published_is_a_data_error() {
+async fn fidelis_report_without_a_published_run_is_a_data_error() {
     let ws = Workspace::new();
-    let root = fidelis::storage::Storage::new().resolve(&ws.path("out").display().to_string()).expect("a root");
-    let error = read_published(&root, &["kpi_monthly".to_string()], AS_OF.parse().expect("a date"))
+    let output = ws.path("out").display().to_string();
+    let error = fidelis::run::report(&shipped(), &overrides(AS_OF, &[("output", &output)]))
         .await
         .expect_err("nothing is published");
     assert_eq!(error.exit_code(), fidelis::error::exit_code::DATA);
-    assert!(error.to_string().contains("no run published for as_of 2024-03-14 at file://"), "{error}");
+    assert!(error.to_string().contains("no run is published for as_of 2024-03-14 under file://"), "{error}");
+    assert!(error.to_string().contains("fidelis run PIPELINE --as-of 2024-03-14"), "{error}");
 }
 
 // ---------------------------------------------------------------------------
@@ -772,29 +1183,32 @@ async fn sample_report_renders_in_headless_chromium() {
     let output = ws.path("out").display().to_string();
     let input = repo().join("data/sample").display().to_string();
     let pipeline_file = repo().join("pipelines/loyalty.yaml");
-    let manifest = run(&pipeline_file, as_of, &[("input", &input), ("output", &output)]).await.expect("the sample run");
+    run(&pipeline_file, as_of, &[("input", &input), ("output", &output)]).await.expect("the sample run");
     let pipeline = fidelis::config::load(&pipeline_file).expect("the pipeline loads");
     let root = fidelis::storage::Storage::new().resolve(&output).expect("the output root");
-    let names: Vec<String> = manifest.tables.keys().cloned().collect();
-    let (tables, manifest) = read_published(&root, &names, as_of.parse().expect("a date")).await.expect("published");
-    for table in
-        ["kpi_monthly", "cohort_retention", "rfm", "clv", "share_of_wallet", "loyalty_types", "customer_summary"]
-    {
-        assert!(tables.contains_key(table), "{table} is read back for the report");
-    }
-    assert!(!tables.contains_key("clv_model"), "a table the report does not read is not kept");
-    assert_eq!(tables["rfm"][0].num_columns(), 3, "of rfm, only the columns the report reads are kept");
+    let day = as_of.parse().expect("a date");
+    let manifest = fidelis::publish::published::read(&root, day)
+        .await
+        .expect("the partition reads")
+        .expect("the run published its manifest");
+    let tables =
+        read_tables(&pipeline.reports, |table| fidelis::sinks::table_file(&root, table, day)).await.expect("read");
+    let declared: Vec<&String> = pipeline.reports[0].tables.iter().collect();
+    assert_eq!(tables.keys().collect::<Vec<_>>(), declared, "exactly the tables the reports declare are read back");
+    let params = fidelis::plan::bind(&pipeline, &overrides(as_of, &[])).expect("the parameters bind").params;
     let files = render(&ReportRequest {
-        pipeline_name: &pipeline.name,
-        as_of: as_of.parse().expect("a date"),
-        locale: "en-US",
-        currency: "EUR",
+        params: &params,
         manifest: &manifest,
         tables: &tables,
         templates_dir: &pipeline.templates_dir,
         reports: &pipeline.reports,
     })
     .expect("the sample renders");
+    for path in ["report.html", "report.md"] {
+        let published =
+            std::fs::read_to_string(ws.path(&format!("out/reports/as_of={as_of}/{path}"))).expect("published");
+        assert_eq!(file(&files, path), published, "rendering the published tables again gives the run's {path}");
+    }
     let html_path = ws.write("report.html", file(&files, "report.html"));
     let markdown = file(&files, "report.md");
     assert!(markdown.contains("# loyalty · Loyalty KPI report · October 2026"), "{markdown}");
@@ -854,11 +1268,11 @@ async fn sample_report_renders_in_headless_chromium() {
         .collect();
     assert_eq!(requested, [url.as_str()], "the report loads nothing but itself");
 
-    // The charts rendered: nine SVGs about as wide as the page's column, each with
+    // The charts rendered: ten SVGs about as wide as the page's column, each with
     // shapes drawn in it.
     assert_eq!(page_facts["scripts"], json!(0));
     let svgs = page_facts["svgs"].as_array().expect("svgs");
-    assert_eq!(svgs.len(), 9, "{page_facts:#}");
+    assert_eq!(svgs.len(), 10, "{page_facts:#}");
     for svg in svgs {
         let (w, h) = (svg["width"].as_f64().unwrap_or(0.0), svg["height"].as_f64().unwrap_or(0.0));
         assert!((700.0..=1000.0).contains(&w) && (100.0..=1500.0).contains(&h), "implausible size: {svg}");

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use fidelis::manifest::Manifest;
 use fidelis::plan::Overrides;
-use fidelis::run::Manifest;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -52,6 +52,23 @@ impl Workspace {
     pub fn redact(&self, text: &str) -> String {
         text.replace(&self.dir.path().display().to_string(), "[TMP]")
     }
+}
+
+/// A copy of the shipped pipeline in `ws` (its SQL, templates and seeds still those of
+/// the repository), with each `(from, to)` of `edits` replaced.
+pub fn shipped_pipeline(ws: &Workspace, edits: &[(&str, &str)]) -> PathBuf {
+    let mut yaml = fs::read_to_string(repo().join("pipelines/loyalty.yaml")).expect("the shipped pipeline");
+    let folders = [("sql_dir: ../sql", "sql"), ("templates_dir: ../templates", "templates")];
+    for (key, folder) in folders {
+        let (name, _) = key.split_once(':').expect("a key");
+        yaml = yaml.replace(key, &format!("{name}: {}", repo().join(folder).display()));
+    }
+    yaml = yaml.replace("default: pipelines/seeds", &format!("default: {}", repo().join("pipelines/seeds").display()));
+    for (from, to) in edits {
+        assert!(yaml.contains(from), "the shipped pipeline has no `{from}`");
+        yaml = yaml.replace(from, to);
+    }
+    ws.write("pipeline.yaml", yaml)
 }
 
 /// Overrides for a run as of `as_of` with `--set` values.
