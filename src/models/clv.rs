@@ -132,7 +132,7 @@ pub struct ClvSettings {
     pub units_per_month: f64,
 }
 
-/// One customer for [`predicted_clv_draws`]: purchase history, mean spend of the
+/// One customer for [`ValueCells::add`]: purchase history, mean spend of the
 /// repeat purchase days, and predicted CLV at the fitted parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ValuedCustomer {
@@ -153,16 +153,13 @@ pub struct ValuedCustomer {
 /// group's predicted CLV that reflects the uncertainty of the parameters — not
 /// of which customers buy (the total over many customers averages that out) nor
 /// of the model's form. Draws come from ChaCha8 seeded with `seed`: the same
-/// inputs give the same totals, in whatever order the customers come.
+/// customers give the same totals, in whatever order they were added to `cells`.
 ///
-/// Cost: a draw is not evaluated per customer. Customers are merged into cells
-/// of equal frequency with recency and T rounded to the middle of their model
-/// month (and the Gamma-Gamma expectation summed per cell, being linear in m̄:
-/// Σ E[M | x, m̄ᵢ] = p(nγ + xΣm̄ᵢ)/(px + q − 1)); each draw's cell total is
-/// divided by the cell total at the fitted parameters and multiplied by the
-/// group's exact total Σ `predicted_clv`. The rounding thus only enters as a
-/// ratio's second-order error, while the centre stays exact. A million
-/// customers make a few thousand cells.
+/// Cost: a draw is not evaluated per customer but per cell of [`ValueCells`];
+/// each draw's cell total is divided by the cell total at the fitted parameters
+/// and multiplied by the group's exact total Σ `predicted_clv`. The rounding to
+/// cells thus only enters as a ratio's second-order error, while the centre
+/// stays exact. A million customers make a few thousand cells.
 ///
 /// `None` when either model has no covariance (built from parameters, or
 /// singular information matrix). A draw whose parameters leave the models'
@@ -171,7 +168,7 @@ pub struct ValuedCustomer {
 pub fn predicted_clv_draws(
     purchases: &PurchaseFit,
     spend: &GammaGammaFit,
-    customers: &[ValuedCustomer],
+    cells: &ValueCells,
     settings: &ClvSettings,
     draws: usize,
     seed: u64,
@@ -179,19 +176,7 @@ pub fn predicted_clv_draws(
     let (purchase_covariance, spend_covariance) = (purchases.log_covariance()?, spend.log_covariance()?);
     let purchase_params: Vec<f64> = purchases.parameters().into_iter().map(|(_, v)| v).collect();
     let spend_params: Vec<f64> = spend.parameters().into_iter().map(|(_, v)| v).collect();
-    // Customers in a canonical order, so the sums below do not depend on the order
-    // they came in (a query may deliver them differently from run to run).
-    // Sorted by integer images of the fields that order as `f64::total_cmp` does.
-    let mut customers: Vec<([i64; 5], ValuedCustomer)> = customers
-        .iter()
-        .map(|c| {
-            let fields = [c.history.frequency, c.history.recency, c.history.age, c.mean_spend, c.predicted_clv];
-            (fields.map(total_order_key), *c)
-        })
-        .collect();
-    customers.sort_unstable_by_key(|(key, _)| *key);
-    let customers: Vec<ValuedCustomer> = customers.into_iter().map(|(_, c)| c).collect();
-    let cells = ValueCells::new(purchases.kind(), &customers, settings.units_per_month);
+    let cells = CellTotals::new(purchases.kind(), cells);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let parameters: Vec<(Vec<f64>, Vec<f64>)> = (0..draws)
         .map(|_| {
@@ -236,50 +221,152 @@ fn total_order_key(v: f64) -> i64 {
     bits ^ (((bits >> 63) as u64) >> 1) as i64
 }
 
-/// Customers merged into cells of frequency and month-rounded recency and T,
-/// with their spend summed (see [`predicted_clv_draws`]).
-struct ValueCells {
-    histories: Histories,
-    /// Customers valued at the population mean spend (x = 0 or m̄ ≤ 0).
-    population_spenders: Vec<f64>,
+/// A group of customers as [`predicted_clv_draws`] values them, built as rows
+/// arrive, in memory that grows with the cells, not the customers: customers merged
+/// into cells of equal frequency, with recency and T rounded to the middle of their
+/// model month, and in each cell the customers valued at the population mean spend
+/// (x = 0 or m̄ ≤ 0) counted and the m̄ of the others summed (the Gamma-Gamma
+/// expectation being linear in m̄: Σ E[M | x, m̄ᵢ] = p(nγ + xΣm̄ᵢ)/(px + q − 1)).
+///
+/// Sums are [`ExactSum`]s and cells are valued in the order of their keys, so the
+/// draws do not depend on the order the customers come in or how groups were split
+/// and merged (a query may deliver them differently from run to run).
+#[derive(Clone, Debug, Default)]
+pub struct ValueCells {
+    index: FastMap<(u64, u64, u64), usize>,
+    cells: Vec<ValueCell>,
+    exact_total: ExactSum,
+}
+
+/// One cell of [`ValueCells`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ValueCell {
+    /// The cell's frequency, and recency and T at the middle of their month.
+    pub history: Observation,
+    /// Customers valued at the population mean spend.
+    pub population_spenders: u64,
     /// Customers valued by their own spend, and the sum of their m̄.
+    pub own_spenders: u64,
+    pub own_spend: ExactSum,
+}
+
+impl ValueCells {
+    /// Adds `customer`, whose model time has `units_per_month` units in a month.
+    pub fn add(&mut self, customer: &ValuedCustomer, units_per_month: f64) {
+        let middle_of_month = |t: f64| ((t / units_per_month).floor() + 0.5) * units_per_month;
+        let Observation { frequency, recency, age } = customer.history;
+        let age = middle_of_month(age);
+        // Without repeat purchases recency is 0, and stays so.
+        let recency = if frequency > 0.0 { middle_of_month(recency).min(age) } else { 0.0 };
+        let mut cell = ValueCell { history: Observation { frequency, recency, age }, ..ValueCell::default() };
+        if frequency > 0.0 && customer.mean_spend > 0.0 {
+            cell.own_spenders = 1;
+            cell.own_spend.add(customer.mean_spend);
+        } else {
+            cell.population_spenders = 1;
+        }
+        self.merge_cell(cell);
+        self.exact_total.add(customer.predicted_clv);
+    }
+
+    /// Adds the customers of `cell` (of another group's [`ValueCells::cells`]).
+    pub fn merge_cell(&mut self, cell: ValueCell) {
+        let Observation { frequency, recency, age } = cell.history;
+        let next = self.cells.len();
+        let slot = *self.index.entry((frequency.to_bits(), recency.to_bits(), age.to_bits())).or_insert(next);
+        if slot == next {
+            self.cells.push(ValueCell { history: cell.history, ..ValueCell::default() });
+        }
+        let into = &mut self.cells[slot];
+        into.population_spenders += cell.population_spenders;
+        into.own_spenders += cell.own_spenders;
+        into.own_spend.merge(cell.own_spend);
+    }
+
+    /// Adds `total` (another group's [`ValueCells::exact_total`]) to Σ `predicted_clv`.
+    pub fn merge_total(&mut self, total: ExactSum) {
+        self.exact_total.merge(total);
+    }
+
+    /// The cells, in the order they were first met.
+    pub fn cells(&self) -> &[ValueCell] {
+        &self.cells
+    }
+
+    /// Σ `predicted_clv` of the customers added.
+    pub fn exact_total(&self) -> ExactSum {
+        self.exact_total
+    }
+
+    /// Whether no customer was added.
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn size(&self) -> usize {
+        self.cells.capacity() * size_of::<ValueCell>()
+            + self.index.capacity() * (size_of::<(u64, u64, u64)>() + size_of::<usize>() + 1)
+    }
+}
+
+/// A sum of `f64`s that does not depend on their order: finite values are rounded
+/// to 10 decimals (as the pipeline's exact sums, DECIMAL(38, 10)) and added as
+/// integers; infinities and NaNs, whose sum is the same in any order, apart.
+/// Exact while the finite part stays within ±1.7 × 10²⁸.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ExactSum {
+    /// Σ of the finite values, in units of 10⁻¹⁰.
+    pub units: i128,
+    /// Σ of the non-finite values (0 when there are none).
+    pub non_finite: f64,
+}
+
+impl ExactSum {
+    /// Units of 10⁻¹⁰ in one.
+    pub const SCALE: f64 = 1e10;
+
+    /// Adds `value`.
+    pub fn add(&mut self, value: f64) {
+        if value.is_finite() {
+            self.units = self.units.saturating_add((value * Self::SCALE).round() as i128);
+        } else {
+            self.non_finite += value;
+        }
+    }
+
+    /// Adds another sum.
+    pub fn merge(&mut self, other: ExactSum) {
+        self.units = self.units.saturating_add(other.units);
+        self.non_finite += other.non_finite;
+    }
+
+    /// The sum as an `f64`.
+    pub fn value(self) -> f64 {
+        self.units as f64 / Self::SCALE + self.non_finite
+    }
+}
+
+/// [`ValueCells`] in the order of their keys, ready to be valued under many draws.
+struct CellTotals {
+    histories: Histories,
+    population_spenders: Vec<f64>,
     own_spenders: Vec<f64>,
     own_spend: Vec<f64>,
     exact_total: f64,
 }
 
-impl ValueCells {
-    fn new(kind: PurchaseModelKind, customers: &[ValuedCustomer], units_per_month: f64) -> ValueCells {
-        let middle_of_month = |t: f64| ((t / units_per_month).floor() + 0.5) * units_per_month;
-        let mut index: FastMap<(u64, u64, u64), usize> = FastMap::default();
-        let mut histories = Vec::new();
-        let mut population_spenders = Vec::new();
-        let mut own_spenders = Vec::new();
-        let mut own_spend = Vec::new();
-        let mut exact_total = 0.0;
-        for customer in customers {
-            let Observation { frequency, recency, age } = customer.history;
-            let age = middle_of_month(age);
-            // Without repeat purchases recency is 0, and stays so.
-            let recency = if frequency > 0.0 { middle_of_month(recency).min(age) } else { 0.0 };
-            let next = histories.len();
-            let cell = *index.entry((frequency.to_bits(), recency.to_bits(), age.to_bits())).or_insert(next);
-            if cell == next {
-                histories.push(Observation { frequency, recency, age });
-                population_spenders.push(0.0);
-                own_spenders.push(0.0);
-                own_spend.push(0.0);
-            }
-            if frequency > 0.0 && customer.mean_spend > 0.0 {
-                own_spenders[cell] += 1.0;
-                own_spend[cell] += customer.mean_spend;
-            } else {
-                population_spenders[cell] += 1.0;
-            }
-            exact_total += customer.predicted_clv;
+impl CellTotals {
+    fn new(kind: PurchaseModelKind, cells: &ValueCells) -> CellTotals {
+        let mut sorted: Vec<&ValueCell> = cells.cells().iter().collect();
+        sorted.sort_unstable_by_key(|c| [c.history.frequency, c.history.recency, c.history.age].map(total_order_key));
+        CellTotals {
+            histories: Histories::new(kind, sorted.iter().map(|c| c.history).collect()),
+            population_spenders: sorted.iter().map(|c| c.population_spenders as f64).collect(),
+            own_spenders: sorted.iter().map(|c| c.own_spenders as f64).collect(),
+            own_spend: sorted.iter().map(|c| c.own_spend.value()).collect(),
+            exact_total: cells.exact_total().value(),
         }
-        let histories = Histories::new(kind, histories);
-        ValueCells { histories, population_spenders, own_spenders, own_spend, exact_total }
     }
 
     /// Σ over cells of P(alive) × discounted expected purchases × the cell's
@@ -488,13 +575,21 @@ mod tests {
         (purchases, fit_gamma_gamma(&pairs, &FitOptions::default()).unwrap())
     }
 
+    fn cells_of(customers: &[ValuedCustomer]) -> ValueCells {
+        let mut cells = ValueCells::default();
+        for customer in customers {
+            cells.add(customer, WEEKS.units_per_month);
+        }
+        cells
+    }
+
     #[test]
     fn draws_on_month_cells_match_exact_per_customer_totals() {
         let (purchases, spend) = cdnow_fits();
         let customers = cdnow_valued(&purchases, &spend);
-        let totals = predicted_clv_draws(&purchases, &spend, &customers, &WEEKS, 6, 11).unwrap();
+        let totals = predicted_clv_draws(&purchases, &spend, &cells_of(&customers), &WEEKS, 6, 11).unwrap();
         let reversed: Vec<ValuedCustomer> = customers.iter().rev().copied().collect();
-        assert_eq!(totals, predicted_clv_draws(&purchases, &spend, &reversed, &WEEKS, 6, 11).unwrap());
+        assert_eq!(totals, predicted_clv_draws(&purchases, &spend, &cells_of(&reversed), &WEEKS, 6, 11).unwrap());
         // The same draws, each valued customer by customer.
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let (pc, sc) = (purchases.log_covariance().unwrap(), spend.log_covariance().unwrap());
@@ -517,7 +612,7 @@ mod tests {
         // totals) through the block-diagonal covariance.
         let (purchases, spend) = cdnow_fits();
         let customers = cdnow_valued(&purchases, &spend);
-        let totals = predicted_clv_draws(&purchases, &spend, &customers, &WEEKS, 2000, 3).unwrap();
+        let totals = predicted_clv_draws(&purchases, &spend, &cells_of(&customers), &WEEKS, 2000, 3).unwrap();
         let logs: Vec<f64> = totals.iter().map(|t| t.ln()).collect();
         let mean = logs.iter().sum::<f64>() / logs.len() as f64;
         let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (logs.len() - 1) as f64).sqrt();
@@ -558,7 +653,52 @@ mod tests {
         let (purchases, spend) = cdnow_fits();
         let customers = cdnow_valued(&purchases, &spend);
         let given = PurchaseFit::from_parameters(PurchaseModelKind::BgNbd, CDNOW).unwrap();
-        assert_eq!(predicted_clv_draws(&given, &spend, &customers, &WEEKS, 10, 1), None);
-        assert_eq!(predicted_clv_draws(&purchases, &spend, &[], &WEEKS, 3, 1), Some(vec![0.0; 3]));
+        assert_eq!(predicted_clv_draws(&given, &spend, &cells_of(&customers), &WEEKS, 10, 1), None);
+        assert_eq!(predicted_clv_draws(&purchases, &spend, &ValueCells::default(), &WEEKS, 3, 1), Some(vec![0.0; 3]));
+    }
+
+    #[test]
+    fn cells_merged_from_parts_value_as_the_whole_in_any_order() {
+        let (purchases, spend) = cdnow_fits();
+        let customers = cdnow_valued(&purchases, &spend);
+        let whole = cells_of(&customers);
+        // CDNOW's 2,357 customers fall into far fewer cells.
+        assert_eq!(whole.cells().iter().map(|c| c.population_spenders + c.own_spenders).sum::<u64>(), 2357);
+        assert!(whole.cells().len() < 600, "{} cells", whole.cells().len());
+        // Split in three interleaved parts, merged in reverse: the same cells and sums,
+        // so the same draws, value for value.
+        let parts: Vec<ValueCells> =
+            (0..3).map(|part| cells_of(&customers.iter().skip(part).step_by(3).copied().collect::<Vec<_>>())).collect();
+        let mut merged = ValueCells::default();
+        for part in parts.iter().rev() {
+            for cell in part.cells() {
+                merged.merge_cell(*cell);
+            }
+            merged.merge_total(part.exact_total());
+        }
+        assert_eq!(merged.exact_total(), whole.exact_total());
+        let draws = |cells: &ValueCells| predicted_clv_draws(&purchases, &spend, cells, &WEEKS, 5, 2).unwrap();
+        assert_eq!(draws(&merged), draws(&whole));
+    }
+
+    #[test]
+    fn exact_sums_do_not_depend_on_the_order() {
+        let values = [0.1, 1e15, 0.2, -1e15, 0.3, 123.456_789_012_345];
+        let sum = |values: &mut dyn Iterator<Item = f64>| {
+            let mut sum = ExactSum::default();
+            values.for_each(|v| sum.add(v));
+            sum
+        };
+        let forward = sum(&mut values.iter().copied());
+        assert_eq!(forward, sum(&mut values.iter().rev().copied()));
+        assert_eq!(forward.units, 1_240_567_890_123);
+        assert_eq!(forward.value(), 124.056_789_012_3);
+        // Naive float sums of the same values differ by order.
+        assert_ne!(values.iter().sum::<f64>(), values.iter().rev().sum::<f64>());
+        let mut infinite = forward;
+        infinite.add(f64::INFINITY);
+        assert_eq!(infinite.value(), f64::INFINITY);
+        infinite.add(f64::NEG_INFINITY);
+        assert!(infinite.value().is_nan());
     }
 }

@@ -221,6 +221,7 @@ impl SpendData {
         let mut data =
             SpendData { y: Vec::new(), frequencies: Vec::new(), sum_ln_m: 0.0, sum_x_ln_m: 0.0, sum_x_ln_x: 0.0 };
         let mut counts = std::collections::BTreeMap::<u64, f64>::new();
+        let mut kept = Vec::with_capacity(pairs.len());
         for (row, &(x, m)) in pairs.iter().enumerate() {
             if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0) {
                 return Err(FitError::InvalidInput {
@@ -242,6 +243,12 @@ impl SpendData {
             if m <= 0.0 {
                 continue;
             }
+            kept.push((x, m));
+        }
+        // In the order of their values, so the sums below (and so the fit) do not
+        // depend on the order the rows came in, which a query's partitioning decides.
+        kept.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        for (x, m) in kept {
             data.y.push((x * m, x));
             // Frequencies are whole numbers, so their bit patterns order
             // like the values and the map iterates deterministically.
@@ -368,6 +375,17 @@ mod tests {
         for i in 0..3 {
             assert!((analytic[i] - numeric[i]).abs() < 1e-7 * (1.0 + numeric[i].abs()), "{analytic:?} vs {numeric:?}");
         }
+    }
+
+    #[test]
+    fn the_fit_does_not_depend_on_the_order_of_the_customers() {
+        let pairs = cdnow_pairs();
+        let reversed: Vec<(f64, f64)> = pairs.iter().rev().copied().collect();
+        let bits = |pairs: &[(f64, f64)]| {
+            let fit = fit_gamma_gamma(pairs, &FitOptions::default()).unwrap();
+            fit.parameters().into_iter().map(|(_, v)| v.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&pairs), bits(&reversed));
     }
 
     #[test]

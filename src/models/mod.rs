@@ -28,7 +28,10 @@ mod pareto_nbd;
 mod purchase;
 mod special;
 
-pub use clv::{ClvSettings, DAYS_PER_MONTH, ValuedCustomer, predicted_clv, predicted_clv_draws, predicted_clv_many};
+pub use clv::{
+    ClvSettings, DAYS_PER_MONTH, ExactSum, ValueCell, ValueCells, ValuedCustomer, predicted_clv, predicted_clv_draws,
+    predicted_clv_many,
+};
 pub use covariance::LogCovariance;
 pub use error::FitError;
 pub use gamma_gamma::{GammaGammaFit, MIN_SPEND_CUSTOMERS, fit_gamma_gamma};

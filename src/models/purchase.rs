@@ -63,7 +63,7 @@ impl std::str::FromStr for PurchaseModelKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Observation {
     /// x: number of repeat purchases (purchase days after the first); a
     /// whole number.
@@ -519,7 +519,7 @@ pub(crate) struct Compressed {
     pub frequency_weights: Vec<f64>,
     /// Unique values of t_x and T together.
     pub times: Vec<f64>,
-    /// Cells in order of first appearance, which keeps sums deterministic.
+    /// Cells in the order of their (x, t_x, T), which keeps sums deterministic.
     pub cells: Vec<Cell>,
     pub customers: usize,
     pub repeat_buyers: usize,
@@ -567,11 +567,36 @@ impl Compressed {
             let age = intern(&mut data.times, &mut time_index, age);
             data.cells.push(Cell { x: xi, recency, age, weight: 1.0 });
         }
+        data.in_order_of_values();
         data.frequency_weights = vec![0.0; data.frequencies.len()];
         for cell in &data.cells {
             data.frequency_weights[cell.x as usize] += cell.weight;
         }
         Ok(data)
+    }
+}
+
+impl Compressed {
+    /// Puts frequencies, times and cells in the order of their values instead of
+    /// first appearance, so the likelihood's sums (and so the fit) do not depend on
+    /// the order the customers came in, which a query's partitioning decides.
+    fn in_order_of_values(&mut self) {
+        fn sorted(values: &mut Vec<f64>) -> Vec<u32> {
+            let mut order: Vec<u32> = (0..values.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
+            let mut new_index = vec![0; values.len()];
+            for (new, &old) in order.iter().enumerate() {
+                new_index[old as usize] = new as u32;
+            }
+            *values = order.iter().map(|&i| values[i as usize]).collect();
+            new_index
+        }
+        let (frequencies, times) = (sorted(&mut self.frequencies), sorted(&mut self.times));
+        for cell in &mut self.cells {
+            cell.x = frequencies[cell.x as usize];
+            (cell.recency, cell.age) = (times[cell.recency as usize], times[cell.age as usize]);
+        }
+        self.cells.sort_unstable_by_key(|c| (c.x, c.recency, c.age));
     }
 }
 
@@ -732,6 +757,13 @@ mod tests {
             fit_purchase_model(PurchaseModelKind::MbgNbd, &data, &FitOptions { threads: 2, ..FitOptions::default() })
                 .unwrap();
         assert_eq!(one, two);
+        // Nor on the order of the customers, which a query's partitioning decides.
+        let shuffled: Vec<Observation> =
+            data.iter().step_by(2).chain(data.iter().skip(1).step_by(2)).rev().copied().collect();
+        for kind in [PurchaseModelKind::BgNbd, PurchaseModelKind::MbgNbd, PurchaseModelKind::ParetoNbd] {
+            let fit = |data: &[Observation]| fit_purchase_model(kind, data, &FitOptions::default()).unwrap();
+            assert_eq!(fit(&data), fit(&shuffled), "{kind:?}");
+        }
     }
 
     #[test]
@@ -818,8 +850,15 @@ mod tests {
         let c = Compressed::new("test", &data).unwrap();
         assert_eq!(c.cells.len(), 2);
         assert_eq!(c.cells.iter().map(|c| c.weight).collect::<Vec<_>>(), vec![2.0, 2.0]);
-        assert_eq!(c.times, vec![2.0, 5.0, 0.0]);
+        assert_eq!(c.times, vec![0.0, 2.0, 5.0]);
         assert_eq!((c.customers, c.repeat_buyers), (4, 2));
+        // In the order of the values, whatever order the customers came in.
+        let reversed: Vec<Observation> = data.iter().rev().copied().collect();
+        let r = Compressed::new("test", &reversed).unwrap();
+        assert_eq!((r.frequencies.clone(), r.times.clone()), (c.frequencies.clone(), c.times.clone()));
+        let cells = |c: &Compressed| c.cells.iter().map(|c| (c.x, c.recency, c.age, c.weight)).collect::<Vec<_>>();
+        assert_eq!(cells(&r), cells(&c));
+        assert_eq!(cells(&c), vec![(0, 0, 2, 2.0), (1, 1, 2, 2.0)]);
     }
 
     #[test]
