@@ -152,28 +152,30 @@ enum Fit {
 pub struct ClvFit {
     fit: Fit,
     signature: Signature,
+    /// Threads for the likelihood's sums.
+    threads: usize,
 }
 
 impl ClvFit {
-    fn new_purchases(fail: bool) -> Self {
+    fn new_purchases(fail: bool, threads: usize) -> Self {
         let args = vec![DataType::Utf8, DataType::Float64, DataType::Float64, DataType::Float64];
-        ClvFit { fit: Fit::Purchases { fail }, signature: Signature::exact(args, Volatility::Immutable) }
+        ClvFit { fit: Fit::Purchases { fail }, signature: Signature::exact(args, Volatility::Immutable), threads }
     }
 
     /// `clv_fit_purchases(model, frequency, recency, T)`.
-    pub fn purchases() -> Self {
-        Self::new_purchases(true)
+    pub fn purchases(threads: usize) -> Self {
+        Self::new_purchases(true, threads)
     }
 
     /// `clv_try_fit_purchases(model, frequency, recency, T)`.
-    pub fn try_purchases() -> Self {
-        Self::new_purchases(false)
+    pub fn try_purchases(threads: usize) -> Self {
+        Self::new_purchases(false, threads)
     }
 
     /// `clv_fit_spend(frequency, monetary_value)`.
-    pub fn spend() -> Self {
+    pub fn spend(threads: usize) -> Self {
         let args = vec![DataType::Float64, DataType::Float64];
-        ClvFit { fit: Fit::Spend, signature: Signature::exact(args, Volatility::Immutable) }
+        ClvFit { fit: Fit::Spend, signature: Signature::exact(args, Volatility::Immutable), threads }
     }
 
     /// How many leading arguments are constants (the model name, for purchases).
@@ -212,7 +214,7 @@ impl AggregateUDFImpl for ClvFit {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let rows = Collected::new(&args, self.constants(), self.columns());
-        Ok(Box::new(CollectingAccumulator { fit: self.fit, rows }))
+        Ok(Box::new(CollectingAccumulator { fit: self.fit, threads: self.threads, rows }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -390,6 +392,7 @@ impl Collected {
 #[derive(Debug)]
 struct CollectingAccumulator {
     fit: Fit,
+    threads: usize,
     rows: Collected,
 }
 
@@ -399,7 +402,7 @@ impl Accumulator for CollectingAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        fitted(self.fit, &self.rows)?.to_scalar()
+        fitted(self.fit, &self.rows, self.threads)?.to_scalar()
     }
 
     fn size(&self) -> usize {
@@ -415,12 +418,12 @@ impl Accumulator for CollectingAccumulator {
     }
 }
 
-/// The model `fit` fits to the collected rows.
-fn fitted(fit: Fit, rows: &Collected) -> Result<FittedModel> {
+/// The model `fit` fits to the collected rows, on `threads` threads.
+fn fitted(fit: Fit, rows: &Collected, threads: usize) -> Result<FittedModel> {
     // The comparisons `clv_try_fit_purchases` serves (the backtest) only predict: they
     // need no standard errors, which cost a Hessian.
     let standard_errors = !matches!(fit, Fit::Purchases { fail: false });
-    let options = FitOptions { standard_errors, ..FitOptions::default() };
+    let options = FitOptions { standard_errors, threads, ..FitOptions::default() };
     let columns = &rows.columns;
     match fit {
         Fit::Purchases { fail } => {
@@ -577,29 +580,31 @@ enum Prediction {
 pub struct ClvPredict {
     prediction: Prediction,
     signature: Signature,
+    /// Threads for a batch's predictions.
+    threads: usize,
 }
 
 impl ClvPredict {
-    fn new(prediction: Prediction, numbers: usize) -> Self {
+    fn new(prediction: Prediction, numbers: usize, threads: usize) -> Self {
         let mut args = vec![model_type()];
         args.extend(std::iter::repeat_n(DataType::Float64, numbers));
-        ClvPredict { prediction, signature: Signature::exact(args, Volatility::Immutable) }
+        ClvPredict { prediction, signature: Signature::exact(args, Volatility::Immutable), threads }
     }
 
-    pub fn p_alive() -> Self {
-        Self::new(Prediction::PAlive, 3)
+    pub fn p_alive(threads: usize) -> Self {
+        Self::new(Prediction::PAlive, 3, threads)
     }
 
-    pub fn expected_purchases() -> Self {
-        Self::new(Prediction::ExpectedPurchases, 4)
+    pub fn expected_purchases(threads: usize) -> Self {
+        Self::new(Prediction::ExpectedPurchases, 4, threads)
     }
 
-    pub fn expected_spend() -> Self {
-        Self::new(Prediction::ExpectedSpend, 2)
+    pub fn expected_spend(threads: usize) -> Self {
+        Self::new(Prediction::ExpectedSpend, 2, threads)
     }
 
-    pub fn predicted_value() -> Self {
-        Self::new(Prediction::PredictedValue, 8)
+    pub fn predicted_value(threads: usize) -> Self {
+        Self::new(Prediction::PredictedValue, 8, threads)
     }
 
     /// The predictions of rows `rows`, all with the fitted model `model`.
@@ -614,7 +619,7 @@ impl ClvPredict {
             (Prediction::ExpectedPurchases, [t, frequency, recency, age]) => {
                 let Some(fit) = purchase_fit(model)? else { return Ok(vec![None; rows.len()]) };
                 let (customers, valid) = observations(frequency, recency, age);
-                let expected = fit.conditional_expected_purchases_many(constant(t, "t")?, &customers);
+                let expected = fit.conditional_expected_purchases_many(constant(t, "t")?, &customers, self.threads);
                 expected.into_iter().zip(valid).map(|(e, ok)| ok.then_some(e)).collect()
             }
             (Prediction::ExpectedSpend, [frequency, monetary]) => {
@@ -639,16 +644,7 @@ impl ClvPredict {
                     })
                     .collect();
                 let settings = settings(margin, rate, horizon, units)?;
-                let ClvSettings { margin, monthly_discount_rate, horizon_months, units_per_month } = settings;
-                let clv = predicted_clv_many(
-                    &fit,
-                    &customers,
-                    &values,
-                    margin,
-                    monthly_discount_rate,
-                    horizon_months,
-                    units_per_month,
-                );
+                let clv = predicted_clv_many(&fit, &customers, &values, &settings, self.threads);
                 clv.into_iter().zip(valid).map(|(v, ok)| ok.then_some(v)).collect()
             }
             _ => return exec_err!("{}: wrong number of arguments", self.name()),
@@ -741,6 +737,8 @@ impl ScalarUDFImpl for ClvPredict {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ClvValueDraws {
     signature: Signature,
+    /// Threads over which the draws are shared.
+    threads: usize,
 }
 
 /// The constant arguments of `clv_value_draws`, then its per-customer columns.
@@ -750,12 +748,12 @@ const DRAW_COLUMNS: usize = 5;
 const UNITS_PER_MONTH: usize = 5;
 
 impl ClvValueDraws {
-    pub fn new() -> Self {
+    pub fn new(threads: usize) -> Self {
         let mut args = vec![model_type(), model_type()];
         args.extend(std::iter::repeat_n(DataType::Float64, 4));
         args.extend(std::iter::repeat_n(DataType::Int64, 2));
         args.extend(std::iter::repeat_n(DataType::Float64, DRAW_COLUMNS));
-        ClvValueDraws { signature: Signature::exact(args, Volatility::Immutable) }
+        ClvValueDraws { signature: Signature::exact(args, Volatility::Immutable), threads }
     }
 }
 
@@ -776,6 +774,7 @@ impl AggregateUDFImpl for ClvValueDraws {
         Ok(Box::new(ValueDrawsAccumulator {
             constants: Constants::new(&args, DRAW_CONSTANTS),
             cells: ValueCells::default(),
+            threads: self.threads,
         }))
     }
 
@@ -812,6 +811,7 @@ const EXACT_SUM: DataType = DataType::Decimal128(38, 10);
 struct ValueDrawsAccumulator {
     constants: Constants,
     cells: ValueCells,
+    threads: usize,
 }
 
 impl Accumulator for ValueDrawsAccumulator {
@@ -955,7 +955,7 @@ impl ValueDrawsAccumulator {
         if self.cells.is_empty() {
             return Ok(None);
         }
-        Ok(predicted_clv_draws(&purchases, &spend, &self.cells, &settings, draws as usize, seed as u64))
+        Ok(predicted_clv_draws(&purchases, &spend, &self.cells, &settings, draws as usize, seed as u64, self.threads))
     }
 }
 
@@ -995,7 +995,7 @@ mod tests {
                 (4..5, Some("bg_nbd"), true)
             ]
         );
-        let predict = ClvPredict::expected_purchases();
+        let predict = ClvPredict::expected_purchases(2);
         let numbers = [
             Float64Array::from(vec![39.0; 5]),
             Float64Array::from(vec![2.0; 5]),

@@ -5,7 +5,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::gamma_gamma::GammaGammaFit;
-use super::purchase::{FastMap, Histories, Observation, PurchaseFit, PurchaseModelKind};
+use super::observations::{FastMap, Observation};
+use super::purchase::{Histories, PurchaseFit, PurchaseModelKind};
 
 /// Days in an average month (365.25 / 12). Divide by the days in one time
 /// unit to get `units_per_month` (30.4375 for days, ≈ 4.348 for weeks).
@@ -15,7 +16,7 @@ pub const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
 /// Σ_{i=1..H} (E[Y(i·u)] − E[Y((i−1)·u)]) · expected_order_value · margin / (1+d)^i,
 /// where E[Y(τ)] = [`PurchaseFit::conditional_expected_purchases`] (expected
 /// purchases in (T, T+τ] given x, t_x, T), u = `units_per_month`, H =
-/// `horizon_months` and d = `monthly_discount_rate`.
+/// `horizon_months` and d = `monthly_discount_rate` (of `settings`).
 ///
 /// Each month is credited with the purchases expected *in that month* (the
 /// increment of the cumulative expectation), then discounted by its own
@@ -24,18 +25,14 @@ pub const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
 /// transaction typically from
 /// [`GammaGammaFit::conditional_expected_spend`](super::GammaGammaFit::conditional_expected_spend).
 /// P(alive) factors out of every increment and is computed once.
-#[allow(clippy::too_many_arguments)] // one argument per pipeline column or setting, as callers hold them
 pub fn predicted_clv(
     fit: &PurchaseFit,
-    x: f64,
-    t_x: f64,
-    age: f64,
+    history: Observation,
     expected_order_value: f64,
-    margin: f64,
-    monthly_discount_rate: f64,
-    horizon_months: u32,
-    units_per_month: f64,
+    settings: &ClvSettings,
 ) -> f64 {
+    let Observation { frequency: x, recency: t_x, age } = history;
+    let ClvSettings { margin, monthly_discount_rate, horizon_months, units_per_month } = *settings;
     fit.p_alive(x, t_x, age)
         * discounted_alive_purchases(fit, x, age, monthly_discount_rate, horizon_months, units_per_month)
         * expected_order_value
@@ -44,7 +41,7 @@ pub fn predicted_clv(
 
 /// [`predicted_clv`] for many customers, one expected order value each;
 /// identical results, with the horizon sum computed once per distinct
-/// (x, T) and spread over the available cores.
+/// (x, T) and spread over `threads` threads.
 ///
 /// # Panics
 /// If `customers` and `expected_order_values` differ in length.
@@ -52,13 +49,12 @@ pub fn predicted_clv_many(
     fit: &PurchaseFit,
     customers: &[Observation],
     expected_order_values: &[f64],
-    margin: f64,
-    monthly_discount_rate: f64,
-    horizon_months: u32,
-    units_per_month: f64,
+    settings: &ClvSettings,
+    threads: usize,
 ) -> Vec<f64> {
     assert_eq!(customers.len(), expected_order_values.len(), "one expected order value per customer");
-    let purchases = fit.p_alive_times(customers, |keys| {
+    let ClvSettings { margin, monthly_discount_rate, horizon_months, units_per_month } = *settings;
+    let purchases = fit.p_alive_times(customers, threads, |keys| {
         discounted_alive_purchases_many(fit, keys, monthly_discount_rate, horizon_months, units_per_month)
     });
     purchases.iter().zip(expected_order_values).map(|(p, value)| p * value * margin).collect()
@@ -118,8 +114,7 @@ fn discounted_alive_purchases_many(
         .collect()
 }
 
-/// What [`predicted_clv_draws`] values customers over: the settings of
-/// [`predicted_clv`].
+/// What [`predicted_clv`] values customers over.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClvSettings {
     /// Gross margin.
@@ -172,6 +167,7 @@ pub fn predicted_clv_draws(
     settings: &ClvSettings,
     draws: usize,
     seed: u64,
+    threads: usize,
 ) -> Option<Vec<f64>> {
     let (purchase_covariance, spend_covariance) = (purchases.log_covariance()?, spend.log_covariance()?);
     let purchase_params: Vec<f64> = purchases.parameters().into_iter().map(|(_, v)| v).collect();
@@ -187,14 +183,14 @@ pub fn predicted_clv_draws(
     let centre = cells.total(purchases, spend, settings);
     let scale = if centre != 0.0 { cells.exact_total / centre } else { 1.0 };
     let kind = purchases.kind();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(draws.max(1));
+    let threads = threads.clamp(1, draws.max(1));
     let evaluate = |(purchase, spend_draw): &(Vec<f64>, Vec<f64>)| {
         let purchase = <[f64; 4]>::try_from(purchase.as_slice()).ok()?;
         let purchase = PurchaseFit::from_parameters(kind, purchase).ok()?;
         let spend = GammaGammaFit::from_parameters(spend_draw[0], spend_draw[1], spend_draw[2]).ok()?;
         Some(cells.total(&purchase, &spend, settings) * scale)
     };
-    // Draws split over the cores; each total is computed the same way whatever
+    // Draws split over the threads; each total is computed the same way whatever
     // the split, so the results do not depend on the thread count.
     let per_thread = parameters.len().div_ceil(threads.max(1)).max(1);
     let totals = std::thread::scope(|scope| {
@@ -407,10 +403,18 @@ impl CellTotals {
 mod tests {
     use super::*;
     use crate::models::bg_nbd::tests::cdnow;
-    use crate::models::purchase::{FitOptions, PurchaseModelKind, fit_purchase_model};
+    use crate::models::{FitOptions, PurchaseModelKind, fit_purchase_model};
     use crate::models::{LogCovariance, fit_gamma_gamma};
 
     const CDNOW: [f64; 4] = [0.243, 4.414, 0.793, 2.426];
+
+    fn history(frequency: f64, recency: f64, age: f64) -> Observation {
+        Observation { frequency, recency, age }
+    }
+
+    fn settings(margin: f64, monthly_discount_rate: f64, horizon_months: u32, units_per_month: f64) -> ClvSettings {
+        ClvSettings { margin, monthly_discount_rate, horizon_months, units_per_month }
+    }
 
     fn explicit_sum(
         fit: &PurchaseFit,
@@ -437,13 +441,18 @@ mod tests {
         for kind in [PurchaseModelKind::BgNbd, PurchaseModelKind::MbgNbd] {
             let fit = PurchaseFit::from_parameters(kind, CDNOW).unwrap();
             for customer in [(2.0, 30.43, 38.86), (0.0, 0.0, 38.86), (9.0, 20.0, 38.0)] {
-                let got = predicted_clv(&fit, customer.0, customer.1, customer.2, 24.65, 0.3, 0.01, 12, u);
+                let got = predicted_clv(
+                    &fit,
+                    history(customer.0, customer.1, customer.2),
+                    24.65,
+                    &settings(0.3, 0.01, 12, u),
+                );
                 let want = explicit_sum(&fit, customer, 24.65, 0.3, 0.01, 12, u);
                 assert!((got - want).abs() < 1e-12 * want.max(1.0), "{kind:?} {customer:?}: {got} vs {want}");
             }
         }
         let pareto = PurchaseFit::from_parameters(PurchaseModelKind::ParetoNbd, [0.55, 10.58, 0.61, 11.67]).unwrap();
-        let got = predicted_clv(&pareto, 2.0, 30.43, 38.86, 24.65, 0.3, 0.01, 24, u);
+        let got = predicted_clv(&pareto, history(2.0, 30.43, 38.86), 24.65, &settings(0.3, 0.01, 24, u));
         let want = explicit_sum(&pareto, (2.0, 30.43, 38.86), 24.65, 0.3, 0.01, 24, u);
         assert!((got - want).abs() < 1e-12 * want);
     }
@@ -453,11 +462,16 @@ mod tests {
         // One month, no discounting: exactly E[Y(u)] · value · margin.
         let fit = PurchaseFit::from_parameters(PurchaseModelKind::BgNbd, CDNOW).unwrap();
         let e1 = fit.conditional_expected_purchases(4.0, 2.0, 30.43, 38.86);
-        assert!((predicted_clv(&fit, 2.0, 30.43, 38.86, 10.0, 0.5, 0.0, 1, 4.0) - 5.0 * e1).abs() < 1e-12);
+        assert!(
+            (predicted_clv(&fit, history(2.0, 30.43, 38.86), 10.0, &settings(0.5, 0.0, 1, 4.0)) - 5.0 * e1).abs()
+                < 1e-12
+        );
         // Two months at 10%: E1/1.1 + (E2 − E1)/1.21.
         let e2 = fit.conditional_expected_purchases(8.0, 2.0, 30.43, 38.86);
         let want = 5.0 * (e1 / 1.1 + (e2 - e1) / 1.21);
-        assert!((predicted_clv(&fit, 2.0, 30.43, 38.86, 10.0, 0.5, 0.1, 2, 4.0) - want).abs() < 1e-12);
+        assert!(
+            (predicted_clv(&fit, history(2.0, 30.43, 38.86), 10.0, &settings(0.5, 0.1, 2, 4.0)) - want).abs() < 1e-12
+        );
     }
 
     #[test]
@@ -469,13 +483,13 @@ mod tests {
         let fit = PurchaseFit::from_parameters(PurchaseModelKind::BgNbd, CDNOW).unwrap();
         let u = DAYS_PER_MONTH / 7.0;
         let (x, t_x, age) = (2.0, 30.43, 38.86);
-        let clv = predicted_clv(&fit, x, t_x, age, 1.0, 1.0, 0.01, 12, u);
+        let clv = predicted_clv(&fit, history(x, t_x, age), 1.0, &settings(1.0, 0.01, 12, u));
         let total = fit.conditional_expected_purchases(12.0 * u, x, t_x, age);
         let cumulative: f64 =
             (1..=12).map(|i| fit.conditional_expected_purchases(f64::from(i) * u, x, t_x, age) / 1.01f64.powi(i)).sum();
         assert!(clv < total && clv > total / 1.01f64.powi(12), "{clv} vs {total}");
         assert!(cumulative > 4.0 * clv);
-        assert_eq!(predicted_clv(&fit, x, t_x, age, 1.0, 1.0, 0.01, 0, u), 0.0);
+        assert_eq!(predicted_clv(&fit, history(x, t_x, age), 1.0, &settings(1.0, 0.01, 0, u)), 0.0);
     }
 
     #[test]
@@ -495,10 +509,11 @@ mod tests {
             (PurchaseModelKind::ParetoNbd, [0.55, 10.58, 0.61, 11.67]),
         ] {
             let fit = PurchaseFit::from_parameters(kind, params).unwrap();
-            let many = predicted_clv_many(&fit, &customers, &values, 0.3, 0.01, 12, u);
-            let expected = fit.conditional_expected_purchases_many(26.0, &customers);
+            let many = predicted_clv_many(&fit, &customers, &values, &settings(0.3, 0.01, 12, u), 2);
+            let expected = fit.conditional_expected_purchases_many(26.0, &customers, 2);
             for (i, c) in customers.iter().enumerate() {
-                let one = predicted_clv(&fit, c.frequency, c.recency, c.age, values[i], 0.3, 0.01, 12, u);
+                let one =
+                    predicted_clv(&fit, history(c.frequency, c.recency, c.age), values[i], &settings(0.3, 0.01, 12, u));
                 assert_eq!(many[i].to_bits(), one.to_bits());
                 let e = fit.conditional_expected_purchases(26.0, c.frequency, c.recency, c.age);
                 assert_eq!(expected[i].to_bits(), e.to_bits());
@@ -544,24 +559,13 @@ mod tests {
         cdnow()
             .into_iter()
             .map(|(history, mean_spend)| {
-                let Observation { frequency: x, recency, age } = history;
+                let x = history.frequency;
                 let value = if x > 0.0 && mean_spend > 0.0 {
                     spend.conditional_expected_spend(x, mean_spend)
                 } else {
                     spend.population_mean_spend()
                 };
-                let s = WEEKS;
-                let predicted_clv = predicted_clv(
-                    purchases,
-                    x,
-                    recency,
-                    age,
-                    value,
-                    s.margin,
-                    s.monthly_discount_rate,
-                    s.horizon_months,
-                    s.units_per_month,
-                );
+                let predicted_clv = predicted_clv(purchases, history, value, &WEEKS);
                 ValuedCustomer { history, mean_spend, predicted_clv }
             })
             .collect()
@@ -587,9 +591,9 @@ mod tests {
     fn draws_on_month_cells_match_exact_per_customer_totals() {
         let (purchases, spend) = cdnow_fits();
         let customers = cdnow_valued(&purchases, &spend);
-        let totals = predicted_clv_draws(&purchases, &spend, &cells_of(&customers), &WEEKS, 6, 11).unwrap();
+        let totals = predicted_clv_draws(&purchases, &spend, &cells_of(&customers), &WEEKS, 6, 11, 2).unwrap();
         let reversed: Vec<ValuedCustomer> = customers.iter().rev().copied().collect();
-        assert_eq!(totals, predicted_clv_draws(&purchases, &spend, &cells_of(&reversed), &WEEKS, 6, 11).unwrap());
+        assert_eq!(totals, predicted_clv_draws(&purchases, &spend, &cells_of(&reversed), &WEEKS, 6, 11, 2).unwrap());
         // The same draws, each valued customer by customer.
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let (pc, sc) = (purchases.log_covariance().unwrap(), spend.log_covariance().unwrap());
@@ -612,7 +616,7 @@ mod tests {
         // totals) through the block-diagonal covariance.
         let (purchases, spend) = cdnow_fits();
         let customers = cdnow_valued(&purchases, &spend);
-        let totals = predicted_clv_draws(&purchases, &spend, &cells_of(&customers), &WEEKS, 2000, 3).unwrap();
+        let totals = predicted_clv_draws(&purchases, &spend, &cells_of(&customers), &WEEKS, 2000, 3, 2).unwrap();
         let logs: Vec<f64> = totals.iter().map(|t| t.ln()).collect();
         let mean = logs.iter().sum::<f64>() / logs.len() as f64;
         let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (logs.len() - 1) as f64).sqrt();
@@ -653,8 +657,11 @@ mod tests {
         let (purchases, spend) = cdnow_fits();
         let customers = cdnow_valued(&purchases, &spend);
         let given = PurchaseFit::from_parameters(PurchaseModelKind::BgNbd, CDNOW).unwrap();
-        assert_eq!(predicted_clv_draws(&given, &spend, &cells_of(&customers), &WEEKS, 10, 1), None);
-        assert_eq!(predicted_clv_draws(&purchases, &spend, &ValueCells::default(), &WEEKS, 3, 1), Some(vec![0.0; 3]));
+        assert_eq!(predicted_clv_draws(&given, &spend, &cells_of(&customers), &WEEKS, 10, 1, 2), None);
+        assert_eq!(
+            predicted_clv_draws(&purchases, &spend, &ValueCells::default(), &WEEKS, 3, 1, 2),
+            Some(vec![0.0; 3])
+        );
     }
 
     #[test]
@@ -677,7 +684,7 @@ mod tests {
             merged.merge_total(part.exact_total());
         }
         assert_eq!(merged.exact_total(), whole.exact_total());
-        let draws = |cells: &ValueCells| predicted_clv_draws(&purchases, &spend, cells, &WEEKS, 5, 2).unwrap();
+        let draws = |cells: &ValueCells| predicted_clv_draws(&purchases, &spend, cells, &WEEKS, 5, 2, 2).unwrap();
         assert_eq!(draws(&merged), draws(&whole));
     }
 

@@ -9,9 +9,8 @@
 
 use super::covariance::LogCovariance;
 use super::error::FitError;
-use super::optimize::{self, Stall};
+use super::optimize::{self, FitOptions, Stall};
 use super::parallel::{map_chunks, sum_arrays};
-use super::purchase::FitOptions;
 use super::special::{digamma, ln_gamma};
 
 /// Fewest customers with a repeat purchase and positive mean spend the model

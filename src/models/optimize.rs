@@ -22,6 +22,40 @@
 /// legitimate estimates stay orders of magnitude inside this.
 pub(crate) const MAX_LOG_DISTANCE: f64 = 16.0;
 
+/// Settings for maximum likelihood estimation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FitOptions {
+    /// Maximum optimiser iterations (accepted BFGS steps).
+    pub max_iterations: usize,
+    /// Convergence threshold on the largest gradient component of the mean
+    /// negative log-likelihood per customer with respect to the
+    /// log-parameters.
+    pub tolerance: f64,
+    /// Threads for likelihood sums; results are identical for any value.
+    pub threads: usize,
+    /// Return a fit whose optimiser hit `max_iterations` or stalled (with
+    /// [`PurchaseFit::converged`](super::PurchaseFit::converged) false) instead of
+    /// [`FitError::NotConverged`](super::FitError::NotConverged). Fits whose parameters run off to 0 or ∞
+    /// are errors regardless.
+    pub allow_unconverged: bool,
+    /// Compute the covariance of the estimates ([`PurchaseFit::std_errors`](super::PurchaseFit::std_errors)):
+    /// a Hessian, 8 gradients' worth of work. Comparisons that only predict,
+    /// such as the backtest, turn it off.
+    pub standard_errors: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            max_iterations: 500,
+            tolerance: 1e-7,
+            threads: crate::threads::available().min(8),
+            allow_unconverged: false,
+            standard_errors: true,
+        }
+    }
+}
+
 /// Longest first trial step in any coordinate (log space: a factor e² ≈ 7.4),
 /// so one poor curvature estimate cannot throw parameters into overflow.
 const MAX_STEP: f64 = 2.0;

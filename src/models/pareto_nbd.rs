@@ -13,9 +13,9 @@
 //! with a second one so that the fit has an analytic gradient (see
 //! [`Objective`]).
 
+use super::observations::{Compressed, FastMap, Observation, interner};
 use super::optimize;
 use super::parallel::{map_chunks, sum_arrays};
-use super::purchase::{Compressed, FastMap, Observation, interner};
 use super::special::{UnitASeries, digamma, ln_gamma};
 
 /// I(a, b; t) = ∫_t^∞ (α+τ)^{−a} (β+τ)^{−b} dτ (a, b > 0, a + b > 1) in log space,
@@ -428,7 +428,7 @@ mod tests {
     use super::*;
     use crate::models::bg_nbd::tests::cdnow;
     use crate::models::optimize::Objective as _;
-    use crate::models::purchase::{FitOptions, PurchaseFit, PurchaseModelKind, fit_purchase_model};
+    use crate::models::{FitOptions, PurchaseFit, PurchaseModelKind, fit_purchase_model};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Distribution, Exp, Gamma};
@@ -565,7 +565,7 @@ mod tests {
     /// differences of its value, and the value against the note's likelihood summed
     /// customer by customer, at every point of [`GRADIENT_TEST_POINTS`].
     fn check_gradient(customers: &[Observation]) {
-        let data = crate::models::purchase::Compressed::new("test", customers).unwrap();
+        let data = crate::models::observations::Compressed::new("test", customers).unwrap();
         let objective = Objective::new(&data, 1);
         for params in GRADIENT_TEST_POINTS {
             let theta = params.map(f64::ln);
@@ -599,7 +599,7 @@ mod tests {
 
     #[test]
     fn hessian_from_analytic_gradients_matches_second_differences() {
-        let data = crate::models::purchase::Compressed::new("test", &gradient_test_customers()).unwrap();
+        let data = crate::models::observations::Compressed::new("test", &gradient_test_customers()).unwrap();
         let objective = Objective::new(&data, 1);
         let theta = CDNOW.map(f64::ln);
         let from_gradients = optimize::hessian(&objective, &theta);

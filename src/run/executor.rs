@@ -523,6 +523,8 @@ async fn run(
 /// by instead of holding them all.
 fn stage_state(ctx: &SessionContext, form: Form, budget: &MemoryBudget) -> Result<SessionState> {
     let mut state = ctx.state();
+    // The stage's share of the thread budget: its partitions and its models' threads.
+    functions::share_threads(&mut state, form.partitions).map_err(|e| Error::runtime("preparing a stage", e))?;
     let options = state.config_mut().options_mut();
     options.execution.target_partitions = form.partitions;
     if !form.frugal {
