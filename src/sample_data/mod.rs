@@ -23,7 +23,8 @@ use order_ids::OrderIds;
 
 use crate::config::Format;
 use crate::error::{Error, Result};
-use crate::sinks::{ParquetFile, part_file_name};
+use crate::publish::layout::part_file_name;
+use crate::sinks::ParquetFile;
 use crate::storage::Location;
 
 /// The tables of a sample, in the order they are written.
