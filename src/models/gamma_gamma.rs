@@ -388,6 +388,31 @@ mod tests {
     }
 
     #[test]
+    fn a_flat_ridge_converges_to_the_precision_of_the_likelihood() {
+        // On these customers no step lowers the likelihood in floating point once the
+        // gradient is a few 1e-7 (above the 1e-7 tolerance); the fit is converged there,
+        // in whatever order the customers come (before, a zero-length step was taken as
+        // an iteration until the limit, and the fit failed as not converged).
+        let pairs: Vec<(f64, f64)> = include_str!("testdata/gamma_gamma_ridge.txt")
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .map(|line| {
+                let (x, m) = line.split_once(' ').unwrap();
+                (x.parse().unwrap(), m.parse().unwrap())
+            })
+            .collect();
+        let fit = fit_gamma_gamma(&pairs, &FitOptions::default()).unwrap();
+        assert!(fit.converged());
+        assert_eq!((fit.customers_used(), fit.customers_left_out()), (759, 613));
+        assert!((fit.log_likelihood() - -3681.522524).abs() < 1e-6, "{}", fit.log_likelihood());
+        let reversed: Vec<(f64, f64)> = pairs.iter().rev().copied().collect();
+        assert_eq!(fit, fit_gamma_gamma(&reversed, &FitOptions::default()).unwrap());
+        for ((name, got), want) in fit.parameters().into_iter().zip([5.568349, 3.847119, 31.938086]) {
+            assert!((got / want - 1.0).abs() < 1e-5, "{name}: {got} vs {want}");
+        }
+    }
+
+    #[test]
     fn fits_cdnow_to_published_estimates_and_leaves_out_non_repeaters() {
         let pairs = cdnow_pairs();
         let fit = fit_gamma_gamma(&pairs, &FitOptions::default()).unwrap();

@@ -10,7 +10,9 @@
 //!   checked first so such fits are never reported as converged;
 //! * converged: the largest gradient component is at most `tolerance`
 //!   (objectives here are mean negative log-likelihoods per customer, so the
-//!   tolerance does not scale with the number of customers);
+//!   tolerance does not scale with the number of customers), or at most
+//!   [`ROUNDING_FLOOR`] × `tolerance` where not even a steepest-descent step
+//!   lowers the value any more (its rounding is what is left);
 //! * not converged: `max_iterations` accepted steps were taken, or the line
 //!   search could not decrease the objective any further.
 //!
@@ -62,6 +64,12 @@ const MAX_STEP: f64 = 2.0;
 
 /// Armijo sufficient-decrease constant (Nocedal & Wright eq. 3.4).
 const ARMIJO: f64 = 1e-4;
+
+/// How far above the tolerance a gradient may stay and the minimum still count as
+/// converged, when no step lowers the value any more in floating point: the value of a
+/// likelihood summed over many customers is rounded at about 1e-15 of its size, and on
+/// an ill-conditioned ridge (Gamma-Gamma's p and γ) that hides gradients of a few 1e-7.
+const ROUNDING_FLOOR: f64 = 100.0;
 
 /// Step halvings before the line search gives up.
 const MAX_BACKTRACKS: usize = 60;
@@ -142,14 +150,26 @@ pub(crate) fn minimize<O: Objective>(
                 trial[i] = theta[i] + step * direction[i];
             }
             let trial_value = objective.evaluate(&trial, Some(&mut trial_gradient));
-            if trial_value.is_finite() && trial_value <= value + ARMIJO * step * slope {
+            // Strictly lower: where rounding hides the Armijo margin, an equal value
+            // would pass it without any progress.
+            if trial_value.is_finite() && trial_value < value && trial_value <= value + ARMIJO * step * slope {
                 accepted = Some(trial_value);
                 break;
             }
             step *= 0.5;
         }
         let Some(new_value) = accepted else {
-            break Some(Stall::LineSearch);
+            if first_update {
+                // Not even steepest descent lowers the value: where the gradient is
+                // already within ROUNDING_FLOOR of the tolerance, rounding in the
+                // value, not the distance to the optimum, is what stops the search.
+                break (max_abs(&gradient) > ROUNDING_FLOOR * tolerance).then_some(Stall::LineSearch);
+            }
+            // The curvature estimate leads nowhere: restart from steepest descent
+            // (Nocedal & Wright Section 6.1), and stall only if that fails too.
+            inverse_hessian = identity(n);
+            first_update = true;
+            continue;
         };
         if trial_gradient.iter().any(|g| !g.is_finite()) {
             break Some(Stall::LineSearch);
@@ -325,6 +345,36 @@ mod tests {
             }
             (-t[0]).exp()
         }
+    }
+
+    /// A value that no step changes (as rounding makes a flat enough likelihood
+    /// look) with a gradient that says otherwise.
+    struct Rounded {
+        value: f64,
+        slope: f64,
+    }
+
+    impl Objective for Rounded {
+        fn evaluate(&self, _: &[f64], gradient: Option<&mut [f64]>) -> f64 {
+            if let Some(g) = gradient {
+                g.fill(self.slope);
+            }
+            self.value
+        }
+    }
+
+    #[test]
+    fn a_value_no_step_lowers_stops_the_search_converged_only_near_the_tolerance() {
+        let stall = |value: f64, slope: f64| {
+            let minimum = minimize(&Rounded { value, slope }, &[0.0, 0.0], 500, 1e-7).unwrap();
+            (minimum.iterations, minimum.stall)
+        };
+        // Within the rounding floor of the tolerance: converged, no steps taken.
+        assert_eq!(stall(4.85, 5e-7), (0, None));
+        assert_eq!(stall(0.0, 5e-7), (0, None));
+        // Far above it: a line-search stall, not 500 steps that move nothing.
+        assert_eq!(stall(4.85, 1e-3), (0, Some(Stall::LineSearch)));
+        assert_eq!(stall(0.0, 1e-3), (0, Some(Stall::LineSearch)));
     }
 
     #[test]
