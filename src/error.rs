@@ -7,8 +7,6 @@
 
 use std::fmt;
 
-use crate::signals::Signal;
-
 /// Exit codes of the `fidelis` binary. Documented in the README and in `--help`.
 pub mod exit_code {
     /// Success.
@@ -148,6 +146,34 @@ impl std::error::Error for Error {}
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A signal that stops a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT: Ctrl-C.
+    Interrupt,
+    /// SIGTERM: a scheduler stopping the job.
+    Terminate,
+}
+
+impl Signal {
+    /// The process exit code after this signal stopped a run (128 + the signal's number).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Signal::Interrupt => exit_code::INTERRUPTED,
+            Signal::Terminate => exit_code::TERMINATED,
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -44,8 +44,8 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::manifest::TableReport;
 use crate::plan::Plan;
-use crate::sinks::TableReport;
 use crate::sources::SourceReport;
 use crate::storage::{Storage, redact};
 

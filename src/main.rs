@@ -98,7 +98,7 @@ async fn panic_when_asked() -> fidelis::Result<()> {
 /// costs more in page faults than it saves.)
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_allocator_retention() {
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let cores = fidelis::threads::available();
     // SAFETY: mallopt only sets allocator parameters; it is called before any other
     // thread exists. A rejected value leaves glibc's default, which is only slower.
     unsafe {

@@ -10,9 +10,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Severity, Status};
 use crate::plan::Plan;
-use crate::quality::TestResult;
-use crate::sinks::TableReport;
 use crate::sources::SourceReport;
 use crate::storage::redact;
 
@@ -164,6 +163,43 @@ impl Manifest {
         }
         differences
     }
+}
+
+/// What the manifest records about a written table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableReport {
+    /// The partition's folder.
+    pub url: String,
+    pub files: Vec<String>,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// What the manifest records about a test.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestResult {
+    pub name: String,
+    pub stage: String,
+    /// `unique`, `not_null`, `accepted_values`, `relationships`, `accepted_range` or `expression`.
+    pub kind: String,
+    /// The stage's columns it checks (none for an `expression`).
+    pub columns: Vec<String>,
+    pub severity: Severity,
+    pub status: Status,
+    /// Rows that fail the test; for `unique`, every row whose key another row has too.
+    pub failing_rows: u64,
+    /// Rows of the stage's result, what percentages are of.
+    pub rows: u64,
+    /// The thresholds applied: `error_if` with severity `error` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_if: Option<String>,
+    pub warn_if: String,
+    /// The folder of the sample of failing rows, when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<String>,
+    /// Why a test did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -9,42 +9,13 @@
 //! signal ends the process at once; the publish journal and the lease's expiry make that
 //! safe too.
 
-use std::fmt;
 use std::future::Future;
 use std::sync::OnceLock;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::error::{Error, Result, exit_code};
-
-/// A signal that stops a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// SIGINT: Ctrl-C.
-    Interrupt,
-    /// SIGTERM: a scheduler stopping the job.
-    Terminate,
-}
-
-impl Signal {
-    /// The process exit code after this signal stopped a run (128 + the signal's number).
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Signal::Interrupt => exit_code::INTERRUPTED,
-            Signal::Terminate => exit_code::TERMINATED,
-        }
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        })
-    }
-}
+use crate::error::{Error, Result, Signal};
 
 /// The first stop signal received, if any; the sender lives for the whole process.
 fn stop() -> &'static watch::Sender<Option<Signal>> {

@@ -24,46 +24,18 @@ use futures::{Stream, StreamExt};
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::failpoints;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, TableReport};
 use crate::plan::Plan;
 use crate::publish::journal::{self, Journal, Recovered};
+use crate::publish::layout::{partition, runs_folder, table_file};
 use crate::publish::lease::{Lease, LeaseOptions};
-use crate::publish::published::{self, MANIFEST, runs_folder};
+use crate::publish::published::{self, MANIFEST};
 use crate::signals;
 use crate::storage::{Location, Storage};
-
-/// The partition folder of `table` for `as_of`: `{root}/{table}/as_of={as_of}/`. A table
-/// may be a path below the root, e.g. `_quarantine/orders`.
-pub fn partition(root: &Location, table: &str, as_of: NaiveDate) -> Location {
-    let mut location = root.clone();
-    for segment in table.split('/') {
-        location = location.child(segment);
-    }
-    location.child(&format!("{AS_OF}{as_of}"))
-}
-
-/// The as_of of a partition folder named `as_of=YYYY-MM-DD`, if `folder` is one.
-pub fn partition_as_of(folder: &str) -> Option<NaiveDate> {
-    folder.strip_prefix(AS_OF)?.parse().ok()
-}
-
-/// The prefix of a partition folder's name.
-const AS_OF: &str = "as_of=";
-
-/// The single data file of `table`'s partition for `as_of`.
-pub fn table_file(root: &Location, table: &str, as_of: NaiveDate) -> Location {
-    partition(root, table, as_of).child(&part_file_name("parquet"))
-}
-
-/// The name of a folder's single data file in `extension`'s format: `part-00000.parquet`.
-pub fn part_file_name(extension: &str) -> String {
-    format!("part-00000.{extension}")
-}
 
 /// The object at `location`, or `None` when there is none.
 pub async fn read_if_present(location: &Location) -> Result<Option<bytes::Bytes>> {
@@ -98,16 +70,6 @@ impl StagedFile {
     pub fn url(&self) -> String {
         self.target.to_string()
     }
-}
-
-/// What the manifest records about a written table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TableReport {
-    /// The partition's folder.
-    pub url: String,
-    pub files: Vec<String>,
-    pub rows: u64,
-    pub bytes: u64,
 }
 
 impl Sink {

@@ -1,6 +1,8 @@
 //! The run's CPU budget: how many jobs (source loads, stages) and Parquet decoders its
-//! work keeps busy at once. `--threads N` (or `FIDELIS_THREADS`); by default the cores
-//! available to the process (which follows a container's CPU quota).
+//! work keeps busy at once, shared out among the stages running: a stage's share is its
+//! partitions and the threads its CLV models fit and predict on. `--threads N` (or
+//! `FIDELIS_THREADS`); by default the cores available to the process (which follows a
+//! container's CPU quota).
 
 /// The thread budget for `given` (`--threads`), or the cores available.
 pub fn budget(given: Option<usize>) -> usize {

@@ -7,19 +7,17 @@
 --                     (c - first purchase day), in time_unit
 --   actual_purchases  purchase days in (c, as_of]: what the models must predict
 -- The customer id is not kept: the backtest compares totals and frequency buckets.
-WITH settings AS (
-    SELECT
-        $as_of - CAST($clv_holdout_days AS INT) AS calibration_end,
-        CASE $time_unit WHEN 'week' THEN 7.0 ELSE 1.0 END AS days_per_unit
-)
+-- c and the time unit are written out where they are used rather than joined in from
+-- a one-row table: constants cost nothing per purchase day, a joined column does.
 SELECT
-    COUNT(CASE WHEN d.purchase_date <= s.calibration_end THEN 1 END) - 1 AS frequency,
-    (MAX(CASE WHEN d.purchase_date <= s.calibration_end THEN d.purchase_date END) - MIN(d.purchase_date))
-    / MAX(s.days_per_unit) AS recency,
-    (MAX(s.calibration_end) - MIN(d.purchase_date)) / MAX(s.days_per_unit) AS "T",
-    COUNT(CASE WHEN d.purchase_date > s.calibration_end THEN 1 END) AS actual_purchases
-FROM purchase_days AS d
-CROSS JOIN settings AS s
+    COUNT(CASE WHEN purchase_date <= $as_of - CAST($clv_holdout_days AS INT) THEN 1 END) - 1 AS frequency,
+    (MAX(CASE WHEN purchase_date <= $as_of - CAST($clv_holdout_days AS INT) THEN purchase_date END)
+        - MIN(purchase_date))
+    / CASE $time_unit WHEN 'week' THEN 7.0 ELSE 1.0 END AS recency,
+    ($as_of - CAST($clv_holdout_days AS INT) - MIN(purchase_date))
+    / CASE $time_unit WHEN 'week' THEN 7.0 ELSE 1.0 END AS "T",
+    COUNT(CASE WHEN purchase_date > $as_of - CAST($clv_holdout_days AS INT) THEN 1 END) AS actual_purchases
+FROM purchase_days
 WHERE $clv_holdout_days > 0
-GROUP BY d.customer_id
-HAVING MIN(d.purchase_date) <= MAX(s.calibration_end)
+GROUP BY customer_id
+HAVING MIN(purchase_date) <= $as_of - CAST($clv_holdout_days AS INT)

@@ -13,7 +13,9 @@
 //!   ([`write`]). Sources are read, typed and checked by the client, as locally. What a
 //!   local run does on one partition because that is fastest on two cores gets a
 //!   partition-aware form first ([`forms`]).
-//! - [`stores`]: DataFusion's object store registry over `crate::storage`.
+//! - [`stores`]: DataFusion's object store registry over `crate::storage`; [`engine`]:
+//!   how executors run tasks (Ballista's engine, without the operator metrics that hung
+//!   jobs).
 //!
 //! Without the feature, the command line and the run keep their cluster options, and
 //! using them is a usage error saying how to get a build that has it: this module's
@@ -21,6 +23,8 @@
 
 #[cfg(feature = "cluster")]
 mod codec;
+#[cfg(feature = "cluster")]
+mod engine;
 #[cfg(feature = "cluster")]
 mod forms;
 #[cfg(feature = "cluster")]

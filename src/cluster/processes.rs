@@ -15,6 +15,7 @@ use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tracing::{info, warn};
 
+use super::engine::WithoutMetrics;
 use super::node::Node;
 use super::{ClusterUrl, ExecutorOptions, SchedulerOptions};
 use crate::error::{Error, Result};
@@ -119,6 +120,7 @@ fn executor_config(options: &ExecutorOptions) -> Result<(ExecutorProcessConfig, 
         work_dir: Some(work_dir.display().to_string()),
         memory_pool_size: Some(budget.pool_bytes() as u64),
         override_function_registry: Some(Arc::new(node.function_registry())),
+        override_execution_engine: Some(Arc::new(WithoutMetrics::new())),
         override_runtime_producer: Some(Arc::new(move |_| runtimes.runtime(Some(&spill_dir)))),
         override_config_producer: Some(Arc::new(move || configs.config())),
         override_logical_codec: Some(node.logical_codec()),

@@ -20,10 +20,11 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, StringArray, StructArray,
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, ListArray, StringArray,
+    StructArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Fields, Float64Type, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -33,8 +34,9 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::expressions::Literal;
 
 use crate::models::{
-    ClvSettings, FitError, FitOptions, GammaGammaFit, LogCovariance, Observation, PurchaseFit, PurchaseModelKind,
-    ValuedCustomer, fit_gamma_gamma, fit_purchase_model, predicted_clv_draws, predicted_clv_many,
+    ClvSettings, ExactSum, FitError, FitOptions, GammaGammaFit, LogCovariance, Observation, PurchaseFit,
+    PurchaseModelKind, ValueCell, ValueCells, ValuedCustomer, fit_gamma_gamma, fit_purchase_model, predicted_clv_draws,
+    predicted_clv_many,
 };
 
 /// The struct a fit returns: `model`, `parameters` (names), `values` (null when the
@@ -150,28 +152,30 @@ enum Fit {
 pub struct ClvFit {
     fit: Fit,
     signature: Signature,
+    /// Threads for the likelihood's sums.
+    threads: usize,
 }
 
 impl ClvFit {
-    fn new_purchases(fail: bool) -> Self {
+    fn new_purchases(fail: bool, threads: usize) -> Self {
         let args = vec![DataType::Utf8, DataType::Float64, DataType::Float64, DataType::Float64];
-        ClvFit { fit: Fit::Purchases { fail }, signature: Signature::exact(args, Volatility::Immutable) }
+        ClvFit { fit: Fit::Purchases { fail }, signature: Signature::exact(args, Volatility::Immutable), threads }
     }
 
     /// `clv_fit_purchases(model, frequency, recency, T)`.
-    pub fn purchases() -> Self {
-        Self::new_purchases(true)
+    pub fn purchases(threads: usize) -> Self {
+        Self::new_purchases(true, threads)
     }
 
     /// `clv_try_fit_purchases(model, frequency, recency, T)`.
-    pub fn try_purchases() -> Self {
-        Self::new_purchases(false)
+    pub fn try_purchases(threads: usize) -> Self {
+        Self::new_purchases(false, threads)
     }
 
     /// `clv_fit_spend(frequency, monetary_value)`.
-    pub fn spend() -> Self {
+    pub fn spend(threads: usize) -> Self {
         let args = vec![DataType::Float64, DataType::Float64];
-        ClvFit { fit: Fit::Spend, signature: Signature::exact(args, Volatility::Immutable) }
+        ClvFit { fit: Fit::Spend, signature: Signature::exact(args, Volatility::Immutable), threads }
     }
 
     /// How many leading arguments are constants (the model name, for purchases).
@@ -210,7 +214,7 @@ impl AggregateUDFImpl for ClvFit {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let rows = Collected::new(&args, self.constants(), self.columns());
-        Ok(Box::new(CollectingAccumulator { finish: Finish::Fit(self.fit), rows }))
+        Ok(Box::new(CollectingAccumulator { fit: self.fit, threads: self.threads, rows }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -218,36 +222,113 @@ impl AggregateUDFImpl for ClvFit {
     }
 }
 
-/// The rows an aggregate collects: the first non-null value of each constant
-/// argument (known before any row when it is a literal, so a fit over no rows still
-/// knows its model) and the numeric columns, a row only when none of them is null.
+/// The constant arguments of an aggregate: the first non-null value of each (known
+/// before any row when it is a literal, so a fit over no rows still knows its model).
 #[derive(Debug)]
-struct Collected {
-    constants: Vec<Option<ScalarValue>>,
-    constant_types: Vec<DataType>,
-    columns: Vec<Vec<f64>>,
+struct Constants {
+    values: Vec<Option<ScalarValue>>,
+    types: Vec<DataType>,
 }
 
-impl Collected {
-    fn new(args: &AccumulatorArgs, constants: usize, columns: &[&str]) -> Collected {
+impl Constants {
+    fn new(args: &AccumulatorArgs, count: usize) -> Constants {
         let literal = |i: usize| {
             let expr: &dyn std::any::Any = args.exprs.get(i)?.as_ref();
             let value = expr.downcast_ref::<Literal>()?.value();
             (!value.is_null()).then(|| value.clone())
         };
-        Collected {
-            constants: (0..constants).map(literal).collect(),
-            constant_types: args.expr_fields[..constants].iter().map(|f| f.data_type().clone()).collect(),
-            columns: vec![Vec::new(); columns.len()],
+        Constants {
+            values: (0..count).map(literal).collect(),
+            types: args.expr_fields[..count].iter().map(|f| f.data_type().clone()).collect(),
         }
     }
 
-    fn state_fields(args: &StateFieldsArgs, constants: usize, columns: &[&str]) -> Vec<FieldRef> {
-        let mut fields: Vec<FieldRef> = args.input_fields[..constants]
+    fn state_fields(args: &StateFieldsArgs, count: usize) -> Vec<FieldRef> {
+        args.input_fields[..count]
             .iter()
             .enumerate()
             .map(|(i, f)| Arc::new(Field::new(format!("{}[{i}]", args.name), f.data_type().clone(), true)))
-            .collect();
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Takes each constant from the first row that has it.
+    fn update(&mut self, arrays: &[ArrayRef]) -> Result<()> {
+        for (slot, array) in self.values.iter_mut().zip(arrays) {
+            if slot.is_none()
+                && let Some(row) = (0..array.len()).find(|&i| array.is_valid(i))
+            {
+                *slot = Some(ScalarValue::try_from_array(array, row)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> usize {
+        self.values.iter().flatten().map(ScalarValue::size).sum()
+    }
+
+    fn state(&self) -> Result<Vec<ScalarValue>> {
+        self.values
+            .iter()
+            .zip(&self.types)
+            .map(|(value, data_type)| match value {
+                Some(value) => Ok(value.clone()),
+                None => ScalarValue::try_from(data_type),
+            })
+            .collect()
+    }
+
+    /// Constant `i` as text (the model name of a purchase fit).
+    fn text(&self, i: usize) -> Option<String> {
+        match self.values.get(i)? {
+            Some(
+                ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)) | ScalarValue::LargeUtf8(Some(text)),
+            ) => Some(text.clone()),
+            _ => None,
+        }
+    }
+
+    fn number(&self, i: usize) -> Option<f64> {
+        match self.values.get(i)? {
+            Some(ScalarValue::Float64(Some(v))) => Some(*v),
+            Some(ScalarValue::Int64(Some(v))) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    fn model(&self, i: usize) -> Option<Arc<StructArray>> {
+        match self.values.get(i)? {
+            Some(ScalarValue::Struct(models)) => Some(models.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A list scalar of `values`, for an accumulator's state.
+fn list_scalar(values: ArrayRef) -> ScalarValue {
+    let item = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+    ScalarValue::List(Arc::new(ListArray::new(item, OffsetBuffer::from_lengths([values.len()]), values, None)))
+}
+
+/// The rows a fit collects: its constants and the numeric columns, a row only when
+/// none of them is null.
+#[derive(Debug)]
+struct Collected {
+    constants: Constants,
+    columns: Vec<Vec<f64>>,
+}
+
+impl Collected {
+    fn new(args: &AccumulatorArgs, constants: usize, columns: &[&str]) -> Collected {
+        Collected { constants: Constants::new(args, constants), columns: vec![Vec::new(); columns.len()] }
+    }
+
+    fn state_fields(args: &StateFieldsArgs, constants: usize, columns: &[&str]) -> Vec<FieldRef> {
+        let mut fields = Constants::state_fields(args, constants);
         for column in columns {
             let list = DataType::new_list(DataType::Float64, true);
             fields.push(Arc::new(Field::new(format!("{}[{column}]", args.name), list, true)));
@@ -258,13 +339,7 @@ impl Collected {
     /// Takes constants from the first rows that have them, and the numeric rows.
     fn update(&mut self, values: &[ArrayRef]) -> Result<()> {
         let (constants, columns) = values.split_at(self.constants.len().min(values.len()));
-        for (slot, array) in self.constants.iter_mut().zip(constants) {
-            if slot.is_none()
-                && let Some(row) = (0..array.len()).find(|&i| array.is_valid(i))
-            {
-                *slot = Some(ScalarValue::try_from_array(array, row)?);
-            }
-        }
+        self.constants.update(constants)?;
         self.push_columns(columns);
         Ok(())
     }
@@ -285,33 +360,21 @@ impl Collected {
 
     fn size(&self) -> usize {
         size_of_val(self)
-            + self.constants.iter().flatten().map(ScalarValue::size).sum::<usize>()
+            + self.constants.size()
             + self.columns.iter().map(|c| c.capacity() * size_of::<f64>()).sum::<usize>()
     }
 
     fn state(&self) -> Result<Vec<ScalarValue>> {
-        let mut state = Vec::new();
-        for (value, data_type) in self.constants.iter().zip(&self.constant_types) {
-            state.push(match value {
-                Some(value) => value.clone(),
-                None => ScalarValue::try_from(data_type)?,
-            });
-        }
+        let mut state = self.constants.state()?;
         for column in &self.columns {
-            let values: ArrayRef = Arc::new(Float64Array::from(column.clone()));
-            state.push(ScalarValue::List(Arc::new(ListArray::new(
-                Arc::new(Field::new_list_field(DataType::Float64, true)),
-                OffsetBuffer::from_lengths([values.len()]),
-                values,
-                None,
-            ))));
+            state.push(list_scalar(Arc::new(Float64Array::from(column.clone()))));
         }
         Ok(state)
     }
 
     fn merge(&mut self, states: &[ArrayRef]) -> Result<()> {
         let (constants, lists) = states.split_at(self.constants.len().min(states.len()));
-        self.update(constants)?;
+        self.constants.update(constants)?;
         let lists: Vec<&ListArray> = lists.iter().map(|l| l.as_list::<i32>()).collect();
         for row in 0..lists.first().map_or(0, |l| l.len()) {
             let values: Vec<ArrayRef> = lists.iter().map(|l| l.value(row)).collect();
@@ -320,47 +383,16 @@ impl Collected {
         Ok(())
     }
 
-    /// Constant `i` as text (the model name of a purchase fit).
-    fn text(&self, i: usize) -> Option<String> {
-        match self.constants.get(i)? {
-            Some(
-                ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)) | ScalarValue::LargeUtf8(Some(text)),
-            ) => Some(text.clone()),
-            _ => None,
-        }
-    }
-
-    fn number(&self, i: usize) -> Option<f64> {
-        match self.constants.get(i)? {
-            Some(ScalarValue::Float64(Some(v))) => Some(*v),
-            Some(ScalarValue::Int64(Some(v))) => Some(*v as f64),
-            _ => None,
-        }
-    }
-
-    fn model(&self, i: usize) -> Option<Arc<StructArray>> {
-        match self.constants.get(i)? {
-            Some(ScalarValue::Struct(models)) => Some(models.clone()),
-            _ => None,
-        }
-    }
-
     fn rows(&self) -> usize {
         self.columns.first().map_or(0, Vec::len)
     }
 }
 
-/// What an aggregate of this module computes from the rows it collected.
-#[derive(Debug, Clone, Copy)]
-enum Finish {
-    Fit(Fit),
-    ValueDraws,
-}
-
-/// The accumulator of every aggregate here: collect the rows, then fit or draw.
+/// The accumulator of the fits: collect the rows, then fit.
 #[derive(Debug)]
 struct CollectingAccumulator {
-    finish: Finish,
+    fit: Fit,
+    threads: usize,
     rows: Collected,
 }
 
@@ -370,22 +402,7 @@ impl Accumulator for CollectingAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        match self.finish {
-            Finish::Fit(fit) => fitted(fit, &self.rows)?.to_scalar(),
-            Finish::ValueDraws => {
-                let item = Arc::new(Field::new_list_field(DataType::Float64, true));
-                let list = match value_draws(&self.rows)? {
-                    Some(totals) => ListArray::new(
-                        item,
-                        OffsetBuffer::from_lengths([totals.len()]),
-                        Arc::new(Float64Array::from(totals)),
-                        None,
-                    ),
-                    None => ListArray::new_null(item, 1),
-                };
-                Ok(ScalarValue::List(Arc::new(list)))
-            }
-        }
+        fitted(self.fit, &self.rows, self.threads)?.to_scalar()
     }
 
     fn size(&self) -> usize {
@@ -401,16 +418,16 @@ impl Accumulator for CollectingAccumulator {
     }
 }
 
-/// The model `fit` fits to the collected rows.
-fn fitted(fit: Fit, rows: &Collected) -> Result<FittedModel> {
+/// The model `fit` fits to the collected rows, on `threads` threads.
+fn fitted(fit: Fit, rows: &Collected, threads: usize) -> Result<FittedModel> {
     // The comparisons `clv_try_fit_purchases` serves (the backtest) only predict: they
     // need no standard errors, which cost a Hessian.
     let standard_errors = !matches!(fit, Fit::Purchases { fail: false });
-    let options = FitOptions { standard_errors, ..FitOptions::default() };
+    let options = FitOptions { standard_errors, threads, ..FitOptions::default() };
     let columns = &rows.columns;
     match fit {
         Fit::Purchases { fail } => {
-            let name = rows.text(0).unwrap_or_else(|| "bg_nbd".to_string());
+            let name = rows.constants.text(0).unwrap_or_else(|| "bg_nbd".to_string());
             let kind = purchase_kind(&name)?;
             let observations: Vec<Observation> = (0..rows.rows())
                 .map(|i| Observation { frequency: columns[0][i], recency: columns[1][i], age: columns[2][i] })
@@ -563,29 +580,31 @@ enum Prediction {
 pub struct ClvPredict {
     prediction: Prediction,
     signature: Signature,
+    /// Threads for a batch's predictions.
+    threads: usize,
 }
 
 impl ClvPredict {
-    fn new(prediction: Prediction, numbers: usize) -> Self {
+    fn new(prediction: Prediction, numbers: usize, threads: usize) -> Self {
         let mut args = vec![model_type()];
         args.extend(std::iter::repeat_n(DataType::Float64, numbers));
-        ClvPredict { prediction, signature: Signature::exact(args, Volatility::Immutable) }
+        ClvPredict { prediction, signature: Signature::exact(args, Volatility::Immutable), threads }
     }
 
-    pub fn p_alive() -> Self {
-        Self::new(Prediction::PAlive, 3)
+    pub fn p_alive(threads: usize) -> Self {
+        Self::new(Prediction::PAlive, 3, threads)
     }
 
-    pub fn expected_purchases() -> Self {
-        Self::new(Prediction::ExpectedPurchases, 4)
+    pub fn expected_purchases(threads: usize) -> Self {
+        Self::new(Prediction::ExpectedPurchases, 4, threads)
     }
 
-    pub fn expected_spend() -> Self {
-        Self::new(Prediction::ExpectedSpend, 2)
+    pub fn expected_spend(threads: usize) -> Self {
+        Self::new(Prediction::ExpectedSpend, 2, threads)
     }
 
-    pub fn predicted_value() -> Self {
-        Self::new(Prediction::PredictedValue, 8)
+    pub fn predicted_value(threads: usize) -> Self {
+        Self::new(Prediction::PredictedValue, 8, threads)
     }
 
     /// The predictions of rows `rows`, all with the fitted model `model`.
@@ -595,16 +614,12 @@ impl ClvPredict {
             (Prediction::PAlive, [frequency, recency, age]) => {
                 let Some(fit) = purchase_fit(model)? else { return Ok(vec![None; rows.len()]) };
                 let (customers, valid) = observations(frequency, recency, age);
-                customers
-                    .iter()
-                    .zip(valid)
-                    .map(|(c, ok)| ok.then(|| fit.p_alive(c.frequency, c.recency, c.age)))
-                    .collect()
+                fit.p_alive_many(&customers).into_iter().zip(valid).map(|(p, ok)| ok.then_some(p)).collect()
             }
             (Prediction::ExpectedPurchases, [t, frequency, recency, age]) => {
                 let Some(fit) = purchase_fit(model)? else { return Ok(vec![None; rows.len()]) };
                 let (customers, valid) = observations(frequency, recency, age);
-                let expected = fit.conditional_expected_purchases_many(constant(t, "t")?, &customers);
+                let expected = fit.conditional_expected_purchases_many(constant(t, "t")?, &customers, self.threads);
                 expected.into_iter().zip(valid).map(|(e, ok)| ok.then_some(e)).collect()
             }
             (Prediction::ExpectedSpend, [frequency, monetary]) => {
@@ -629,16 +644,7 @@ impl ClvPredict {
                     })
                     .collect();
                 let settings = settings(margin, rate, horizon, units)?;
-                let ClvSettings { margin, monthly_discount_rate, horizon_months, units_per_month } = settings;
-                let clv = predicted_clv_many(
-                    &fit,
-                    &customers,
-                    &values,
-                    margin,
-                    monthly_discount_rate,
-                    horizon_months,
-                    units_per_month,
-                );
+                let clv = predicted_clv_many(&fit, &customers, &values, &settings, self.threads);
                 clv.into_iter().zip(valid).map(|(v, ok)| ok.then_some(v)).collect()
             }
             _ => return exec_err!("{}: wrong number of arguments", self.name()),
@@ -731,19 +737,23 @@ impl ScalarUDFImpl for ClvPredict {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ClvValueDraws {
     signature: Signature,
+    /// Threads over which the draws are shared.
+    threads: usize,
 }
 
 /// The constant arguments of `clv_value_draws`, then its per-customer columns.
 const DRAW_CONSTANTS: usize = 8;
-const DRAW_COLUMNS: &[&str] = &["frequency", "recency", "T", "monetary_value", "predicted_clv"];
+const DRAW_COLUMNS: usize = 5;
+/// The index of `units_per_month` among the constants.
+const UNITS_PER_MONTH: usize = 5;
 
 impl ClvValueDraws {
-    pub fn new() -> Self {
+    pub fn new(threads: usize) -> Self {
         let mut args = vec![model_type(), model_type()];
         args.extend(std::iter::repeat_n(DataType::Float64, 4));
         args.extend(std::iter::repeat_n(DataType::Int64, 2));
-        args.extend(std::iter::repeat_n(DataType::Float64, DRAW_COLUMNS.len()));
-        ClvValueDraws { signature: Signature::exact(args, Volatility::Immutable) }
+        args.extend(std::iter::repeat_n(DataType::Float64, DRAW_COLUMNS));
+        ClvValueDraws { signature: Signature::exact(args, Volatility::Immutable), threads }
     }
 }
 
@@ -761,51 +771,192 @@ impl AggregateUDFImpl for ClvValueDraws {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let rows = Collected::new(&args, DRAW_CONSTANTS, DRAW_COLUMNS);
-        Ok(Box::new(CollectingAccumulator { finish: Finish::ValueDraws, rows }))
+        Ok(Box::new(ValueDrawsAccumulator {
+            constants: Constants::new(&args, DRAW_CONSTANTS),
+            cells: ValueCells::default(),
+            threads: self.threads,
+        }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(Collected::state_fields(&args, DRAW_CONSTANTS, DRAW_COLUMNS))
+        let mut fields = Constants::state_fields(&args, DRAW_CONSTANTS);
+        let list = |name: &str, item: DataType| {
+            Arc::new(Field::new(format!("{}[{name}]", args.name), DataType::new_list(item, true), true))
+        };
+        let scalar =
+            |name: &str, data_type: DataType| Arc::new(Field::new(format!("{}[{name}]", args.name), data_type, true));
+        fields.extend([
+            list("frequency", DataType::Float64),
+            list("recency", DataType::Float64),
+            list("T", DataType::Float64),
+            list("population_spenders", DataType::Int64),
+            list("own_spenders", DataType::Int64),
+            list("own_spend", EXACT_SUM),
+            list("own_spend_non_finite", DataType::Float64),
+            scalar("predicted_clv", EXACT_SUM),
+            scalar("predicted_clv_non_finite", DataType::Float64),
+        ]);
+        Ok(fields)
     }
 }
 
-/// The collected group's totals under the parameter draws (see `clv_value_draws`).
-fn value_draws(rows: &Collected) -> Result<Option<Vec<f64>>> {
-    let (Some(purchase_models), Some(spend_models)) = (rows.model(0), rows.model(1)) else { return Ok(None) };
-    let (Some(purchase_row), Some(spend_row)) =
-        (ModelColumn::new(&purchase_models)?.row(0), ModelColumn::new(&spend_models)?.row(0))
-    else {
-        return Ok(None);
-    };
-    let (Some(purchases), Some(spend)) = (purchase_fit(&purchase_row)?, spend_fit(&spend_row)?) else {
-        return Ok(None);
-    };
-    let setting = |i: usize, name: &str| {
-        rows.number(i).ok_or_else(|| DataFusionError::Execution(format!("clv_value_draws: `{name}` must not be null")))
-    };
-    let settings = ClvSettings {
-        margin: setting(2, "margin")?,
-        monthly_discount_rate: setting(3, "monthly_discount_rate")?,
-        horizon_months: horizon_months(setting(4, "horizon_months")?)?,
-        units_per_month: setting(5, "units_per_month")?,
-    };
-    let (draws, seed) = (setting(6, "draws")?, setting(7, "seed")?);
-    if !(draws >= 1.0 && draws.fract() == 0.0 && draws <= 1e6) {
-        return exec_err!("clv_value_draws: draws must be a whole number from 1 to 1,000,000, got {draws}");
+/// How an [`ExactSum`]'s finite part travels in an accumulator's state: units of
+/// 10⁻¹⁰ are a decimal with 10 decimals.
+const EXACT_SUM: DataType = DataType::Decimal128(38, 10);
+
+/// The accumulator of `clv_value_draws`: the group's customers merged into the
+/// model's cells as they arrive, so its memory grows with the cells, not with the
+/// customers (millions of customers make thousands of cells).
+#[derive(Debug)]
+struct ValueDrawsAccumulator {
+    constants: Constants,
+    cells: ValueCells,
+    threads: usize,
+}
+
+impl Accumulator for ValueDrawsAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let (constants, columns) = values.split_at(DRAW_CONSTANTS.min(values.len()));
+        self.constants.update(constants)?;
+        let columns: Vec<&Float64Array> = columns.iter().map(|a| a.as_primitive::<Float64Type>()).collect();
+        let [frequency, recency, age, mean_spend, predicted_clv] = columns[..] else {
+            return exec_err!("clv_value_draws: expected {DRAW_COLUMNS} customer columns, got {}", columns.len());
+        };
+        let mut units_per_month = None;
+        for row in 0..frequency.len() {
+            // A customer with a missing figure cannot be valued; the stage's SQL decides who enters.
+            if columns.iter().any(|a| a.is_null(row)) {
+                continue;
+            }
+            let units = match units_per_month {
+                Some(units) => units,
+                None => *units_per_month.insert(self.setting(UNITS_PER_MONTH, "units_per_month")?),
+            };
+            let customer = ValuedCustomer {
+                history: Observation {
+                    frequency: frequency.value(row),
+                    recency: recency.value(row),
+                    age: age.value(row),
+                },
+                mean_spend: mean_spend.value(row),
+                predicted_clv: predicted_clv.value(row),
+            };
+            self.cells.add(&customer, units);
+        }
+        Ok(())
     }
-    let c = &rows.columns;
-    let customers: Vec<ValuedCustomer> = (0..rows.rows())
-        .map(|i| ValuedCustomer {
-            history: Observation { frequency: c[0][i], recency: c[1][i], age: c[2][i] },
-            mean_spend: c[3][i],
-            predicted_clv: c[4][i],
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let item = Arc::new(Field::new_list_field(DataType::Float64, true));
+        Ok(match self.value_draws()? {
+            Some(totals) => list_scalar(Arc::new(Float64Array::from(totals))),
+            None => ScalarValue::List(Arc::new(ListArray::new_null(item, 1))),
         })
-        .collect();
-    if customers.is_empty() {
-        return Ok(None);
     }
-    Ok(predicted_clv_draws(&purchases, &spend, &customers, &settings, draws as usize, seed as u64))
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.constants.size() + self.cells.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let cells = self.cells.cells();
+        let numbers = |f: fn(&ValueCell) -> f64| list_scalar(Arc::new(cells.iter().map(f).collect::<Float64Array>()));
+        let counts =
+            |f: fn(&ValueCell) -> u64| list_scalar(Arc::new(cells.iter().map(|c| f(c) as i64).collect::<Int64Array>()));
+        let own_spend = cells.iter().map(|c| c.own_spend.units).collect::<Decimal128Array>().with_data_type(EXACT_SUM);
+        let total = self.cells.exact_total();
+        let mut state = self.constants.state()?;
+        state.extend([
+            numbers(|c| c.history.frequency),
+            numbers(|c| c.history.recency),
+            numbers(|c| c.history.age),
+            counts(|c| c.population_spenders),
+            counts(|c| c.own_spenders),
+            list_scalar(Arc::new(own_spend)),
+            numbers(|c| c.own_spend.non_finite),
+            ScalarValue::Decimal128(Some(total.units), 38, 10),
+            ScalarValue::Float64(Some(total.non_finite)),
+        ]);
+        Ok(state)
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let (constants, cells) = states.split_at(DRAW_CONSTANTS.min(states.len()));
+        self.constants.update(constants)?;
+        let [frequency, recency, age, population, own, own_spend, own_spend_non_finite, total, total_non_finite] =
+            cells
+        else {
+            return exec_err!("clv_value_draws: unexpected state of {} columns", states.len());
+        };
+        let lists =
+            [frequency, recency, age, population, own, own_spend, own_spend_non_finite].map(|a| a.as_list::<i32>());
+        let (total, total_non_finite) =
+            (total.as_primitive::<Decimal128Type>(), total_non_finite.as_primitive::<Float64Type>());
+        for row in 0..total.len() {
+            if total.is_null(row) {
+                continue;
+            }
+            let [frequency, recency, age, population, own, own_spend, own_spend_non_finite] =
+                lists.map(|l| l.value(row));
+            let floats =
+                [&frequency, &recency, &age, &own_spend_non_finite].map(|a| a.as_primitive::<Float64Type>().clone());
+            let [frequency, recency, age, own_spend_non_finite] = &floats;
+            let (population, own) = (population.as_primitive::<Int64Type>(), own.as_primitive::<Int64Type>());
+            let own_spend = own_spend.as_primitive::<Decimal128Type>();
+            for i in 0..frequency.len() {
+                self.cells.merge_cell(ValueCell {
+                    history: Observation {
+                        frequency: frequency.value(i),
+                        recency: recency.value(i),
+                        age: age.value(i),
+                    },
+                    population_spenders: population.value(i) as u64,
+                    own_spenders: own.value(i) as u64,
+                    own_spend: ExactSum { units: own_spend.value(i), non_finite: own_spend_non_finite.value(i) },
+                });
+            }
+            self.cells.merge_total(ExactSum { units: total.value(row), non_finite: total_non_finite.value(row) });
+        }
+        Ok(())
+    }
+}
+
+impl ValueDrawsAccumulator {
+    fn setting(&self, i: usize, name: &str) -> Result<f64> {
+        self.constants
+            .number(i)
+            .ok_or_else(|| DataFusionError::Execution(format!("clv_value_draws: `{name}` must not be null")))
+    }
+
+    /// The group's totals under the parameter draws (see `clv_value_draws`).
+    fn value_draws(&self) -> Result<Option<Vec<f64>>> {
+        let constants = &self.constants;
+        let (Some(purchase_models), Some(spend_models)) = (constants.model(0), constants.model(1)) else {
+            return Ok(None);
+        };
+        let (Some(purchase_row), Some(spend_row)) =
+            (ModelColumn::new(&purchase_models)?.row(0), ModelColumn::new(&spend_models)?.row(0))
+        else {
+            return Ok(None);
+        };
+        let (Some(purchases), Some(spend)) = (purchase_fit(&purchase_row)?, spend_fit(&spend_row)?) else {
+            return Ok(None);
+        };
+        let settings = ClvSettings {
+            margin: self.setting(2, "margin")?,
+            monthly_discount_rate: self.setting(3, "monthly_discount_rate")?,
+            horizon_months: horizon_months(self.setting(4, "horizon_months")?)?,
+            units_per_month: self.setting(UNITS_PER_MONTH, "units_per_month")?,
+        };
+        let (draws, seed) = (self.setting(6, "draws")?, self.setting(7, "seed")?);
+        if !(draws >= 1.0 && draws.fract() == 0.0 && draws <= 1e6) {
+            return exec_err!("clv_value_draws: draws must be a whole number from 1 to 1,000,000, got {draws}");
+        }
+        if self.cells.is_empty() {
+            return Ok(None);
+        }
+        Ok(predicted_clv_draws(&purchases, &spend, &self.cells, &settings, draws as usize, seed as u64, self.threads))
+    }
 }
 
 #[cfg(test)]
@@ -844,7 +995,7 @@ mod tests {
                 (4..5, Some("bg_nbd"), true)
             ]
         );
-        let predict = ClvPredict::expected_purchases();
+        let predict = ClvPredict::expected_purchases(2);
         let numbers = [
             Float64Array::from(vec![39.0; 5]),
             Float64Array::from(vec![2.0; 5]),
@@ -863,5 +1014,80 @@ mod tests {
             pareto_fit.conditional_expected_purchases(39.0, 2.0, 30.43, 38.86),
         );
         assert_eq!(got, [Some(b), Some(b), Some(p), None, Some(b)]);
+    }
+
+    /// `clv_value_draws` per group of 3,000 made-up customers, the rows in
+    /// `partitions` partitions of batches of 100: several partitions aggregate in
+    /// two phases, through the accumulator's state.
+    async fn value_draws_by_sql(partitions: usize) -> Vec<datafusion::arrow::array::RecordBatch> {
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::{SessionConfig, SessionContext};
+
+        // Customers who buy in a week with their own probability and, after each
+        // purchase, leave with their own probability (a discrete BG/NBD), from an LCG.
+        let customers = 3000;
+        let mut state = 7_u64;
+        let mut uniform = move || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1_u64 << 53) as f64
+        };
+        let (mut frequency, mut recency, mut age) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..customers {
+            let (buys, leaves, weeks) =
+                (0.02 + 0.4 * uniform(), 0.05 + 0.4 * uniform(), 20 + (30.0 * uniform()) as usize);
+            let (mut x, mut last) = (0.0, 0.0);
+            for week in 1..weeks {
+                if uniform() < buys {
+                    (x, last) = (x + 1.0, week as f64);
+                    if uniform() < leaves {
+                        break;
+                    }
+                }
+            }
+            frequency.push(x);
+            recency.push(last);
+            age.push(weeks as f64);
+        }
+        let number = |values: Vec<f64>| Arc::new(Float64Array::from(values)) as ArrayRef;
+        let spend: Vec<f64> = (0..customers).map(|i| 5.0 + ((i * 37) % 50) as f64 / 3.0).collect();
+        let columns = vec![
+            Arc::new((0..customers).map(|i| Some((i % 4) as i64)).collect::<Int64Array>()) as ArrayRef,
+            number(frequency),
+            number(recency),
+            number(age),
+            number(spend),
+        ];
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            ["grp", "frequency", "recency", "t", "spend"]
+                .iter()
+                .zip(columns.iter())
+                .map(|(name, c)| Field::new(*name, c.data_type().clone(), false))
+                .collect::<Vec<_>>(),
+        ));
+        let batch = datafusion::arrow::array::RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let mut parts = vec![Vec::new(); partitions];
+        for (i, start) in (0..customers).step_by(100).enumerate() {
+            parts[i % partitions].push(batch.slice(start, 100));
+        }
+        let config = SessionConfig::new().with_target_partitions(partitions).with_batch_size(100);
+        let ctx = SessionContext::new_with_config(config);
+        crate::functions::register(&ctx);
+        ctx.register_table("customers", Arc::new(MemTable::try_new(schema, parts).unwrap())).unwrap();
+        let sql = "WITH fit AS (SELECT clv_fit_purchases('bg_nbd', frequency, recency, t) AS p, \
+                       clv_fit_spend(frequency, spend) AS s FROM customers) \
+                   SELECT c.grp, clv_value_draws(f.p, f.s, 0.3, 0.01, 12.0, 4.348, 5, 7, \
+                       c.frequency, c.recency, c.t, c.spend, c.spend) AS totals \
+                   FROM customers AS c CROSS JOIN fit AS f GROUP BY c.grp ORDER BY c.grp";
+        ctx.sql(sql).await.unwrap().collect().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn value_draws_do_not_depend_on_how_the_rows_were_split() {
+        let whole = value_draws_by_sql(1).await;
+        let split = value_draws_by_sql(3).await;
+        assert_eq!(whole, split);
+        let totals = whole[0].column(1).as_list::<i32>();
+        assert_eq!(totals.len(), 4, "a row per group");
+        assert!((0..4).all(|group| totals.value(group).len() == 5 && totals.value(group).null_count() == 0));
     }
 }

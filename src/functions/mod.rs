@@ -9,12 +9,15 @@ mod local_date;
 mod month_start;
 mod months_between;
 
+use std::sync::Arc;
+
 use datafusion::execution::SessionState;
 use datafusion::execution::registry::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
-/// Registers every fidelis function in `ctx`.
+/// Registers every fidelis function in `ctx`; the CLV models spread their work over
+/// the cores available (a run gives each stage its share, see [`share_threads`]).
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(local_date::LocalDate::new()));
     ctx.register_udf(ScalarUDF::from(month_start::MonthStart::new()));
@@ -22,21 +25,47 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udaf(AggregateUDF::from(km_median::KmMedian::new()));
     ctx.register_udwf(WindowUDF::from(island_number::IslandNumber::new()));
     ctx.register_udf(key_bucket());
-    ctx.register_udaf(AggregateUDF::from(clv::ClvFit::purchases()));
-    ctx.register_udaf(AggregateUDF::from(clv::ClvFit::try_purchases()));
-    ctx.register_udaf(AggregateUDF::from(clv::ClvFit::spend()));
-    ctx.register_udaf(AggregateUDF::from(clv::ClvValueDraws::new()));
-    ctx.register_udf(ScalarUDF::from(clv::ClvPredict::p_alive()));
-    ctx.register_udf(ScalarUDF::from(clv::ClvPredict::expected_purchases()));
-    ctx.register_udf(ScalarUDF::from(clv::ClvPredict::expected_spend()));
-    ctx.register_udf(ScalarUDF::from(clv::ClvPredict::predicted_value()));
+    let (aggregates, scalars) = clv_functions(crate::threads::available());
+    aggregates.into_iter().for_each(|f| ctx.register_udaf(f));
+    scalars.into_iter().for_each(|f| ctx.register_udf(f));
+}
+
+/// Replaces, in `state`, the functions that spread their work over threads (the CLV
+/// models) with forms that use `threads`: a stage's share of the run's thread budget,
+/// so model fitting shares the budget with the stages running beside it.
+pub fn share_threads(state: &mut SessionState, threads: usize) -> datafusion::error::Result<()> {
+    let (aggregates, scalars) = clv_functions(threads);
+    for function in aggregates {
+        state.register_udaf(Arc::new(function))?;
+    }
+    for function in scalars {
+        state.register_udf(Arc::new(function))?;
+    }
+    Ok(())
+}
+
+/// The CLV aggregates and scalar functions, on `threads` threads.
+fn clv_functions(threads: usize) -> (Vec<AggregateUDF>, Vec<ScalarUDF>) {
+    let aggregates = vec![
+        AggregateUDF::from(clv::ClvFit::purchases(threads)),
+        AggregateUDF::from(clv::ClvFit::try_purchases(threads)),
+        AggregateUDF::from(clv::ClvFit::spend(threads)),
+        AggregateUDF::from(clv::ClvValueDraws::new(threads)),
+    ];
+    let scalars = vec![
+        ScalarUDF::from(clv::ClvPredict::p_alive(threads)),
+        ScalarUDF::from(clv::ClvPredict::expected_purchases(threads)),
+        ScalarUDF::from(clv::ClvPredict::expected_spend(threads)),
+        ScalarUDF::from(clv::ClvPredict::predicted_value(threads)),
+    ];
+    (aggregates, scalars)
 }
 
 /// Replaces, in `state`, the functions that hold all their rows in memory with their
 /// forms that stream in bounded memory (same results, slower): for stages whose data
 /// does not fit the memory budget.
 pub fn stream_windows(state: &mut SessionState) -> datafusion::error::Result<()> {
-    state.register_udwf(std::sync::Arc::new(WindowUDF::from(island_number::IslandNumber::streaming())))?;
+    state.register_udwf(Arc::new(WindowUDF::from(island_number::IslandNumber::streaming())))?;
     Ok(())
 }
 

@@ -7,9 +7,9 @@
 //! Parameters `[r, alpha, a, b]`: purchase rates λ ~ Gamma(r, α); dropout
 //! probability after each purchase p ~ Beta(a, b).
 
+use super::observations::Compressed;
 use super::optimize;
 use super::parallel::{map_chunks, sum_arrays};
-use super::purchase::Compressed;
 use super::special::{digamma, ln_beta, ln_gamma, one_minus_hyp2f1_over_b};
 
 /// BG/NBD or MBG/NBD. In MBG/NBD the customer also flips the dropout coin at
@@ -132,8 +132,6 @@ struct FrequencyTerms {
 }
 
 impl optimize::Objective for Objective<'_> {
-    const CHEAP_GRADIENT: bool = true;
-
     fn evaluate(&self, theta: &[f64], gradient: Option<&mut [f64]>) -> f64 {
         let [r, alpha, a, b] = [theta[0].exp(), theta[1].exp(), theta[2].exp(), theta[3].exp()];
         let o = self.variant.offset();
@@ -220,7 +218,7 @@ impl optimize::Objective for Objective<'_> {
 pub(crate) mod tests {
     use super::*;
     use crate::models::optimize::Objective as _;
-    use crate::models::purchase::{FitOptions, Observation, PurchaseFit, PurchaseModelKind, fit_purchase_model};
+    use crate::models::{FitOptions, Observation, PurchaseFit, PurchaseModelKind, fit_purchase_model};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Beta, Distribution, Exp, Gamma};

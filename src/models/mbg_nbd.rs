@@ -34,8 +34,8 @@ pub(crate) fn alive_expected_purchases(p: &[f64; 4], t: f64, x: f64, age: f64) -
 mod tests {
     use super::*;
     use crate::models::bg_nbd::tests::{cdnow, simulate};
-    use crate::models::purchase::{FitOptions, Observation, PurchaseFit, PurchaseModelKind, fit_purchase_model};
     use crate::models::special::ln_gamma;
+    use crate::models::{FitOptions, Observation, PurchaseFit, PurchaseModelKind, fit_purchase_model};
 
     const PARAMS: [f64; 4] = [0.5, 6.0, 1.8, 4.0];
 

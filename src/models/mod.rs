@@ -22,17 +22,23 @@ mod error;
 mod gamma_gamma;
 pub mod kaplan_meier;
 mod mbg_nbd;
+mod observations;
 mod optimize;
 mod parallel;
 mod pareto_nbd;
 mod purchase;
 mod special;
 
-pub use clv::{ClvSettings, DAYS_PER_MONTH, ValuedCustomer, predicted_clv, predicted_clv_draws, predicted_clv_many};
+pub use clv::{
+    ClvSettings, DAYS_PER_MONTH, ExactSum, ValueCell, ValueCells, ValuedCustomer, predicted_clv, predicted_clv_draws,
+    predicted_clv_many,
+};
 pub use covariance::LogCovariance;
 pub use error::FitError;
 pub use gamma_gamma::{GammaGammaFit, MIN_SPEND_CUSTOMERS, fit_gamma_gamma};
-pub use purchase::{FitOptions, MIN_REPEAT_BUYERS, Observation, PurchaseFit, PurchaseModelKind, fit_purchase_model};
+pub use observations::Observation;
+pub use optimize::FitOptions;
+pub use purchase::{MIN_REPEAT_BUYERS, PurchaseFit, PurchaseModelKind, fit_purchase_model};
 
 #[cfg(test)]
 mod tests {
@@ -109,11 +115,16 @@ mod tests {
         let spend_fit = fit_gamma_gamma(&spend, &options).unwrap();
         let spend_time = start.elapsed();
         let start = Instant::now();
-        let units_per_month = DAYS_PER_MONTH / 7.0;
+        let settings = ClvSettings {
+            margin: 0.3,
+            monthly_discount_rate: 0.01,
+            horizon_months: 12,
+            units_per_month: DAYS_PER_MONTH / 7.0,
+        };
         let p_alive: Vec<f64> = observations.iter().map(|o| fit.p_alive(o.frequency, o.recency, o.age)).collect();
-        let expected = fit.conditional_expected_purchases_many(52.0, &observations);
+        let expected = fit.conditional_expected_purchases_many(52.0, &observations, options.threads);
         let values: Vec<f64> = spend.iter().map(|&(x, m)| spend_fit.conditional_expected_spend(x, m)).collect();
-        let clv = predicted_clv_many(&fit, &observations, &values, 0.3, 0.01, 12, units_per_month);
+        let clv = predicted_clv_many(&fit, &observations, &values, &settings, options.threads);
         let totals: Vec<f64> = [&p_alive, &expected, &values, &clv].iter().map(|v| v.iter().sum()).collect();
         let predict_time = start.elapsed();
         println!(

@@ -10,7 +10,9 @@
 //!   checked first so such fits are never reported as converged;
 //! * converged: the largest gradient component is at most `tolerance`
 //!   (objectives here are mean negative log-likelihoods per customer, so the
-//!   tolerance does not scale with the number of customers);
+//!   tolerance does not scale with the number of customers), or at most
+//!   [`ROUNDING_FLOOR`] × `tolerance` where not even a steepest-descent step
+//!   lowers the value any more (its rounding is what is left);
 //! * not converged: `max_iterations` accepted steps were taken, or the line
 //!   search could not decrease the objective any further.
 //!
@@ -22,6 +24,40 @@
 /// legitimate estimates stay orders of magnitude inside this.
 pub(crate) const MAX_LOG_DISTANCE: f64 = 16.0;
 
+/// Settings for maximum likelihood estimation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FitOptions {
+    /// Maximum optimiser iterations (accepted BFGS steps).
+    pub max_iterations: usize,
+    /// Convergence threshold on the largest gradient component of the mean
+    /// negative log-likelihood per customer with respect to the
+    /// log-parameters.
+    pub tolerance: f64,
+    /// Threads for likelihood sums; results are identical for any value.
+    pub threads: usize,
+    /// Return a fit whose optimiser hit `max_iterations` or stalled (with
+    /// [`PurchaseFit::converged`](super::PurchaseFit::converged) false) instead of
+    /// [`FitError::NotConverged`](super::FitError::NotConverged). Fits whose parameters run off to 0 or ∞
+    /// are errors regardless.
+    pub allow_unconverged: bool,
+    /// Compute the covariance of the estimates ([`PurchaseFit::std_errors`](super::PurchaseFit::std_errors)):
+    /// a Hessian, 8 gradients' worth of work. Comparisons that only predict,
+    /// such as the backtest, turn it off.
+    pub standard_errors: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            max_iterations: 500,
+            tolerance: 1e-7,
+            threads: crate::threads::available().min(8),
+            allow_unconverged: false,
+            standard_errors: true,
+        }
+    }
+}
+
 /// Longest first trial step in any coordinate (log space: a factor e² ≈ 7.4),
 /// so one poor curvature estimate cannot throw parameters into overflow.
 const MAX_STEP: f64 = 2.0;
@@ -29,25 +65,22 @@ const MAX_STEP: f64 = 2.0;
 /// Armijo sufficient-decrease constant (Nocedal & Wright eq. 3.4).
 const ARMIJO: f64 = 1e-4;
 
+/// How far above the tolerance a gradient may stay and the minimum still count as
+/// converged, when no step lowers the value any more in floating point: the value of a
+/// likelihood summed over many customers is rounded at about 1e-15 of its size, and on
+/// an ill-conditioned ridge (Gamma-Gamma's p and γ) that hides gradients of a few 1e-7.
+const ROUNDING_FLOOR: f64 = 100.0;
+
 /// Step halvings before the line search gives up.
 const MAX_BACKTRACKS: usize = 60;
 
-/// A function to minimise over log-parameters.
+/// A function to minimise over log-parameters, with its analytic gradient: the
+/// line search asks for the gradient at every trial point, since it comes at
+/// about the cost of the value.
 pub(crate) trait Objective {
-    /// Whether gradients come at about the cost of a value. If so the line
-    /// search asks for them at every trial point; if not (finite differences)
-    /// only at accepted points.
-    const CHEAP_GRADIENT: bool;
-
     /// Objective value at `theta`; fills `gradient` when one is passed.
     /// Returns a non-finite value where the objective is undefined.
     fn evaluate(&self, theta: &[f64], gradient: Option<&mut [f64]>) -> f64;
-
-    /// The gradient at `theta` where the value is already known: objectives
-    /// with finite-difference gradients skip the value's evaluation.
-    fn gradient(&self, theta: &[f64], gradient: &mut [f64]) {
-        self.evaluate(theta, Some(gradient));
-    }
 }
 
 /// Why the minimiser stopped without meeting the gradient tolerance.
@@ -116,23 +149,28 @@ pub(crate) fn minimize<O: Objective>(
             for i in 0..n {
                 trial[i] = theta[i] + step * direction[i];
             }
-            let trial_value = if O::CHEAP_GRADIENT {
-                objective.evaluate(&trial, Some(&mut trial_gradient))
-            } else {
-                objective.evaluate(&trial, None)
-            };
-            if trial_value.is_finite() && trial_value <= value + ARMIJO * step * slope {
+            let trial_value = objective.evaluate(&trial, Some(&mut trial_gradient));
+            // Strictly lower: where rounding hides the Armijo margin, an equal value
+            // would pass it without any progress.
+            if trial_value.is_finite() && trial_value < value && trial_value <= value + ARMIJO * step * slope {
                 accepted = Some(trial_value);
                 break;
             }
             step *= 0.5;
         }
         let Some(new_value) = accepted else {
-            break Some(Stall::LineSearch);
+            if first_update {
+                // Not even steepest descent lowers the value: where the gradient is
+                // already within ROUNDING_FLOOR of the tolerance, rounding in the
+                // value, not the distance to the optimum, is what stops the search.
+                break (max_abs(&gradient) > ROUNDING_FLOOR * tolerance).then_some(Stall::LineSearch);
+            }
+            // The curvature estimate leads nowhere: restart from steepest descent
+            // (Nocedal & Wright Section 6.1), and stall only if that fails too.
+            inverse_hessian = identity(n);
+            first_update = true;
+            continue;
         };
-        if !O::CHEAP_GRADIENT {
-            objective.gradient(&trial, &mut trial_gradient);
-        }
         if trial_gradient.iter().any(|g| !g.is_finite()) {
             break Some(Stall::LineSearch);
         }
@@ -160,9 +198,10 @@ pub(crate) fn minimize<O: Objective>(
     Some(Minimum { theta, value, iterations, stall })
 }
 
-/// Central-difference gradient, for objectives without analytic derivatives.
+/// Central-difference gradient, which tests check the analytic ones against.
 /// The step 1e-5 in log space balances truncation (∝ h²) against rounding
 /// (∝ ε/h) for objectives of order one.
+#[cfg(test)]
 pub(crate) fn central_difference<F: Fn(&[f64]) -> f64>(f: F, theta: &[f64], gradient: &mut [f64]) {
     const H: f64 = 1e-5;
     let mut shifted = theta.to_vec();
@@ -176,24 +215,13 @@ pub(crate) fn central_difference<F: Fn(&[f64]) -> f64>(f: F, theta: &[f64], grad
     }
 }
 
-/// Hessian of `objective` at `theta`, row-major: by central differences of the
-/// gradient where it is analytic ([`gradient_differences`]), else by second
-/// differences of the value ([`value_differences`]), which takes 40 evaluations
-/// for 4 parameters where differencing a finite-difference gradient takes 72.
+/// Hessian of `objective` at `theta`, row-major, by central differences of the
+/// analytic gradient (Nocedal & Wright 2006, Section 8.1, eq. 8.7 applied to each
+/// gradient component), symmetrised: 2 gradients per parameter. A step of 1e-4
+/// in log space keeps truncation (∝ h²) and rounding (∝ ε/h) far below 1e-8.
 pub(crate) fn hessian<O: Objective>(objective: &O, theta: &[f64]) -> Vec<f64> {
-    if O::CHEAP_GRADIENT {
-        gradient_differences(objective, theta, 1e-4)
-    } else {
-        value_differences(objective, theta, 1e-3)
-    }
-}
-
-/// The Hessian by central differences of the gradient (Nocedal & Wright 2006,
-/// Section 8.1, eq. 8.7 applied to each gradient component), symmetrised. With
-/// analytic gradients a step of 1e-4 in log space keeps truncation (∝ h²) and
-/// rounding (∝ ε/h) far below 1e-8.
-pub(crate) fn gradient_differences<O: Objective>(objective: &O, theta: &[f64], h: f64) -> Vec<f64> {
-    let n = theta.len();
+    const H: f64 = 1e-4;
+    let (n, h) = (theta.len(), H);
     let mut shifted = theta.to_vec();
     let (mut up, mut down) = (vec![0.0; n], vec![0.0; n]);
     let mut result = vec![0.0; n * n];
@@ -217,11 +245,12 @@ pub(crate) fn gradient_differences<O: Objective>(objective: &O, theta: &[f64], h
     result
 }
 
-/// The Hessian from values alone: the four-point second difference
+/// The Hessian from values alone, which tests check [`hessian`] against: the four-point second difference
 /// [f(θ+hᵢ+hⱼ) − f(θ+hᵢ−hⱼ) − f(θ−hᵢ+hⱼ) + f(θ−hᵢ−hⱼ)] / 4h² (Abramowitz &
 /// Stegun 1972, 25.3.26; on the diagonal the steps add up to 2h), row-major.
 /// For objectives of order one a step of 1e-3 balances truncation (∝ h²)
 /// against rounding (∝ ε/h²).
+#[cfg(test)]
 pub(crate) fn value_differences<O: Objective>(objective: &O, theta: &[f64], h: f64) -> Vec<f64> {
     let n = theta.len();
     let f = |i: usize, si: f64, j: usize, sj: f64| {
@@ -283,7 +312,6 @@ mod tests {
     struct Rosenbrock;
 
     impl Objective for Rosenbrock {
-        const CHEAP_GRADIENT: bool = true;
         fn evaluate(&self, t: &[f64], gradient: Option<&mut [f64]>) -> f64 {
             let (x, y) = (t[0], t[1]);
             if let Some(g) = gradient {
@@ -294,17 +322,16 @@ mod tests {
         }
     }
 
-    /// A quadratic whose gradient is only available by finite differences.
+    /// 3(x−1)² + (y+2)² + xy, whose Hessian is [[6, 1], [1, 2]] everywhere.
     struct Quadratic;
 
     impl Objective for Quadratic {
-        const CHEAP_GRADIENT: bool = false;
         fn evaluate(&self, t: &[f64], gradient: Option<&mut [f64]>) -> f64 {
-            let f = |t: &[f64]| 3.0 * (t[0] - 1.0).powi(2) + (t[1] + 2.0).powi(2) + t[0] * t[1];
             if let Some(g) = gradient {
-                central_difference(f, t, g);
+                g[0] = 6.0 * (t[0] - 1.0) + t[1];
+                g[1] = 2.0 * (t[1] + 2.0) + t[0];
             }
-            f(t)
+            3.0 * (t[0] - 1.0).powi(2) + (t[1] + 2.0).powi(2) + t[0] * t[1]
         }
     }
 
@@ -312,13 +339,42 @@ mod tests {
     struct Runaway;
 
     impl Objective for Runaway {
-        const CHEAP_GRADIENT: bool = true;
         fn evaluate(&self, t: &[f64], gradient: Option<&mut [f64]>) -> f64 {
             if let Some(g) = gradient {
                 g[0] = -(-t[0]).exp();
             }
             (-t[0]).exp()
         }
+    }
+
+    /// A value that no step changes (as rounding makes a flat enough likelihood
+    /// look) with a gradient that says otherwise.
+    struct Rounded {
+        value: f64,
+        slope: f64,
+    }
+
+    impl Objective for Rounded {
+        fn evaluate(&self, _: &[f64], gradient: Option<&mut [f64]>) -> f64 {
+            if let Some(g) = gradient {
+                g.fill(self.slope);
+            }
+            self.value
+        }
+    }
+
+    #[test]
+    fn a_value_no_step_lowers_stops_the_search_converged_only_near_the_tolerance() {
+        let stall = |value: f64, slope: f64| {
+            let minimum = minimize(&Rounded { value, slope }, &[0.0, 0.0], 500, 1e-7).unwrap();
+            (minimum.iterations, minimum.stall)
+        };
+        // Within the rounding floor of the tolerance: converged, no steps taken.
+        assert_eq!(stall(4.85, 5e-7), (0, None));
+        assert_eq!(stall(0.0, 5e-7), (0, None));
+        // Far above it: a line-search stall, not 500 steps that move nothing.
+        assert_eq!(stall(4.85, 1e-3), (0, Some(Stall::LineSearch)));
+        assert_eq!(stall(0.0, 1e-3), (0, Some(Stall::LineSearch)));
     }
 
     #[test]
@@ -329,7 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn minimizes_with_finite_difference_gradients() {
+    fn minimizes_a_quadratic() {
         let m = minimize(&Quadratic, &[0.0, 0.0], 200, 1e-8).unwrap();
         assert_eq!(m.stall, None);
         // Stationary point of 3(x−1)² + (y+2)² + xy: 6x − 6 + y = 0, 2y + 4 + x = 0.
@@ -353,10 +409,11 @@ mod tests {
         for (got, want) in h.iter().zip(want) {
             assert!((got - want).abs() < 1e-6 * want.abs(), "{h:?}");
         }
-        // A quadratic with finite-difference gradients: [[6, 1], [1, 2]] everywhere.
-        let h = hessian(&Quadratic, &[0.3, -1.0]);
-        for (got, want) in h.iter().zip([6.0, 1.0, 1.0, 2.0]) {
-            assert!((got - want).abs() < 1e-6, "{h:?}");
+        // The quadratic, from gradients and from values alone.
+        for h in [hessian(&Quadratic, &[0.3, -1.0]), value_differences(&Quadratic, &[0.3, -1.0], 1e-3)] {
+            for (got, want) in h.iter().zip([6.0, 1.0, 1.0, 2.0]) {
+                assert!((got - want).abs() < 1e-6, "{h:?}");
+            }
         }
     }
 

@@ -1,12 +1,10 @@
-//! The common API of the purchase (transaction-count) models, input
-//! validation, and compression of customers into unique (x, t_x, T) cells.
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+//! The common API of the purchase (transaction-count) models: which model, its
+//! fit, and its predictions, dispatched to the model's own module.
 
 use super::covariance::LogCovariance;
 use super::error::FitError;
-use super::optimize::{self, Stall};
+use super::observations::{Compressed, Observation, interner};
+use super::optimize::{self, FitOptions, Stall};
 use super::parallel::map_chunks;
 use super::{bg_nbd, mbg_nbd, pareto_nbd};
 
@@ -60,52 +58,6 @@ impl std::str::FromStr for PurchaseModelKind {
             .into_iter()
             .find(|kind| kind.name() == name)
             .ok_or_else(|| format!("unknown purchase model `{name}` (bg_nbd, pareto_nbd, mbg_nbd)"))
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Observation {
-    /// x: number of repeat purchases (purchase days after the first); a
-    /// whole number.
-    pub frequency: f64,
-    /// t_x: time of the last purchase since the first (0 when x = 0).
-    pub recency: f64,
-    /// T: time from the first purchase to the end of the calibration period.
-    pub age: f64,
-}
-
-/// Settings for maximum likelihood estimation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FitOptions {
-    /// Maximum optimiser iterations (accepted BFGS steps).
-    pub max_iterations: usize,
-    /// Convergence threshold on the largest gradient component of the mean
-    /// negative log-likelihood per customer with respect to the
-    /// log-parameters.
-    pub tolerance: f64,
-    /// Threads for likelihood sums; results are identical for any value.
-    pub threads: usize,
-    /// Return a fit whose optimiser hit `max_iterations` or stalled (with
-    /// [`PurchaseFit::converged`] false) instead of
-    /// [`FitError::NotConverged`]. Fits whose parameters run off to 0 or ∞
-    /// are errors regardless.
-    pub allow_unconverged: bool,
-    /// Compute the covariance of the estimates ([`PurchaseFit::std_errors`]):
-    /// a Hessian, about 8 gradients' worth of work (40 likelihood evaluations
-    /// for Pareto/NBD). Comparisons that only predict, such as the backtest,
-    /// turn it off.
-    pub standard_errors: bool,
-}
-
-impl Default for FitOptions {
-    fn default() -> Self {
-        FitOptions {
-            max_iterations: 500,
-            tolerance: 1e-7,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
-            allow_unconverged: false,
-            standard_errors: true,
-        }
     }
 }
 
@@ -372,45 +324,67 @@ impl PurchaseFit {
     /// [`conditional_expected_purchases`](Self::conditional_expected_purchases)
     /// for many customers: the same values, but the expensive part (a 2F1
     /// series for BG/NBD and MBG/NBD) is computed once per distinct
-    /// (x, T) and spread over the available cores, which is what makes a
+    /// (x, T) and spread over `threads` threads, which is what makes a
     /// million customers with day-granular histories cheap.
-    pub fn conditional_expected_purchases_many(&self, t: f64, customers: &[Observation]) -> Vec<f64> {
-        self.p_alive_times(customers, |x, age| self.alive_expected_purchases(t, x, age))
+    pub fn conditional_expected_purchases_many(&self, t: f64, customers: &[Observation], threads: usize) -> Vec<f64> {
+        self.p_alive_times(customers, threads, |keys| self.alive_expected_purchases_table(&[t], keys))
     }
 
-    /// P(alive) of each customer times `per_frequency_and_age(x, T)`, the
-    /// latter evaluated once per distinct (x, T).
-    pub(crate) fn p_alive_times<F>(&self, customers: &[Observation], per_frequency_and_age: F) -> Vec<f64>
+    /// [`p_alive`](Self::p_alive) of many customers: the same values, with
+    /// Pareto/NBD's 2F1 series computed once per distinct (x, t) among the
+    /// customers' (x, t_x) and (x, T) rather than twice per customer.
+    pub fn p_alive_many(&self, customers: &[Observation]) -> Vec<f64> {
+        match self.kind {
+            PurchaseModelKind::ParetoNbd => pareto_nbd::p_alive_many(&self.params, customers),
+            _ => customers.iter().map(|o| self.p_alive(o.frequency, o.recency, o.age)).collect(),
+        }
+    }
+
+    /// P(alive) of each customer times `per_frequency_and_age(keys)[k]`, where
+    /// `keys` are the customers' distinct (x, T) and k the customer's: what
+    /// depends on (x, T) alone is computed once per key; spread over `threads` threads.
+    pub(crate) fn p_alive_times<F>(
+        &self,
+        customers: &[Observation],
+        threads: usize,
+        per_frequency_and_age: F,
+    ) -> Vec<f64>
     where
-        F: Fn(f64, f64) -> f64 + Sync,
+        F: Fn(&[(f64, f64)]) -> Vec<f64> + Sync,
     {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut index: FastMap<(u64, u64), u32> = FastMap::default();
-        let mut keys = Vec::new();
-        let slots: Vec<u32> = customers
-            .iter()
-            .map(|o| {
-                let (x, age) = (o.frequency + 0.0, o.age + 0.0);
-                let next = keys.len() as u32;
-                let slot = *index.entry((x.to_bits(), age.to_bits())).or_insert(next);
-                if slot == next {
-                    keys.push((x, age));
-                }
-                slot
-            })
-            .collect();
-        let values = map_chunks(keys.len(), threads, |range| {
-            keys[range].iter().map(|&(x, age)| per_frequency_and_age(x, age)).collect::<Vec<f64>>()
-        })
-        .concat();
+        let (keys, slots) = frequency_and_age_keys(customers);
+        let values = map_chunks(keys.len(), threads, |range| per_frequency_and_age(&keys[range])).concat();
         map_chunks(customers.len(), threads, |range| {
-            let p_alive = match self.kind {
-                PurchaseModelKind::ParetoNbd => pareto_nbd::p_alive_many(&self.params, &customers[range.clone()]),
-                _ => customers[range.clone()].iter().map(|o| self.p_alive(o.frequency, o.recency, o.age)).collect(),
-            };
+            let p_alive = self.p_alive_many(&customers[range.clone()]);
             range.zip(p_alive).map(|(i, p)| p * values[slots[i] as usize]).collect::<Vec<f64>>()
         })
         .concat()
+    }
+
+    /// [`p_alive_times`](Self::p_alive_times) for customers prepared once
+    /// ([`Histories`]) and valued under many parameter values: `per_key` holds
+    /// the value of each of [`Histories::keys`].
+    pub(crate) fn p_alive_times_prepared(&self, histories: &Histories, per_key: &[f64]) -> Vec<f64> {
+        let p_alive = match (&histories.j_arguments, self.kind) {
+            (Some(arguments), PurchaseModelKind::ParetoNbd) => {
+                pareto_nbd::p_alive_of_pairs(&self.params, &histories.customers, arguments)
+            }
+            _ => self.p_alive_many(&histories.customers),
+        };
+        p_alive.iter().zip(&histories.slots).map(|(p, &slot)| p * per_key[slot as usize]).collect()
+    }
+
+    /// [`alive_expected_purchases`](Self::alive_expected_purchases) at every
+    /// time of `times` for every (x, T) of `keys`, row-major by key. Pareto/NBD's
+    /// factors that depend on t are computed once per distinct T.
+    pub(crate) fn alive_expected_purchases_table(&self, times: &[f64], keys: &[(f64, f64)]) -> Vec<f64> {
+        match self.kind {
+            PurchaseModelKind::ParetoNbd => pareto_nbd::alive_expected_purchases_table(&self.params, times, keys),
+            _ => keys
+                .iter()
+                .flat_map(|&(x, age)| times.iter().map(move |&t| self.alive_expected_purchases(t, x, age)))
+                .collect(),
+        }
     }
 
     /// E[Y(t) | x, T, alive at T]: the conditional expectation without its
@@ -425,142 +399,44 @@ impl PurchaseFit {
     }
 }
 
-/// Customers with identical (x, t_x, T), merged.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Cell {
-    /// Index into [`Compressed::frequencies`].
-    pub x: u32,
-    /// Index of t_x into [`Compressed::times`].
-    pub recency: u32,
-    /// Index of T into [`Compressed::times`].
-    pub age: u32,
-    /// Number of customers in the cell.
-    pub weight: f64,
+/// The distinct (x, T) of `customers` in order of first appearance (−0 taken
+/// as 0), and the index of each customer's.
+fn frequency_and_age_keys(customers: &[Observation]) -> (Vec<(f64, f64)>, Vec<u32>) {
+    let mut keys = Vec::new();
+    let slots = {
+        let mut key = interner(&mut keys);
+        customers.iter().map(|o| key(((o.frequency + 0.0).to_bits(), (o.age + 0.0).to_bits()))).collect()
+    };
+    (keys.into_iter().map(|(x, age)| (f64::from_bits(x), f64::from_bits(age))).collect(), slots)
 }
 
-/// Validated observations as weighted unique cells over tables of unique
-/// frequencies and times. Likelihood terms that depend only on x or only on
-/// a time are computed once per table entry per evaluation.
+/// Customers to be valued under many parameter values of one model (the draws
+/// of an interval): their distinct (x, T) and, for Pareto/NBD, the arguments
+/// of its 2F1 series, found once rather than per draw.
 #[derive(Clone, Debug)]
-pub(crate) struct Compressed {
-    pub frequencies: Vec<f64>,
-    /// Customers per unique frequency.
-    pub frequency_weights: Vec<f64>,
-    /// Unique values of t_x and T together.
-    pub times: Vec<f64>,
-    /// Cells in order of first appearance, which keeps sums deterministic.
-    pub cells: Vec<Cell>,
-    pub customers: usize,
-    pub repeat_buyers: usize,
+pub(crate) struct Histories {
+    customers: Vec<Observation>,
+    keys: Vec<(f64, f64)>,
+    /// Per customer: index into `keys`.
+    slots: Vec<u32>,
+    j_arguments: Option<pareto_nbd::JArguments>,
 }
 
-impl Compressed {
-    pub(crate) fn new(model: &'static str, observations: &[Observation]) -> Result<Compressed, FitError> {
-        let mut cell_index: FastMap<(u64, u64, u64), u32> = FastMap::default();
-        let mut frequency_index: FastMap<u64, u32> = FastMap::default();
-        let mut time_index: FastMap<u64, u32> = FastMap::default();
-        let mut data = Compressed {
-            frequencies: Vec::new(),
-            frequency_weights: Vec::new(),
-            times: Vec::new(),
-            cells: Vec::new(),
-            customers: observations.len(),
-            repeat_buyers: 0,
-        };
-        for (row, obs) in observations.iter().enumerate() {
-            validate(model, row, obs)?;
-            // Adding 0.0 turns −0.0 into +0.0 so both land in one cell.
-            let (x, t_x, age) = (obs.frequency + 0.0, obs.recency + 0.0, obs.age + 0.0);
-            if x > 0.0 {
-                data.repeat_buyers += 1;
-            }
-            let next = data.cells.len() as u32;
-            let slot = *cell_index.entry((x.to_bits(), t_x.to_bits(), age.to_bits())).or_insert(next);
-            if slot != next {
-                data.cells[slot as usize].weight += 1.0;
-                continue;
-            }
-            let intern = |table: &mut Vec<f64>, index: &mut FastMap<u64, u32>, v: f64| {
-                let next = table.len() as u32;
-                let i = *index.entry(v.to_bits()).or_insert(next);
-                if i == next {
-                    table.push(v);
-                }
-                i
-            };
-            let xi = intern(&mut data.frequencies, &mut frequency_index, x);
-            let recency = intern(&mut data.times, &mut time_index, t_x);
-            let age = intern(&mut data.times, &mut time_index, age);
-            data.cells.push(Cell { x: xi, recency, age, weight: 1.0 });
-        }
-        data.frequency_weights = vec![0.0; data.frequencies.len()];
-        for cell in &data.cells {
-            data.frequency_weights[cell.x as usize] += cell.weight;
-        }
-        Ok(data)
-    }
-}
-
-/// Largest accepted frequency; beyond it the data are surely not repeat
-/// purchase days (and cell indices stay within u32).
-const MAX_FREQUENCY: f64 = 1e9;
-
-fn validate(model: &'static str, row: usize, obs: &Observation) -> Result<(), FitError> {
-    let invalid = |reason: String| Err(FitError::InvalidInput { model, reason: format!("row {row}: {reason}") });
-    let Observation { frequency, recency, age } = *obs;
-    for (name, value) in [("frequency", frequency), ("recency", recency), ("age", age)] {
-        if !value.is_finite() || value < 0.0 {
-            return invalid(format!("{name} is {value}; frequency, recency and age must be finite and non-negative"));
-        }
-    }
-    if frequency.fract() != 0.0 || frequency > MAX_FREQUENCY {
-        return invalid(format!("frequency {frequency} is not a whole number of repeat purchases"));
-    }
-    if recency > age {
-        return invalid(format!(
-            "recency {recency} is greater than age {age}; both must be measured from the \
-             customer's first purchase, in the same time unit"
-        ));
-    }
-    if frequency == 0.0 && recency != 0.0 {
-        return invalid(format!(
-            "recency is {recency} with frequency 0; recency is the time of the last repeat \
-             purchase, so it must be 0 for customers without one"
-        ));
-    }
-    Ok(())
-}
-
-/// `HashMap` with [`FastHasher`].
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
-/// A fixed-seed multiplicative hasher for `u64` keys, several times faster
-/// than SipHash when merging a million customers. Keys come from our own
-/// validated data, so hash flooding is not a concern; determinism is kept by
-/// never iterating the maps.
-#[derive(Default)]
-pub(crate) struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
+impl Histories {
+    pub(crate) fn new(kind: PurchaseModelKind, customers: Vec<Observation>) -> Histories {
+        let (keys, slots) = frequency_and_age_keys(&customers);
+        let j_arguments = (kind == PurchaseModelKind::ParetoNbd).then(|| pareto_nbd::JArguments::new(&customers));
+        Histories { customers, keys, slots, j_arguments }
     }
 
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    /// The customers, in the order given.
+    pub(crate) fn customers(&self) -> &[Observation] {
+        &self.customers
     }
 
-    fn finish(&self) -> u64 {
-        // splitmix64's finaliser: f64 bit patterns of round numbers have all
-        // their entropy in the high bits, which the table index ignores.
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    /// The customers' distinct (x, T), in order of first appearance.
+    pub(crate) fn keys(&self) -> &[(f64, f64)] {
+        &self.keys
     }
 }
 
@@ -658,6 +534,13 @@ mod tests {
             fit_purchase_model(PurchaseModelKind::MbgNbd, &data, &FitOptions { threads: 2, ..FitOptions::default() })
                 .unwrap();
         assert_eq!(one, two);
+        // Nor on the order of the customers, which a query's partitioning decides.
+        let shuffled: Vec<Observation> =
+            data.iter().step_by(2).chain(data.iter().skip(1).step_by(2)).rev().copied().collect();
+        for kind in [PurchaseModelKind::BgNbd, PurchaseModelKind::MbgNbd, PurchaseModelKind::ParetoNbd] {
+            let fit = |data: &[Observation]| fit_purchase_model(kind, data, &FitOptions::default()).unwrap();
+            assert_eq!(fit(&data), fit(&shuffled), "{kind:?}");
+        }
     }
 
     #[test]
@@ -691,7 +574,7 @@ mod tests {
         ];
         for (kind, first, total, tolerance) in cases {
             let fit = fit_purchase_model(kind, &data, &FitOptions::default()).unwrap();
-            let predicted = fit.conditional_expected_purchases_many(39.0, &data);
+            let predicted = fit.conditional_expected_purchases_many(39.0, &data, 2);
             // Customers 3, 4 and 5 share one history (x = 0, T = 38.86).
             for (i, want) in [first[0], first[1], first[2], first[2], first[2]].into_iter().enumerate() {
                 assert!((predicted[i] / want - 1.0).abs() < tolerance, "{kind:?} customer {}: {}", i + 1, predicted[i]);
@@ -702,13 +585,40 @@ mod tests {
     }
 
     #[test]
-    fn compression_merges_identical_customers() {
-        let data = [obs(1.0, 2.0, 5.0), obs(0.0, 0.0, 5.0), obs(1.0, 2.0, 5.0), obs(0.0, -0.0, 5.0)];
-        let c = Compressed::new("test", &data).unwrap();
-        assert_eq!(c.cells.len(), 2);
-        assert_eq!(c.cells.iter().map(|c| c.weight).collect::<Vec<_>>(), vec![2.0, 2.0]);
-        assert_eq!(c.times, vec![2.0, 5.0, 0.0]);
-        assert_eq!((c.customers, c.repeat_buyers), (4, 2));
+    fn batched_and_prepared_evaluations_equal_one_customer_at_a_time() {
+        // CDNOW and a copy with −0 recencies (the same keys as 0).
+        let mut customers = cdnow();
+        customers.extend(cdnow().iter().take(300).map(|o| Observation { recency: o.recency * -0.0, ..*o }));
+        let times = [1.0, 26.0, 39.0];
+        for (kind, params) in [
+            (PurchaseModelKind::BgNbd, [0.243, 4.414, 0.793, 2.426]),
+            (PurchaseModelKind::MbgNbd, [0.243, 4.414, 0.793, 2.426]),
+            (PurchaseModelKind::ParetoNbd, [0.55, 10.58, 0.61, 11.67]),
+        ] {
+            let fit = PurchaseFit::from_parameters(kind, params).unwrap();
+            let p_alive = fit.p_alive_many(&customers);
+            let expected = fit.conditional_expected_purchases_many(26.0, &customers, 2);
+            let histories = Histories::new(kind, customers.clone());
+            let table = fit.alive_expected_purchases_table(&times, histories.keys());
+            for (k, &(x, age)) in histories.keys().iter().enumerate() {
+                for (i, &t) in times.iter().enumerate() {
+                    assert_eq!(table[k * times.len() + i].to_bits(), fit.alive_expected_purchases(t, x, age).to_bits());
+                }
+            }
+            let per_key: Vec<f64> =
+                histories.keys().iter().map(|&(x, age)| fit.alive_expected_purchases(26.0, x, age)).collect();
+            let prepared = fit.p_alive_times_prepared(&histories, &per_key);
+            for (i, o) in customers.iter().enumerate() {
+                let one = fit.conditional_expected_purchases(26.0, o.frequency, o.recency, o.age);
+                assert_eq!(
+                    p_alive[i].to_bits(),
+                    fit.p_alive(o.frequency, o.recency, o.age).to_bits(),
+                    "{kind:?} {o:?}"
+                );
+                assert_eq!(expected[i].to_bits(), one.to_bits(), "{kind:?} {o:?}");
+                assert_eq!(prepared[i].to_bits(), one.to_bits(), "{kind:?} {o:?}");
+            }
+        }
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //! Pareto/NBD Model and Related Expressions", Section 1, introduce for the
 //! Pareto/NBD likelihood. Summed naively it overflows for frequencies in the
 //! hundreds (terms grow like (1 − z)^(−b) before they shrink) and converges
-//! slowly as z → 1, so both entry points below transform first (Euler's and
-//! Pfaff's transformations, A&S 15.3.3–15.3.5) into a series whose
-//! coefficients stay bounded, and sum in a rescaled form.
+//! slowly as z → 1, so the models transform first (Euler's and Pfaff's
+//! transformations, A&S 15.3.3–15.3.5) into series whose terms stay bounded:
+//! 2F1(1, b; c; z) with c > b for Pareto/NBD, [1 − 2F1]/b for BG/NBD.
 
 /// Relative size of the first neglected part of a series at which summing stops.
 const SERIES_EPSILON: f64 = 1e-16;
@@ -18,10 +18,6 @@ const SERIES_EPSILON: f64 = 1e-16;
 /// cap is only reached for z within ~1e-5 of 1 (e.g. a horizon 10^5 times
 /// longer than α + T), where the partial sum is returned.
 const MAX_SERIES_TERMS: usize = 2_000_000;
-
-/// Partial sums are divided by this whenever they exceed it, the exponent
-/// being carried in log space, so sums far beyond f64 range stay finite.
-const RESCALE: f64 = 1e200;
 
 /// ln Γ(x) for x > 0 (libm's `lgamma_r`, accurate to a few ulp).
 pub(crate) fn ln_gamma(x: f64) -> f64 {
@@ -55,51 +51,115 @@ pub(crate) fn digamma(x: f64) -> f64 {
     shift + x.ln() - 0.5 * inv - tail
 }
 
-/// ln 2F1(a, b; c; z) for a, b, c > 0 and 0 ≤ z < 1, where every series term
-/// is positive (A&S 15.1.1); NaN outside that domain.
-///
-/// When c − a − b < 0 the function diverges like (1 − z)^(c−a−b) as z → 1,
-/// so Euler's transformation 2F1(a, b; c; z) = (1 − z)^(c−a−b) 2F1(c − a,
-/// c − b; c; z) (A&S 15.3.3) moves that factor out of the series; this is the
-/// case of the Pareto/NBD likelihood (Fader & Hardie 2005 note, Section 3),
-/// where c = a + 1 and the transformed series has term ratio below z, so
-/// frequencies in the hundreds neither overflow nor slow the sum down.
-pub(crate) fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
-    if !(a > 0.0 && b > 0.0 && c > 0.0 && (0.0..1.0).contains(&z)) {
-        return f64::NAN;
-    }
-    let excess = c - a - b;
-    if excess < 0.0 && c - a > 0.0 && c - b > 0.0 {
-        excess * (-z).ln_1p() + ln_positive_series(c - a, c - b, c, z)
-    } else {
-        ln_positive_series(a, b, c, z)
-    }
+/// ln 2F1(1, b; c; z) and its partial derivatives, see [`UnitASeries`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LnHyp2f1 {
+    /// ln 2F1(1, b; c; z).
+    pub value: f64,
+    /// ∂/∂b, ∂/∂c and ∂/∂z of the logarithm (0 when not asked for).
+    pub d_b: f64,
+    pub d_c: f64,
+    pub d_z: f64,
 }
 
-/// ln Σ_j (a)_j (b)_j / ((c)_j j!) z^j for a, b, c > 0, 0 ≤ z < 1.
-fn ln_positive_series(a: f64, b: f64, c: f64, z: f64) -> f64 {
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    let mut log_scale = 0.0;
-    for n in 0..MAX_SERIES_TERMS {
-        let n = n as f64;
-        let ratio = (a + n) * (b + n) / ((c + n) * (n + 1.0)) * z;
-        term *= ratio;
-        sum += term;
-        if sum > RESCALE {
-            sum /= RESCALE;
-            term /= RESCALE;
-            log_scale += RESCALE.ln();
-        }
-        // Later ratios approach z, so bound the tail by a geometric series
-        // with the larger of the two; the current term alone would stop far
-        // too early when z is close to 1.
-        let bound = ratio.max(z);
-        if bound < 1.0 && term * bound <= SERIES_EPSILON * sum * (1.0 - bound) {
-            break;
+/// 2F1(1, b; c; z) = Σ_n k_n z^n with k_n = (b)_n / (c)_n for 0 < b < c (A&S 15.1.1
+/// with a = 1, where (1)_n = n! cancels), evaluated in log space at many z for one
+/// (b, c).
+///
+/// This is the shape the Pareto/NBD likelihood takes after Euler's transformation
+/// (A&S 15.3.3; see [`super::pareto_nbd`]), where one (b, c) serves every time t of
+/// customers with the same frequency. The coefficients k_n are computed once, as far
+/// as the largest z asks, so each evaluation costs a multiplication and an addition
+/// per term instead of a division. Every ratio k_{n+1}/k_n = (b+n)/(c+n) is below 1,
+/// so the terms u_n = k_n z^n never exceed 1 (no overflow for frequencies in the
+/// hundreds) and the tail after a term u is below u·z/(1−z).
+///
+/// The derivatives are sums over the same terms: ∂u_n/∂b = u_n H_b(n), ∂u_n/∂c =
+/// −u_n H_c(n) with H_b(n) = Σ_{j<n} 1/(b+j) (likewise H_c), and ∂u_n/∂z = n u_n / z.
+/// Summing stops when the geometric bound of every remaining tail is below
+/// [`SERIES_EPSILON`] of the sum. Convergence slows as z → 1 (about 37/(1 − z)
+/// terms); [`MAX_SERIES_TERMS`] caps it.
+#[derive(Clone, Debug)]
+pub(crate) struct UnitASeries {
+    b: f64,
+    c: f64,
+    derivatives: bool,
+    /// k_n.
+    k: Vec<f64>,
+    /// H_b(n) and H_c(n), and 1/(b+n) and 1/(c+n) for the tail bounds (only
+    /// with derivatives).
+    h_b: Vec<f64>,
+    h_c: Vec<f64>,
+    inv_b: Vec<f64>,
+    inv_c: Vec<f64>,
+}
+
+impl UnitASeries {
+    pub(crate) fn new(b: f64, c: f64, derivatives: bool) -> UnitASeries {
+        let one = |v: f64| if derivatives { vec![v] } else { Vec::new() };
+        UnitASeries {
+            b,
+            c,
+            derivatives,
+            k: vec![1.0],
+            h_b: one(0.0),
+            h_c: one(0.0),
+            inv_b: one(1.0 / b),
+            inv_c: one(1.0 / c),
         }
     }
-    log_scale + sum.ln()
+
+    /// Appends k_{n+1} (and its harmonic sums) for n the last index.
+    fn extend(&mut self) {
+        let n = (self.k.len() - 1) as f64;
+        let last = self.k[self.k.len() - 1];
+        self.k.push(last * (self.b + n) / (self.c + n));
+        if self.derivatives {
+            let (inv_b, inv_c) = (self.inv_b[self.inv_b.len() - 1], self.inv_c[self.inv_c.len() - 1]);
+            self.h_b.push(self.h_b[self.h_b.len() - 1] + inv_b);
+            self.h_c.push(self.h_c[self.h_c.len() - 1] + inv_c);
+            self.inv_b.push(1.0 / (self.b + n + 1.0));
+            self.inv_c.push(1.0 / (self.c + n + 1.0));
+        }
+    }
+
+    /// ln 2F1(1, b; c; z) and, if the series was made with derivatives, its
+    /// partial derivatives.
+    pub(crate) fn ln_at(&mut self, z: f64) -> LnHyp2f1 {
+        if !(self.b > 0.0 && self.c > self.b && (0.0..1.0).contains(&z)) {
+            return LnHyp2f1 { value: f64::NAN, d_b: f64::NAN, d_c: f64::NAN, d_z: f64::NAN };
+        }
+        let odds = z / (1.0 - z);
+        let spread = 1.0 / (1.0 - z);
+        // power = z^n; sums of u_n, u_n H_b(n), u_n H_c(n) and n u_n / z.
+        let (mut power, mut sum) = (1.0, 1.0);
+        let (mut sum_b, mut sum_c, mut sum_z) = (0.0, 0.0, 0.0);
+        for n in 1..=MAX_SERIES_TERMS {
+            if n == self.k.len() {
+                self.extend();
+            }
+            let previous_power = power;
+            power *= z;
+            let term = self.k[n] * power;
+            sum += term;
+            let tail = if self.derivatives {
+                let (h_b, h_c) = (self.h_b[n], self.h_c[n]);
+                sum_b += term * h_b;
+                sum_c += term * h_c;
+                sum_z += n as f64 * self.k[n] * previous_power;
+                // Bounds of the tails with u_{n+j} ≤ u_n z^j: Σ_j u_{n+j} (H_b(n) +
+                // j/(b+n)) for the b-sum (likewise c), Σ_j (n+j) u_{n+j}/z for the z-sum.
+                let steps = spread * (self.inv_b[n] + self.inv_c[n]);
+                term * (odds * (1.0 + h_b + h_c + steps) + (n as f64 + spread) * spread)
+            } else {
+                term * odds
+            };
+            if tail <= SERIES_EPSILON * sum {
+                break;
+            }
+        }
+        LnHyp2f1 { value: sum.ln(), d_b: sum_b / sum, d_c: -sum_c / sum, d_z: sum_z / sum }
+    }
 }
 
 /// [1 − 2F1(a, b; c; w)] / b for w ≤ 0, a > 0, b > −1, c > 0; continuous at
@@ -203,36 +263,77 @@ mod tests {
         assert!((digamma(3.7) - numeric).abs() < 1e-9);
     }
 
-    #[test]
-    fn ln_hyp2f1_matches_closed_forms_and_direct_series() {
-        // 2F1(1, 1; 2; z) = −ln(1 − z)/z (A&S 15.1.3).
-        for z in [1e-6f64, 0.3, 0.9, 0.999] {
-            let expected = -(-z).ln_1p() / z;
-            assert!(close(ln_hyp2f1(1.0, 1.0, 2.0, z), expected.ln(), 1e-13), "z = {z}");
-        }
-        // 2F1(a, b; b; z) = (1 − z)^(−a) (A&S 15.1.8), via the Euler branch.
-        let z: f64 = 0.97;
-        assert!(close(ln_hyp2f1(2.5, 4.0, 4.0, z), -2.5 * (1.0 - z).ln(), 1e-13));
-        // Direct series at moderate z, both branches.
-        for &(a, b, c, z) in
-            &[(3.1, 1.6, 4.1, 0.4), (0.7, 0.3, 1.7, 0.8), (12.0, 11.5, 13.0, 0.5), (2.0, 0.5, 6.0, 0.6)]
-        {
-            let expected = naive_hyp2f1(a, b, c, z).ln();
-            assert!(close(ln_hyp2f1(a, b, c, z), expected, 1e-13), "{a} {b} {c} {z}");
-        }
-        assert_eq!(ln_hyp2f1(1.0, 1.0, 2.0, 0.0), 0.0);
-        assert!(ln_hyp2f1(1.0, 1.0, 2.0, 1.0).is_nan());
+    /// One evaluation of a fresh series.
+    fn ln_hyp2f1_unit_a(b: f64, c: f64, z: f64, derivatives: bool) -> LnHyp2f1 {
+        UnitASeries::new(b, c, derivatives).ln_at(z)
     }
 
     #[test]
-    fn ln_hyp2f1_stays_finite_for_huge_parameters() {
-        // Frequency 500 in the Pareto/NBD shape 2F1(r+s+x, r+x; r+s+x+1; z):
-        // the untransformed terms would reach ~(1 − z)^(−500) = 10^500.
-        let value = ln_hyp2f1(501.2, 500.6, 502.2, 0.99);
-        assert!(value.is_finite() && value > 0.0);
-        // Agrees with the rescaled direct series (no Euler transformation).
-        let direct = ln_positive_series(501.2, 500.6, 502.2, 0.99);
-        assert!(close(value, direct, 1e-12), "{value} vs {direct}");
+    fn a_shared_series_gives_what_fresh_ones_give_in_any_order() {
+        // The coefficients are extended as far as each z needs; the values do not
+        // depend on which z came first.
+        let zs = [0.2, 0.999, 0.0, 0.5, 0.9999, 0.3];
+        for derivatives in [false, true] {
+            let mut shared = UnitASeries::new(1.61, 3.1, derivatives);
+            for z in zs.iter().chain(zs.iter().rev()) {
+                assert_eq!(shared.ln_at(*z), ln_hyp2f1_unit_a(1.61, 3.1, *z, derivatives), "{z}");
+            }
+        }
+    }
+
+    #[test]
+    fn ln_hyp2f1_unit_a_matches_closed_forms_and_direct_series() {
+        for z in [1e-6f64, 0.3, 0.9, 0.999] {
+            // 2F1(1, 1; 2; z) = −ln(1 − z)/z (A&S 15.1.3).
+            let expected = -(-z).ln_1p() / z;
+            assert!(close(ln_hyp2f1_unit_a(1.0, 2.0, z, false).value.exp(), expected, 1e-13), "z = {z}");
+            // 2F1(1, 2; 3; z) = Σ 2 z^n/(n + 2) = 2(−ln(1 − z) − z)/z² (which cancels at small z).
+            let expected = 2.0 * (-(-z).ln_1p() - z) / (z * z);
+            assert!(close(ln_hyp2f1_unit_a(2.0, 3.0, z, true).value.exp(), expected, 1e-9), "z = {z}");
+        }
+        // The direct series, including the Pareto/NBD shape at frequency 500 near z = 1.
+        for &(b, c, z) in &[(3.1, 4.1, 0.4), (0.3, 1.7, 0.8), (12.0, 13.0, 0.5), (0.5, 6.0, 0.6), (500.6, 502.2, 0.99)]
+        {
+            let expected = naive_hyp2f1(1.0, b, c, z).ln();
+            let got = ln_hyp2f1_unit_a(b, c, z, true);
+            assert!(close(got.value, expected, 1e-13), "{b} {c} {z}");
+            assert_eq!(
+                got.value,
+                ln_hyp2f1_unit_a(b, c, z, false).value,
+                "the value does not depend on the derivatives"
+            );
+        }
+        let at_zero = ln_hyp2f1_unit_a(2.0, 5.0, 0.0, true);
+        assert_eq!(at_zero, LnHyp2f1 { value: 0.0, d_b: 0.0, d_c: 0.0, d_z: 0.4 });
+        assert!(ln_hyp2f1_unit_a(1.0, 2.0, 1.0, false).value.is_nan());
+        assert!(ln_hyp2f1_unit_a(2.0, 2.0, 0.5, false).value.is_nan(), "c must exceed b");
+    }
+
+    #[test]
+    fn ln_hyp2f1_unit_a_derivatives_match_central_differences() {
+        // Small and large parameters, z from 0 to near 1 (where the series is long).
+        for &(b, c, z) in &[
+            (0.7, 1.9, 0.0),
+            (0.7, 1.9, 0.35),
+            (2.5, 2.6, 0.9),
+            (0.55, 2.16, 0.999),
+            (180.3, 181.2, 0.97),
+            (1.61, 3.1, 0.9999),
+            (0.05, 0.13, 0.999),
+            (25.0, 37.0, 0.9997),
+        ] {
+            let got = ln_hyp2f1_unit_a(b, c, z, true);
+            let f = |b: f64, c: f64, z: f64| ln_hyp2f1_unit_a(b, c, z, false).value;
+            let h = 1e-6;
+            let d_b = (f(b + h * b, c, z) - f(b - h * b, c, z)) / (2.0 * h * b);
+            let d_c = (f(b, c + h * c, z) - f(b, c - h * c, z)) / (2.0 * h * c);
+            let dz = h * (1.0 - z);
+            let d_z = (f(b, c, z + dz) - f(b, c, (z - dz).max(0.0))) / (z + dz - (z - dz).max(0.0));
+            for (name, analytic, numeric) in [("b", got.d_b, d_b), ("c", got.d_c, d_c), ("z", got.d_z, d_z)] {
+                let scale = numeric.abs().max(1e-3);
+                assert!((analytic - numeric).abs() < 1e-6 * scale, "∂{name} at {b} {c} {z}: {analytic} vs {numeric}");
+            }
+        }
     }
 
     #[test]

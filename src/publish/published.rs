@@ -7,16 +7,8 @@ use object_store::ObjectStoreExt;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::publish::journal;
-use crate::sinks::{partition, partition_as_of};
+use crate::publish::layout::{RUNS, partition_as_of, runs_folder};
 use crate::storage::Location;
-
-/// `{root}/_runs/as_of={as_of}`: the partition's manifest, `_SUCCESS`, lease and journals.
-pub fn runs_folder(root: &Location, as_of: NaiveDate) -> Location {
-    partition(root, RUNS, as_of)
-}
-
-/// The folder of the runs folders, below the output root.
-const RUNS: &str = "_runs";
 
 /// The manifest's name in the runs folder.
 pub const MANIFEST: &str = "manifest.json";

@@ -17,47 +17,21 @@ use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::ExprFunctionExt;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, ident, lit};
-use serde::{Deserialize, Serialize};
 
 pub use plans::plan;
 use plans::{Count, REPEATS, TestPlan, failing_rows_are};
 
 use crate::config::{DataTest, Severity, Stage, Status};
 use crate::error::{Error, Result};
+use crate::manifest::TestResult;
 use crate::publish::journal;
+use crate::publish::layout::part_file_name;
 use crate::results::Results;
-use crate::sinks::{Sink, part_file_name, write_parquet};
+use crate::sinks::{Sink, write_parquet};
 use crate::storage::Location;
 
 /// At most this many failing rows of a test are written to `_test_failures`.
 pub const SAMPLE_ROWS: usize = 100;
-
-/// What the manifest records about a test.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TestResult {
-    pub name: String,
-    pub stage: String,
-    /// `unique`, `not_null`, `accepted_values`, `relationships`, `accepted_range` or `expression`.
-    pub kind: String,
-    /// The stage's columns it checks (none for an `expression`).
-    pub columns: Vec<String>,
-    pub severity: Severity,
-    pub status: Status,
-    /// Rows that fail the test; for `unique`, every row whose key another row has too.
-    pub failing_rows: u64,
-    /// Rows of the stage's result, what percentages are of.
-    pub rows: u64,
-    /// The thresholds applied: `error_if` with severity `error` only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_if: Option<String>,
-    pub warn_if: String,
-    /// The folder of the sample of failing rows, when there are any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failures: Option<String>,
-    /// Why a test did not run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
 
 /// The tests of a stage: their results, the warnings and the failures.
 #[derive(Debug, Default)]

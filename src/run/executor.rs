@@ -19,14 +19,14 @@ use crate::config::{OnError, Source, Stage};
 use crate::error::{Error, Result};
 use crate::functions;
 use crate::logging::Step;
-use crate::manifest::{Manifest, StageReport};
+use crate::manifest::{Manifest, StageReport, TableReport};
 use crate::memory::MemoryBudget;
 use crate::plan::Plan;
 use crate::quality::{self, Tested};
 use crate::report;
 use crate::results::{Results, Stored};
 use crate::schedule::{Job, Schedule};
-use crate::sinks::{Sink, StagedFile, TableReport};
+use crate::sinks::{Sink, StagedFile};
 use crate::sources::{self, Baseline, PreviousRun, SourceReport, quarantine_schema};
 use crate::stages;
 use crate::storage::{Location, Storage};
@@ -539,6 +539,8 @@ async fn run(
 /// by instead of holding them all.
 fn stage_state(ctx: &SessionContext, form: Form, budget: &MemoryBudget) -> Result<SessionState> {
     let mut state = ctx.state();
+    // The stage's share of the thread budget: its partitions and its models' threads.
+    functions::share_threads(&mut state, form.partitions).map_err(|e| Error::runtime("preparing a stage", e))?;
     let options = state.config_mut().options_mut();
     options.execution.target_partitions = form.partitions;
     if !form.frugal {

@@ -24,11 +24,11 @@ use crate::manifest::{Manifest, run_id};
 use crate::memory::{self, MemoryBudget};
 use crate::pipeline_version::pipeline_version;
 use crate::plan::{Overrides, Plan, bind};
-use crate::publish::kept;
+use crate::publish::{kept, layout};
 use crate::report::{self, RenderedFile, ReportRequest, Tables};
 use crate::results::Results;
 use crate::signals;
-use crate::sinks::{self, Sink, output_root};
+use crate::sinks::{Sink, output_root};
 use crate::sources;
 use crate::storage::{Location, Storage};
 use crate::threads;
@@ -162,7 +162,7 @@ pub async fn report(pipeline: &Pipeline, overrides: &Overrides) -> Result<Vec<St
             )));
         };
         let tables =
-            report::read_tables(&pipeline.reports, |table| sinks::table_file(&root, table, plan.as_of)).await?;
+            report::read_tables(&pipeline.reports, |table| layout::table_file(&root, table, plan.as_of)).await?;
         if tables.is_empty() {
             return Err(Error::Data(format!(
                 "none of the tables the reports read is published for as_of {} under {root}; run the pipeline \

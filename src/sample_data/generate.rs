@@ -318,7 +318,7 @@ pub struct WalletEstimate {
 /// Generates every table for `spec` in memory, in parallel on the available cores. For
 /// large samples, `sample_data::write` streams the same rows to files chunk by chunk.
 pub fn generate(spec: &SampleSpec) -> SampleData {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::threads::available();
     generate_with_threads(spec, threads)
 }
 

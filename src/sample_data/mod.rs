@@ -23,7 +23,8 @@ use order_ids::OrderIds;
 
 use crate::config::Format;
 use crate::error::{Error, Result};
-use crate::sinks::{ParquetFile, part_file_name};
+use crate::publish::layout::part_file_name;
+use crate::sinks::ParquetFile;
 use crate::storage::Location;
 
 /// The tables of a sample, in the order they are written.
@@ -33,7 +34,7 @@ const TABLES: [&str; 5] = ["transactions", "customers", "loyalty_events", "surve
 /// customers by chunk, in memory that does not grow with the sample (order numbers are
 /// worked out on local disk first, see `order_ids`). Returns (table, rows) written.
 pub async fn write(spec: &SampleSpec, out: &Location, format: Format) -> Result<Vec<(&'static str, usize)>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::threads::available();
     let scratch = tempfile::tempdir().map_err(|e| Error::runtime("creating a scratch folder", e))?;
     let (numbering, dir) = (spec.clone(), scratch.path().to_path_buf());
     let ids = tokio::task::spawn_blocking(move || OrderIds::number(&Chunks::new(&numbering), threads, &dir))

@@ -10,8 +10,8 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use fidelis::models::{
-    FitOptions, GammaGammaFit, Observation, PurchaseFit, PurchaseModelKind, fit_gamma_gamma, fit_purchase_model,
-    predicted_clv,
+    ClvSettings, FitOptions, GammaGammaFit, Observation, PurchaseFit, PurchaseModelKind, fit_gamma_gamma,
+    fit_purchase_model, predicted_clv,
 };
 
 use serde_json::json;
@@ -111,17 +111,23 @@ async fn published_predictions_are_the_fitted_models() {
     .await;
     let columns: Vec<Vec<f64>> = (0..10).map(|i| floats(&rows, i)).collect();
     assert_eq!(columns[0].len(), manifest.tables["customer_summary"].rows as usize);
-    let units_per_month = 365.25 / 12.0 / 7.0;
+    let settings = ClvSettings {
+        margin: 1.0,
+        monthly_discount_rate: 0.01,
+        horizon_months: 12,
+        units_per_month: 365.25 / 12.0 / 7.0,
+    };
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()));
     #[allow(clippy::needless_range_loop)] // row i of ten parallel columns
     for i in 0..columns[0].len() {
         let (x, t_x, age, m) = (columns[0][i], columns[1][i], columns[2][i], columns[3][i]);
         let order_value = if x > 0.0 { spend.conditional_expected_spend(x, m) } else { spend.population_mean_spend() };
         assert!(close(columns[4][i], purchases.p_alive(x, t_x, age)), "p_alive of row {i}");
-        let expected = purchases.conditional_expected_purchases(12.0 * units_per_month, x, t_x, age);
+        let expected = purchases.conditional_expected_purchases(12.0 * settings.units_per_month, x, t_x, age);
         assert!(close(columns[5][i], expected), "expected_purchases of row {i}");
         assert!(close(columns[6][i], order_value), "expected_order_value of row {i}");
-        let clv = predicted_clv(&purchases, x, t_x, age, order_value, 1.0, 0.01, 12, units_per_month);
+        let history = Observation { frequency: x, recency: t_x, age };
+        let clv = predicted_clv(&purchases, history, order_value, &settings);
         assert!(close(columns[7][i], clv), "predicted_clv of row {i}: {} vs {clv}", columns[7][i]);
         assert!(close(columns[8][i], columns[9][i]), "historical_clv = revenue x margin");
     }

@@ -1192,8 +1192,9 @@ async fn sample_report_renders_in_headless_chromium() {
         .await
         .expect("the partition reads")
         .expect("the run published its manifest");
-    let tables =
-        read_tables(&pipeline.reports, |table| fidelis::sinks::table_file(&root, table, day)).await.expect("read");
+    let tables = read_tables(&pipeline.reports, |table| fidelis::publish::layout::table_file(&root, table, day))
+        .await
+        .expect("read");
     let declared: Vec<&String> = pipeline.reports[0].tables.iter().collect();
     assert_eq!(tables.keys().collect::<Vec<_>>(), declared, "exactly the tables the reports declare are read back");
     let params = fidelis::plan::bind(&pipeline, &overrides(as_of, &[])).expect("the parameters bind").params;
