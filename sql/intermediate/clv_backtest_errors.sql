@@ -26,8 +26,10 @@ SELECT
     bucket,
     COUNT(*) AS customers,
     SUM(actual) AS actual_purchases,
-    SUM(predicted) AS predicted_purchases,
-    SUM(abs(predicted - actual)) AS absolute_error,
-    SUM((predicted - actual) * (predicted - actual)) AS squared_error
+    -- Summed exactly (to 10 decimals), so the sums do not depend on the order the rows
+    -- arrive in, which the partitions (or a cluster's executors) decide.
+    CAST(SUM(CAST(predicted AS DECIMAL(38, 10))) AS DOUBLE) AS predicted_purchases,
+    CAST(SUM(CAST(abs(predicted - actual) AS DECIMAL(38, 10))) AS DOUBLE) AS absolute_error,
+    CAST(SUM(CAST((predicted - actual) * (predicted - actual) AS DECIMAL(38, 10))) AS DOUBLE) AS squared_error
 FROM predicted
 GROUP BY model, bucket

@@ -23,9 +23,10 @@ totals AS (
         model,
         SUM(customers) AS customers,
         SUM(actual_purchases) AS actual_purchases,
-        SUM(predicted_purchases) AS predicted_purchases,
-        SUM(absolute_error) AS absolute_error,
-        SUM(squared_error) AS squared_error
+        -- Exactly, as clv_backtest_errors sums them: the same totals in any row order.
+        CAST(SUM(CAST(predicted_purchases AS DECIMAL(38, 10))) AS DOUBLE) AS predicted_purchases,
+        CAST(SUM(CAST(absolute_error AS DECIMAL(38, 10))) AS DOUBLE) AS absolute_error,
+        CAST(SUM(CAST(squared_error AS DECIMAL(38, 10))) AS DOUBLE) AS squared_error
     FROM clv_backtest_errors
     GROUP BY model
 ),

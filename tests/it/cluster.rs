@@ -26,16 +26,6 @@ const AS_OF: &str = "2026-11-21";
 /// Partitions of each stage's query on the test clusters: more than one per executor.
 const PARTITIONS: usize = 4;
 
-/// The tables whose float columns agree with the local run to [`FLOAT_TOLERANCE`], not
-/// to the last bit: the CLV backtest's sums of each customer's prediction, whose rows
-/// arrive from the executors in an order that varies. On these 20,000 customers they
-/// differ by up to 1.1e-14 (see the README, "Running on a cluster"). Every other column
-/// of every table is identical.
-const ORDER_SENSITIVE: [&str; 3] = ["clv_backtest/", "clv_backtest_calibration/", "report_clv_calibration/"];
-
-/// Relative difference allowed in the float columns of [`ORDER_SENSITIVE`] tables.
-const FLOAT_TOLERANCE: f64 = 1e-12;
-
 /// Runs the shipped pipeline on `input` into `output`, on `cluster` if given.
 async fn shipped(input: &str, output: &str, cluster: Option<&ClusterUrl>) -> fidelis::Result<Manifest> {
     let pipeline = fidelis::config::load(&repo().join("pipelines/loyalty.yaml")).expect("the shipped pipeline");
@@ -82,10 +72,6 @@ fn rows(parquet: Bytes) -> (String, Vec<Vec<Cell>>) {
     (schema, rows)
 }
 
-fn close(a: f64, b: f64, tolerance: f64) -> bool {
-    a == b || (a - b).abs() <= tolerance * a.abs().max(b.abs())
-}
-
 /// Asserts that every published table and quarantine table of `cluster` holds what
 /// `local`'s does; returns how many tables there are.
 async fn assert_same_tables(local: &Output, cluster: &Output) -> usize {
@@ -103,11 +89,10 @@ async fn assert_same_tables(local: &Output, cluster: &Output) -> usize {
         let (found_schema, found_rows) = rows(found[path].clone());
         assert_eq!(found_schema, expected_schema, "{path}: the same columns");
         assert_eq!(found_rows.len(), expected_rows.len(), "{path}: the same number of rows");
-        let order_sensitive = ORDER_SENSITIVE.iter().any(|table| path.starts_with(table));
-        let tolerance = if order_sensitive { FLOAT_TOLERANCE } else { 0.0 };
         for (found_row, expected_row) in found_rows.iter().zip(&expected_rows) {
             let same = found_row.iter().zip(expected_row).all(|cells| match cells {
-                (Cell::Float(Some(a)), Cell::Float(Some(b))) => close(*a, *b, tolerance),
+                // Value for value: sums over customers are exact or in a fixed order.
+                (Cell::Float(Some(a)), Cell::Float(Some(b))) => a == b || (a.is_nan() && b.is_nan()),
                 (a, b) => a == b,
             });
             assert!(same, "{path}: row differs\n  cluster: {found_row:?}\n  local:   {expected_row:?}");
