@@ -9,6 +9,10 @@
 //! Points: `before-publish` (all staged, the publish not begun), and `publish:K` /
 //! `recover:K` before the K-th step (counted from 1) that changes the store during a
 //! publish / during the recovery of an interrupted one. Unset, a point costs one check.
+//!
+//! `stage:NAME=out-of-memory` makes stage NAME run out of memory whenever it runs beside
+//! other jobs, as a large stage can at a scale no test can afford, so that the executor's
+//! rerun of such a stage alone is tested deterministically.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +26,7 @@ use crate::signals;
 enum Action {
     Abort,
     Pause,
+    OutOfMemory,
 }
 
 /// The armed point and its action, read from the environment once.
@@ -34,8 +39,9 @@ fn armed() -> Option<&'static (String, Action)> {
             let action = match action {
                 "abort" => Action::Abort,
                 "pause" => Action::Pause,
+                "out-of-memory" => Action::OutOfMemory,
                 other => {
-                    warn!("FIDELIS_FAILPOINT: unknown action `{other}` (abort or pause); ignored");
+                    warn!("FIDELIS_FAILPOINT: unknown action `{other}` (abort, pause or out-of-memory); ignored");
                     return None;
                 }
             };
@@ -59,7 +65,14 @@ pub async fn reach(name: &str) {
         Action::Pause => {
             signals::stopped().await;
         }
+        // Only stages run out of memory, see [`out_of_memory`].
+        Action::OutOfMemory => {}
     }
+}
+
+/// Whether stage `name`, about to run beside other jobs, is to run out of memory.
+pub fn out_of_memory(stage: &str) -> bool {
+    matches!(armed(), Some((point, Action::OutOfMemory)) if point.strip_prefix("stage:") == Some(stage))
 }
 
 /// Steps of a publish (`publish:K`) and of a recovery (`recover:K`) so far.

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::{joins, render_reports, session_on};
 use crate::config::{OnError, Source, Stage};
 use crate::error::{Error, Result};
+use crate::failpoints;
 use crate::functions;
 use crate::logging::Step;
 use crate::manifest::{Manifest, StageReport, TableReport};
@@ -264,7 +265,11 @@ impl<'a> Executor<'a> {
         let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
         let (sink, absent) = (self.sink.clone(), self.absent_sources());
         running.spawn(async move {
-            let ran = run(&ctx, &results, &stage, &params, form, &absent, &sink).await;
+            let ran = if !alone && failpoints::out_of_memory(&stage.name) {
+                Err(results.exhausted(&format!("stage `{}`", stage.name), "armed by FIDELIS_FAILPOINT"))
+            } else {
+                run(&ctx, &results, &stage, &params, form, &absent, &sink).await
+            };
             Done::Ran(order, alone, ran.map(Box::new))
         });
     }

@@ -11,7 +11,7 @@ use fidelis::manifest::Manifest;
 use fidelis::sample_data::{self, SampleSpec};
 use fidelis::storage::Storage;
 
-use crate::support::{Workspace, files_below, overrides, partition_file, read_parquet, repo};
+use crate::support::{Running, Workspace, fidelis, files_below, overrides, partition_file, read_parquet, repo};
 
 const AS_OF: &str = "2026-10-31";
 
@@ -88,6 +88,51 @@ async fn work_that_cannot_fit_fails_with_exit_code_4_and_publishes_nothing() {
     assert!(message.contains("--spill-dir"), "{message}");
     assert!(published(&ws.path("out")).is_empty(), "nothing published: {:?}", files_below(&ws.path("out")));
     assert!(files_below(&ws.path("spill")).is_empty(), "spill files are removed after a failed run");
+}
+
+/// A stage that runs out of memory beside other jobs, even in its frugal form, runs again
+/// once they are done, alone and on one partition, and the run publishes the same tables
+/// as one where it fitted. At 10 M customers under 4 GiB the largest stages can, depending
+/// on which stages happen to run together; here a failure point makes one do so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_out_of_memory_beside_others_runs_again_alone_with_the_same_result() {
+    let ws = Workspace::new();
+    generated(&ws).await;
+    let expected = run(&ws, "expected", None).await.expect("a run");
+    let stage = "customer_history";
+
+    let out = ws.path("alone");
+    let mut command = fidelis();
+    command
+        .args(["run", "pipelines/loyalty.yaml", "--as-of", AS_OF, "--threads", "2", "--set"])
+        .arg(format!("input={}", ws.path("input").display()))
+        .arg("--set")
+        .arg(format!("output={}", out.display()))
+        .arg("--spill-dir")
+        .arg(ws.path("spill"))
+        .env("FIDELIS_FAILPOINT", format!("stage:{stage}=out-of-memory"));
+    let ended = Running::start(command, &ws, "alone").finish();
+
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    let rerun: Vec<&str> = ended.stderr.lines().filter(|l| l.contains("it runs again alone")).collect();
+    assert_eq!(rerun.len(), 1, "{}", ended.stderr);
+    assert!(rerun[0].contains(stage) && rerun[0].contains("does not fit in the memory budget"), "{}", rerun[0]);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join(format!("_runs/as_of={AS_OF}/manifest.json"))).expect("manifest"),
+    )
+    .expect("JSON");
+    let stages = manifest["stages"].as_array().expect("stage reports");
+    let report = stages.iter().find(|s| s["name"] == stage).expect("the stage's report");
+    assert_eq!((&report["partitions"], &report["memory_frugal"]), (&1.into(), &true.into()), "{report}");
+    let frugal: Vec<&serde_json::Value> =
+        stages.iter().filter(|s| s["memory_frugal"] == true).map(|s| &s["name"]).collect();
+    assert_eq!(frugal, [stage], "only the stage rerun alone ran frugally");
+    for table in expected.tables.keys() {
+        let found = read_parquet(&partition_file(&out, table, AS_OF));
+        let expected = read_parquet(&partition_file(&ws.path("expected"), table, AS_OF));
+        assert_eq!(concat(&found), concat(&expected), "table {table}");
+    }
+    assert!(files_below(&ws.path("spill")).is_empty(), "spill files are removed after the run");
 }
 
 /// The published files below `root` (staging and leases aside).
