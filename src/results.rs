@@ -23,8 +23,8 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::utils::memory::RecordBatchMemoryCounter;
 use datafusion::common::{DataFusionError, Statistics};
-use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{ArrowSource, FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -33,6 +33,8 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::spill_file::{SpillFile, SpillWriter};
 use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
+use datafusion::physical_expr::LexOrdering;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -108,6 +110,11 @@ pub struct Stored {
     /// Bytes it holds in memory, or writes to disk.
     pub bytes: u64,
     place: Place,
+    /// The order of the rows within each partition, when the query that produced them
+    /// guaranteed one: a later stage's plan relies on it instead of sorting again, and
+    /// groups or merge-joins rows as they stream by (a stage ending in ORDER BY
+    /// customer_id spares its readers a sort of millions of rows each).
+    ordering: Option<LexOrdering>,
 }
 
 enum Place {
@@ -124,7 +131,15 @@ enum Place {
 impl Stored {
     /// A result `rows` a cluster stored: `bytes` in files.
     pub fn shared(schema: SchemaRef, rows: u64, bytes: u64, shared: Box<dyn SharedRows>) -> Stored {
-        Stored { schema, rows, bytes, place: Place::Shared(shared) }
+        Stored { schema, rows, bytes, place: Place::Shared(shared), ordering: None }
+    }
+
+    /// The result with its rows known to be in `ordering` within each partition (the
+    /// output ordering of the plan that produced them, over the result's columns). Only
+    /// its leading plain columns are kept: what a later stage can name.
+    pub fn ordered(self, ordering: Option<&LexOrdering>) -> Stored {
+        let columns = ordering.into_iter().flatten().take_while(|sort| sort.expr.downcast_ref::<Column>().is_some());
+        Stored { ordering: LexOrdering::new(columns.cloned()), ..self }
     }
 
     /// Whether the result lives on disk, in local files or a cluster's, not in memory.
@@ -292,7 +307,7 @@ impl Results {
                 bytes += file.size().unwrap_or(0);
                 files.push(file);
             }
-            return Ok(Stored { schema, rows, bytes, place: Place::Files(files) });
+            return Ok(Stored { schema, rows, bytes, place: Place::Files(files), ordering: None });
         }
         let mut held = Vec::with_capacity(partitions.len());
         let mut batches = Vec::with_capacity(partitions.len());
@@ -305,7 +320,7 @@ impl Results {
         }
         let rows = batches.iter().flatten().map(|b| b.num_rows() as u64).sum();
         let bytes = held.iter().map(|h| h.bytes as u64).sum();
-        Ok(Stored { schema, rows, bytes, place: Place::Memory { partitions: batches, _held: held } })
+        Ok(Stored { schema, rows, bytes, place: Place::Memory { partitions: batches, _held: held }, ordering: None })
     }
 
     /// A writer storing the batches pushed to it as `name`'s result, as `store` does.
@@ -507,15 +522,16 @@ impl TableProvider for StoredTable {
 
     async fn scan(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        filters: &[Expr],
+        _filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         match &self.0.place {
             Place::Memory { partitions, .. } => {
-                let table = MemTable::try_new(Arc::clone(&self.0.schema), partitions.clone())?;
-                table.scan(state, projection, filters, limit).await
+                let source = MemorySourceConfig::try_new(partitions, Arc::clone(&self.0.schema), projection.cloned())?
+                    .try_with_sort_information(self.0.ordering.iter().cloned().collect())?;
+                Ok(DataSourceExec::from_data_source(source))
             }
             Place::Shared(_) => unreachable!("a cluster's results are tables of their own"),
             Place::Files(files) => {
@@ -539,6 +555,7 @@ impl TableProvider for StoredTable {
                     .with_statistics(statistics)
                     .with_projection_indices(projection.cloned())?
                     .with_limit(limit)
+                    .with_output_ordering(self.0.ordering.iter().cloned().collect())
                     .build();
                 Ok(DataSourceExec::from_data_source(config))
             }
@@ -552,6 +569,8 @@ mod tests {
     use crate::memory::MemoryBudget;
     use datafusion::arrow::array::{Int64Array, StringViewArray};
     use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::MemTable;
+    use datafusion::physical_plan::{displayable, execute_stream_partitioned};
     use datafusion::prelude::{SessionConfig, SessionContext};
 
     fn batch(from: i64, rows: i64) -> RecordBatch {
@@ -603,6 +622,39 @@ mod tests {
         let texts: Vec<&str> = from_files.iter().flat_map(|b| b.column(1).as_string_view().iter().flatten()).collect();
         assert_eq!(texts.len(), 10);
         assert_eq!(texts[0], "a text longer than twelve bytes 999");
+    }
+
+    /// The plan of a query grouping and ordering by `n` over a result stored from a sorted
+    /// query, in memory or in files (by `capacity`), with its order kept or forgotten.
+    async fn plan_over_sorted_result(capacity: usize, keep_order: bool) -> String {
+        let spill = tempfile::tempdir().unwrap();
+        let mut results = Results::new(MemoryBudget::resolve(Some(1 << 30)), spill.path(), 2).unwrap();
+        results.capacity = capacity;
+        let config = SessionConfig::new().with_target_partitions(1);
+        let ctx = SessionContext::new_with_config_rt(config, Arc::clone(results.runtime()));
+        let batches: Vec<RecordBatch> = (0..10).rev().map(|i| batch(i * 1000, 1000)).collect();
+        let unsorted = MemTable::try_new(batches[0].schema(), vec![batches]).unwrap();
+        ctx.register_table("unsorted", Arc::new(unsorted)).unwrap();
+        let sorted = ctx.sql("SELECT n, text FROM unsorted ORDER BY n").await.unwrap();
+        let sorted = sorted.create_physical_plan().await.unwrap();
+        let ordering = sorted.properties().output_ordering().filter(|_| keep_order);
+        let streams = execute_stream_partitioned(Arc::clone(&sorted), ctx.task_ctx()).unwrap();
+        let stored = results.store("sorted", sorted.schema(), streams).await.unwrap().ordered(ordering);
+        assert_eq!(stored.on_disk(), capacity < 64 << 20);
+        ctx.register_table("numbers", Arc::new(stored).table()).unwrap();
+        let query = ctx.sql("SELECT n, COUNT(*) FROM numbers GROUP BY n ORDER BY n").await.unwrap();
+        displayable(query.create_physical_plan().await.unwrap().as_ref()).indent(true).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_result_keeps_the_order_its_query_guaranteed_so_its_readers_do_not_sort_again() {
+        for capacity in [64 << 20, 100_000] {
+            let kept = plan_over_sorted_result(capacity, true).await;
+            assert!(!kept.contains("SortExec"), "no sort over a sorted result:\n{kept}");
+            assert!(kept.contains("ordering_mode=Sorted"), "the rows are grouped as they stream by:\n{kept}");
+            let forgotten = plan_over_sorted_result(capacity, false).await;
+            assert!(forgotten.contains("SortExec"), "without its order the result is sorted again:\n{forgotten}");
+        }
     }
 
     #[test]

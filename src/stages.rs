@@ -78,7 +78,8 @@ pub async fn execute(
     debug!(stage = %stage.name, plan = %displayable(physical.as_ref()).indent(false), "stage physical plan");
     let schema = physical.schema();
     let streams = execute_stream_partitioned(Arc::clone(&physical), state.task_ctx()).map_err(failed)?;
-    let result = results.store(&stage.name, schema, streams).await.map_err(failed)?;
+    let ordering = physical.properties().output_ordering();
+    let result = results.store(&stage.name, schema, streams).await.map_err(failed)?.ordered(ordering);
     Ok(Executed { result, spilled_bytes: spilled_bytes(&stage.name, physical.as_ref()) })
 }
 

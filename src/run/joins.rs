@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
@@ -96,7 +97,9 @@ fn sort_merge(join: &HashJoinExec) -> Result<Arc<dyn ExecutionPlan>> {
         join.on().to_vec(),
         join.filter().cloned(),
         *join.join_type(),
-        vec![Default::default(); join.on().len()],
+        // Ascending with nulls last, as SQL's ORDER BY sorts: a side stored in that order
+        // (a stage ending in ORDER BY customer_id) is merged as it is, not sorted again.
+        vec![SortOptions { descending: false, nulls_first: false }; join.on().len()],
         join.null_equality(),
     )?);
     let Some(projection) = join.projection.as_deref() else {
