@@ -8,6 +8,9 @@
 --   predicted_clv         sum over months i = 1..H of (E[X(i months)] - E[X(i-1 months)])
 --                         x expected_order_value x margin / (1 + monthly_discount_rate)^i
 --   historical_clv        net revenue to date x margin
+-- The settings are constants and the fitted models one row, read as scalar subqueries:
+-- a join with them would lose the order customer_history keeps, and the customers would
+-- be sorted again.
 WITH settings AS (
     SELECT
         $margin AS margin,
@@ -24,19 +27,18 @@ predicted AS (
         c."T",
         c.monetary_value,
         c.revenue,
-        clv_p_alive(f.purchase_model, CAST(c.frequency AS DOUBLE), c.recency, c."T") AS p_alive,
+        clv_p_alive((SELECT purchase_model FROM clv_fit), CAST(c.frequency AS DOUBLE), c.recency, c."T") AS p_alive,
         clv_expected_purchases(
-            f.purchase_model, s.horizon_months * s.units_per_month, CAST(c.frequency AS DOUBLE), c.recency, c."T"
+            (SELECT purchase_model FROM clv_fit),
+            (SELECT horizon_months * units_per_month FROM settings),
+            CAST(c.frequency AS DOUBLE),
+            c.recency,
+            c."T"
         ) AS expected_purchases,
-        clv_expected_spend(f.spend_model, CAST(c.frequency AS DOUBLE), c.monetary_value) AS expected_order_value,
-        s.margin,
-        s.monthly_discount_rate,
-        s.horizon_months,
-        s.units_per_month,
-        f.purchase_model
+        clv_expected_spend((SELECT spend_model FROM clv_fit), CAST(c.frequency AS DOUBLE), c.monetary_value)
+            AS expected_order_value,
+        (SELECT purchase_model FROM clv_fit) AS purchase_model
     FROM customer_history AS c
-    CROSS JOIN clv_fit AS f
-    CROSS JOIN settings AS s
 )
 SELECT
     customer_id,
@@ -48,9 +50,16 @@ SELECT
     expected_purchases,
     expected_order_value,
     clv_predicted_value(
-        purchase_model, CAST(frequency AS DOUBLE), recency, "T", expected_order_value, margin, monthly_discount_rate,
-        horizon_months, units_per_month
+        purchase_model,
+        CAST(frequency AS DOUBLE),
+        recency,
+        "T",
+        expected_order_value,
+        (SELECT margin FROM settings),
+        (SELECT monthly_discount_rate FROM settings),
+        (SELECT horizon_months FROM settings),
+        (SELECT units_per_month FROM settings)
     ) AS predicted_clv,
-    CAST(revenue AS DOUBLE) * margin AS historical_clv
+    CAST(revenue AS DOUBLE) * (SELECT margin FROM settings) AS historical_clv
 FROM predicted
 ORDER BY customer_id

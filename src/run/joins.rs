@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::Schema;
+use datafusion::common::JoinType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
@@ -20,7 +21,8 @@ use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::joins::{HashJoinExec, SortMergeJoinExec};
+use datafusion::physical_plan::execution_plan::CardinalityEffect;
+use datafusion::physical_plan::joins::{CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 
@@ -76,9 +78,41 @@ impl SortMergeLargeJoins {
         let bytes = match (statistics.total_byte_size, statistics.num_rows) {
             (Precision::Exact(bytes) | Precision::Inexact(bytes), _) => bytes,
             (_, Precision::Exact(rows) | Precision::Inexact(rows)) => rows.saturating_mul(row_width(&side.schema())),
-            _ => return Ok(false),
+            _ => match most_rows(side)? {
+                Some(rows) => rows.saturating_mul(row_width(&side.schema())),
+                None => return Ok(false),
+            },
         };
         Ok(bytes <= self.small_bytes)
+    }
+}
+
+/// The most rows `plan` can produce, from its shape where statistics do not say: a
+/// table of known size, through operators that never add rows (filters, windows,
+/// aggregations, sorts), and products of them. Statistics give up at the first join or
+/// window, so a small dimension built in SQL (a grid of the 25 RFM score pairs from a
+/// seed) would otherwise count as large.
+fn most_rows(plan: &dyn ExecutionPlan) -> Result<Option<usize>> {
+    let statistics = StatisticsContext::new().compute(plan, &StatisticsArgs::new())?;
+    if let Precision::Exact(rows) = statistics.num_rows {
+        return Ok(Some(rows));
+    }
+    let children = plan.children();
+    let product = plan.downcast_ref::<CrossJoinExec>().is_some()
+        || plan.downcast_ref::<NestedLoopJoinExec>().is_some_and(|join| *join.join_type() == JoinType::Inner);
+    if product {
+        let mut rows = Some(1usize);
+        for child in children {
+            rows = match (rows, most_rows(child.as_ref())?) {
+                (Some(rows), Some(more)) => Some(rows.saturating_mul(more)),
+                _ => None,
+            };
+        }
+        return Ok(rows);
+    }
+    match (plan.cardinality_effect(), children.as_slice()) {
+        (CardinalityEffect::Equal | CardinalityEffect::LowerEqual, [child]) => most_rows(child.as_ref()),
+        _ => Ok(None),
     }
 }
 
@@ -118,6 +152,7 @@ mod tests {
     use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field};
     use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::datasource::MemTable;
     use datafusion::physical_plan::{collect, displayable};
     use datafusion::prelude::{SessionConfig, SessionContext};
@@ -161,9 +196,13 @@ mod tests {
 
     /// The plan and the result of `QUERY` with the rule set to `small_bytes`.
     async fn run(small_bytes: usize) -> (String, String) {
+        run_query(QUERY, small_bytes).await
+    }
+
+    async fn run_query(query: &str, small_bytes: usize) -> (String, String) {
         let ctx = session();
         let state = sort_merge_large_joins(ctx.state(), small_bytes);
-        let logical = state.create_logical_plan(QUERY).await.unwrap();
+        let logical = state.create_logical_plan(query).await.unwrap();
         let physical = state.create_physical_plan(&logical).await.unwrap();
         let plan = displayable(physical.as_ref()).indent(false).to_string();
         let batches = collect(physical, state.task_ctx()).await.unwrap();
@@ -178,6 +217,42 @@ mod tests {
         assert!(merged.contains("SortMergeJoin") && !merged.contains("HashJoinExec"), "{merged}");
         assert_eq!(result, expected);
         assert!(expected.contains("| c9          |        | 50400  |"), "{expected}");
+    }
+
+    #[tokio::test]
+    async fn a_small_side_built_in_sql_through_joins_and_windows_stays_the_build_side_of_a_hash_join() {
+        // Up to three levels per customer (a non-equi join), the first kept (a window):
+        // at most 9 x 3 rows, though statistics know nothing of the side past its joins.
+        let query = "WITH levels AS ( \
+                SELECT customer_id, level FROM ( \
+                    SELECT c.customer_id, l.level, ROW_NUMBER() OVER (PARTITION BY c.customer_id ORDER BY l.level) AS n \
+                    FROM customers AS c JOIN (VALUES (1), (2), (3)) AS l(level) ON l.level <= length(c.tier) - 3 \
+                ) AS ranked WHERE n = 1 \
+            ) \
+            SELECT o.customer_id, l.level, SUM(o.amount) AS amount \
+            FROM levels AS l RIGHT JOIN orders AS o ON l.customer_id = o.customer_id \
+            GROUP BY o.customer_id, l.level ORDER BY o.customer_id";
+        let ctx = session();
+        let physical = ctx.sql(query).await.unwrap().create_physical_plan().await.unwrap();
+        let mut build = None;
+        physical
+            .apply(|node| {
+                if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+                    build = Some(Arc::clone(join.left()));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .unwrap();
+        let build = build.expect("a hash join");
+        let statistics = StatisticsContext::new().compute(build.as_ref(), &StatisticsArgs::new()).unwrap();
+        assert_eq!((statistics.num_rows, statistics.total_byte_size), (Precision::Absent, Precision::Absent));
+        assert_eq!(most_rows(build.as_ref()).unwrap(), Some(27));
+        let (kept, expected) = run_query(query, 4096).await;
+        let (merged, result) = run_query(query, 0).await;
+        assert!(kept.contains("HashJoinExec") && !kept.contains("SortMergeJoin"), "{kept}");
+        assert!(merged.contains("SortMergeJoin"), "{merged}");
+        assert_eq!(result, expected);
+        assert!(expected.contains("| c0          | 1     | 49500  |"), "{expected}");
     }
 
     #[tokio::test]
