@@ -14,65 +14,9 @@
 --                                errors. The interval reflects the parameters'
 --                                uncertainty only (not which customers buy, nor the
 --                                model's form); see the README.
-WITH settings AS (
-    SELECT
-        $margin AS margin,
-        CAST($monthly_discount_rate AS DOUBLE) AS monthly_discount_rate,
-        CAST($clv_horizon_months AS DOUBLE) AS horizon_months,
-        365.25 / 12.0 / (CASE $time_unit WHEN 'week' THEN 7.0 ELSE 1.0 END) AS units_per_month,
-        200 AS draws,
-        42 AS seed
-),
-customers AS (
-    SELECT c.frequency, c.recency, c."T", c.monetary_value, c.predicted_clv, r.segment
-    FROM clv AS c
-    LEFT JOIN rfm AS r ON r.customer_id = c.customer_id
-),
--- The models travel on one extra row per group, whose figures are null (the draws
--- skip such rows, COUNT and SUM ignore them), rather than on every customer's row: a
--- joined struct is copied onto each row it meets. A group with a model row and no
--- customers (no customer without an rfm row, say) is dropped.
-model_rows AS (
-    SELECT
-        g.segment,
-        CAST(NULL AS BIGINT) AS frequency,
-        CAST(NULL AS DOUBLE) AS recency,
-        CAST(NULL AS DOUBLE) AS "T",
-        CAST(NULL AS DOUBLE) AS monetary_value,
-        CAST(NULL AS DOUBLE) AS predicted_clv,
-        f.purchase_model,
-        f.spend_model
-    FROM (SELECT DISTINCT segment FROM rfm UNION ALL SELECT CAST(NULL AS VARCHAR)) AS g
-    CROSS JOIN clv_fit AS f
-),
-customer_rows AS (
-    SELECT
-        g.segment, g.frequency, g.recency, g."T", g.monetary_value, g.predicted_clv,
-        NULL AS purchase_model, NULL AS spend_model
-    FROM customers AS g
-),
--- One row per segment (and one for customers without a segment), each with the
--- segment's total under every draw; the same seed gives every group the same draws.
-groups AS (
-    SELECT
-        g.segment,
-        COUNT(g.frequency) AS customers,
-        -- Summed exactly (to 10 decimals), so the total does not depend on how the
-        -- rows are split over partitions.
-        CAST(SUM(CAST(g.predicted_clv AS DECIMAL(38, 10))) AS DOUBLE) AS predicted_clv,
-        MAX(s.draws) AS draws,
-        clv_value_draws(
-            g.purchase_model, g.spend_model, s.margin, s.monthly_discount_rate, s.horizon_months, s.units_per_month,
-            s.draws, s.seed, CAST(g.frequency AS DOUBLE), g.recency, g."T", g.monetary_value, g.predicted_clv
-        ) AS totals
-    FROM (SELECT * FROM customer_rows UNION ALL SELECT * FROM model_rows) AS g
-    CROSS JOIN settings AS s
-    GROUP BY g.segment
-    HAVING COUNT(g.frequency) > 0
-),
-draws AS (
+WITH draws AS (
     SELECT segment, unnest(range(draws)) AS draw, unnest(totals) AS total
-    FROM groups
+    FROM clv_segment_totals
 ),
 -- The base's total under each draw: the sum over groups (null if a group has none),
 -- added in the order of the segments' names so the result does not depend on the
@@ -91,7 +35,7 @@ base AS (
     SELECT DISTINCT
         SUM(customers) OVER by_segment AS customers,
         SUM(predicted_clv) OVER by_segment AS predicted_clv
-    FROM groups
+    FROM clv_segment_totals
     WINDOW by_segment AS (ORDER BY segment NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ),
 segment_intervals AS (
@@ -111,6 +55,6 @@ FROM base_draws AS d
 CROSS JOIN base AS b
 UNION ALL
 SELECT 'segment', g.segment, g.customers, g.predicted_clv, i.p10, i.p90
-FROM groups AS g
+FROM clv_segment_totals AS g
 JOIN segment_intervals AS i ON i.segment = g.segment
 ORDER BY scope, segment

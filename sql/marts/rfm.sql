@@ -8,10 +8,10 @@
 -- k only grows as a value gets better, so each score is a step function of the value
 -- with four steps: ceil(5k / n) = 1 + #{s in 1..4 : 5k > s n}, and the values with
 -- 5k > s n are those at least as good as the worst of them, the step's threshold. The
--- thresholds come from each measure's values alone, sorted by themselves (a count over
--- the peers of a value is its k); customers are then scored in one pass, in the order
--- rfm_values keeps, instead of sorting every customer's row once per measure and again
--- by customer. (monetary is never null: every scored customer has orders.)
+-- thresholds come from each measure's values alone, ranked by themselves; customers are
+-- then scored in one pass, in the order rfm_values keeps, instead of sorting every
+-- customer's row once per measure and again by customer. (monetary is never null: every
+-- scored customer has orders.)
 WITH population AS (
     SELECT COUNT(*) AS n FROM rfm_values
 ),
