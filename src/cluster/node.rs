@@ -85,6 +85,10 @@ impl Node {
     ///   were merged, saw the months out of order. A sort that needs one order sorts
     ///   all its rows in one task; windows partitioned by a key (`crate::cluster::forms`)
     ///   still sort each partition.
+    /// - uncorrelated scalar subqueries run once inside the plan (DataFusion 55's
+    ///   `ScalarSubqueryExec`, which `rfm` and `clv` use to keep their customers' order):
+    ///   the executors rejected the tasks holding one. As before DataFusion 55, such a
+    ///   subquery is joined on instead (its one row to every row).
     pub fn configure(&self, config: SessionConfig) -> SessionConfig {
         let mut config = config
             .with_ballista_logical_extension_codec(self.logical_codec())
@@ -94,6 +98,7 @@ impl Node {
             .with_ballista_broadcast_join_threshold_rows(0);
         let optimizer = &mut config.options_mut().optimizer;
         optimizer.repartition_sorts = false;
+        optimizer.enable_physical_uncorrelated_scalar_subquery = false;
         optimizer.hash_join_single_partition_threshold = 0;
         optimizer.hash_join_single_partition_threshold_rows = 0;
         optimizer.enable_dynamic_filter_pushdown = false;
