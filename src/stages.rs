@@ -14,6 +14,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr as LogicalExpr;
 use datafusion::logical_expr::utils::find_aggregate_exprs;
 use datafusion::logical_expr::{LogicalPlan, col};
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream_partitioned};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
@@ -80,6 +81,12 @@ pub async fn execute(
     let streams = execute_stream_partitioned(Arc::clone(&physical), state.task_ctx()).map_err(failed)?;
     let ordering = physical.properties().output_ordering();
     let result = results.store(&stage.name, schema, streams).await.map_err(failed)?.ordered(ordering);
+    // Where the stage's time went, operator by operator (rows, compute time, spills).
+    debug!(
+        stage = %stage.name,
+        plan = %DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(false),
+        "stage physical plan with metrics"
+    );
     Ok(Executed { result, spilled_bytes: spilled_bytes(&stage.name, physical.as_ref()) })
 }
 
