@@ -8,3 +8,6 @@ SELECT
     SUM(CASE WHEN is_purchase THEN 1 ELSE 0 END) AS orders
 FROM stg_transactions
 GROUP BY customer_id, month_start(order_date)
+-- In the order share_of_wallet merges it with the wallet estimates: the rows come
+-- grouped by customer already, so only each customer's months are sorted.
+ORDER BY customer_id, month

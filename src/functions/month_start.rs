@@ -8,6 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, Date32Array};
 use datafusion::arrow::datatypes::{DataType, Date32Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::months_between::month_index;
@@ -48,6 +49,13 @@ impl ScalarUDFImpl for MonthStart {
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Date32)
+    }
+
+    /// Days in order give their months in order (a month starts no later than the next
+    /// day's), so rows sorted by a day are sorted by its month: grouping orders sorted by
+    /// customer and day by customer and month then streams, its result in that order.
+    fn output_ordering(&self, inputs: &[ExprProperties]) -> Result<SortProperties> {
+        Ok(inputs.first().map_or(SortProperties::Singleton, |day| day.sort_properties))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -96,5 +104,39 @@ mod tests {
         let day = |text: &str| Some(days_since_epoch(text.parse().unwrap()));
         assert_eq!(column("m"), [day("2024-03-01"), None, day("1969-12-01")]);
         assert_eq!(column("c"), [day("2024-02-01"); 3]);
+    }
+
+    #[tokio::test]
+    async fn rows_sorted_by_key_and_day_are_grouped_by_key_and_month_as_they_stream_by() {
+        use datafusion::arrow::array::{RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use datafusion::datasource::MemTable;
+        use datafusion::physical_plan::displayable;
+        use datafusion::prelude::col;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("day", DataType::Date32, false),
+        ]));
+        let keys = StringArray::from(vec!["a", "a", "a", "b"]);
+        let days = Date32Array::from(vec![19_000, 19_010, 19_050, 19_001]);
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(keys), Arc::new(days)]).unwrap();
+        let sorted = vec![vec![col("key").sort(true, false), col("day").sort(true, false)]];
+        let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap().with_sort_order(sorted);
+        let ctx = crate::run::session();
+        ctx.register_table("orders", Arc::new(table)).unwrap();
+        let query = "SELECT key, month_start(day) AS month, COUNT(*) AS orders FROM orders \
+                     GROUP BY key, month_start(day) ORDER BY key, month";
+        let frame = ctx.sql(query).await.unwrap();
+        let plan = displayable(frame.clone().create_physical_plan().await.unwrap().as_ref()).indent(false).to_string();
+        assert!(plan.contains("ordering_mode=Sorted") && !plan.contains("SortExec"), "{plan}");
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&frame.collect().await.unwrap())
+            .unwrap()
+            .to_string();
+        let rows: Vec<&str> = text.lines().filter(|line| line.starts_with("| ")).skip(1).collect();
+        assert_eq!(
+            rows,
+            ["| a   | 2022-01-01 | 2      |", "| a   | 2022-02-01 | 1      |", "| b   | 2022-01-01 | 1      |"]
+        );
     }
 }
