@@ -81,12 +81,14 @@ impl SortMergeLargeJoins {
     /// a 4 GiB budget, where it could not spill.
     fn is_small(&self, side: &dyn ExecutionPlan) -> Result<bool> {
         let statistics = StatisticsContext::new().compute(side, &StatisticsArgs::new())?;
+        if let Precision::Exact(bytes) = statistics.total_byte_size {
+            return Ok(bytes <= self.small_bytes);
+        }
         let width = row_width(&side.schema());
-        let bytes = match (statistics.total_byte_size, most_rows(side)?, statistics.num_rows) {
-            (Precision::Exact(bytes), _, _) => bytes,
-            (_, Some(rows), _) => rows.saturating_mul(width),
-            (Precision::Inexact(bytes), None, _) => bytes,
-            (_, None, Precision::Inexact(rows)) => rows.saturating_mul(width),
+        let bytes = match (most_rows(side)?, statistics.total_byte_size, statistics.num_rows) {
+            (Some(rows), _, _) => rows.saturating_mul(width),
+            (None, Precision::Inexact(bytes), _) => bytes,
+            (None, _, Precision::Inexact(rows)) => rows.saturating_mul(width),
             _ => return Ok(false),
         };
         Ok(bytes <= self.small_bytes)
@@ -109,15 +111,12 @@ fn most_rows(plan: &dyn ExecutionPlan) -> Result<Option<usize>> {
         || plan.downcast_ref::<NestedLoopJoinExec>().is_some_and(|join| *join.join_type() == JoinType::Inner);
     let union = plan.downcast_ref::<UnionExec>().is_some();
     if product || union {
-        let mut rows = Some(if product { 1usize } else { 0 });
-        for child in children {
-            rows = match (rows, most_rows(child.as_ref())?) {
-                (Some(rows), Some(more)) if product => Some(rows.saturating_mul(more)),
-                (Some(rows), Some(more)) => Some(rows.saturating_add(more)),
-                _ => None,
-            };
-        }
-        return Ok(rows);
+        let bounds = children.iter().map(|child| most_rows(child.as_ref())).collect::<Result<Vec<_>>>()?;
+        let bounds = bounds.into_iter().collect::<Option<Vec<usize>>>();
+        return Ok(bounds.map(|rows| match product {
+            true => rows.into_iter().fold(1, usize::saturating_mul),
+            false => rows.into_iter().fold(0, usize::saturating_add),
+        }));
     }
     if plan.downcast_ref::<AggregateExec>().is_some() {
         return Ok(None);
