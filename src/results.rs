@@ -17,18 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::stats::Precision;
+use datafusion::common::DataFusionError;
 use datafusion::common::utils::memory::RecordBatchMemoryCounter;
-use datafusion::common::{DataFusionError, Statistics};
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::physical_plan::{ArrowSource, FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::spill_file::{SpillFile, SpillWriter};
 use datafusion::execution::{SendableRecordBatchStream, SessionState};
@@ -45,6 +40,9 @@ use tokio::task::JoinSet;
 use crate::config::Stage;
 use crate::error::Error;
 use crate::memory::MemoryBudget;
+
+mod scan;
+use scan::StoredScan;
 
 /// A cluster a run's stages run on (`crate::cluster`): every source and stage result
 /// lives as files in the run's work location on a store its nodes read, and a stage is
@@ -489,12 +487,7 @@ fn compact(batch: &RecordBatch) -> datafusion::error::Result<RecordBatch> {
 
 /// The batches of an IPC file, read one at a time.
 fn read_file(file: &dyn SpillFile) -> Box<dyn Iterator<Item = datafusion::error::Result<RecordBatch>> + Send> {
-    let opened = file
-        .path()
-        .ok_or_else(|| DataFusionError::Internal("stored results are local files".into()))
-        .and_then(|path| Ok(std::fs::File::open(path)?))
-        .and_then(|handle| Ok(FileReader::try_new(std::io::BufReader::new(handle), None)?));
-    match opened {
+    match scan::read(file, None) {
         Ok(reader) => Box::new(reader.map(|batch| batch.map_err(DataFusionError::from))),
         Err(error) => Box::new(std::iter::once(Err(error))),
     }
@@ -534,31 +527,7 @@ impl TableProvider for StoredTable {
                 Ok(DataSourceExec::from_data_source(source))
             }
             Place::Shared(_) => unreachable!("a cluster's results are tables of their own"),
-            Place::Files(files) => {
-                let groups = files
-                    .iter()
-                    .map(|file| {
-                        let path = file
-                            .path()
-                            .ok_or_else(|| DataFusionError::Internal("stored results are local files".into()))?;
-                        let location = object_store::path::Path::from_absolute_path(path)
-                            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                        Ok(FileGroup::new(vec![PartitionedFile::new(location.to_string(), file.size().unwrap_or(0))]))
-                    })
-                    .collect::<datafusion::error::Result<Vec<_>>>()?;
-                let mut statistics = Statistics::new_unknown(&self.0.schema);
-                statistics.num_rows = Precision::Exact(self.0.rows as usize);
-                statistics.total_byte_size = Precision::Inexact(self.0.bytes as usize);
-                let source = Arc::new(ArrowSource::new_file_source(Arc::clone(&self.0.schema)));
-                let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
-                    .with_file_groups(groups)
-                    .with_statistics(statistics)
-                    .with_projection_indices(projection.cloned())?
-                    .with_limit(limit)
-                    .with_output_ordering(self.0.ordering.iter().cloned().collect())
-                    .build();
-                Ok(DataSourceExec::from_data_source(config))
-            }
+            Place::Files(_) => Ok(Arc::new(StoredScan::new(Arc::clone(&self.0), projection.cloned(), limit)?)),
         }
     }
 }
