@@ -258,6 +258,17 @@ impl Results {
         ))
     }
 
+    /// The error `error` of `work` is, if the run's resources caused it: work that did not
+    /// fit the memory budget even with spilling, or a spill folder whose disk filled up
+    /// (the system's "no space left on device", which reaches DataFusion as an I/O error).
+    pub fn exhaustion(&self, work: &str, error: &DataFusionError) -> Option<Error> {
+        match error.find_root() {
+            DataFusionError::ResourcesExhausted(reason) => Some(self.exhausted(work, reason)),
+            _ if disk_full(error) => Some(self.exhausted(work, "no space left on the spill folder's disk")),
+            _ => None,
+        }
+    }
+
     /// Stores the batches of `streams` (one per partition) as `name`'s result, reading
     /// the partitions concurrently. As soon as one partition no longer fits in memory,
     /// every partition goes to files: a result lives in one place.
@@ -356,6 +367,24 @@ impl Results {
             })
             .is_ok()
     }
+}
+
+/// Whether `error` is the system saying a disk (or the user's quota on it) is full,
+/// wherever it sits in the chain of errors: Arrow's IPC writer, say, wraps the spill
+/// file's DataFusion error in an I/O error of its own.
+fn disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        next = error.source();
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) {
+                return true;
+            }
+            // An I/O error's source is its inner error's source, not the inner error.
+            next = io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)).or(next);
+        }
+    }
+    false
 }
 
 /// Stores batches pushed one at a time (see [`Results::writer`]).
@@ -536,6 +565,7 @@ impl TableProvider for StoredTable {
 mod tests {
     use super::*;
     use crate::memory::MemoryBudget;
+    use datafusion::arrow::error::ArrowError;
     use datafusion::arrow::array::{Int64Array, StringViewArray};
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::datasource::MemTable;
@@ -624,6 +654,30 @@ mod tests {
             let forgotten = plan_over_sorted_result(capacity, false).await;
             assert!(forgotten.contains("SortExec"), "without its order the result is sorted again:\n{forgotten}");
         }
+    }
+
+    #[test]
+    fn a_full_spill_disk_is_a_resources_error_that_says_what_to_do() {
+        let spill = tempfile::tempdir().unwrap();
+        let results = Results::new(MemoryBudget::resolve(Some(1 << 30)), spill.path(), 2).unwrap();
+        let full = || std::io::Error::from_raw_os_error(28); // ENOSPC
+        // As Arrow's IPC writer reports a spill file's error.
+        let wrapped = std::io::Error::other(DataFusionError::IoError(full()));
+        let arrow = DataFusionError::ArrowError(Box::new(ArrowError::IoError("writing".into(), wrapped)), None);
+        for error in [
+            arrow.context("spilling a sort"),
+            DataFusionError::IoError(full()),
+            DataFusionError::External(Box::new(full())),
+            DataFusionError::ResourcesExhausted("the pool is full".into()),
+        ] {
+            let Some(Error::Resources(message)) = results.exhaustion("stage `rfm`", &error) else {
+                panic!("{error} is not a resources error");
+            };
+            assert!(message.starts_with("stage `rfm` does not fit"), "{message}");
+            assert!(message.contains("--spill-dir") && message.contains("--memory-limit"), "{message}");
+        }
+        let missing = DataFusionError::IoError(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(results.exhaustion("stage `rfm`", &missing).is_none(), "other I/O errors are not about resources");
     }
 
     #[test]

@@ -80,11 +80,9 @@ pub async fn run(
         return Ok(tested);
     }
     let clock = Instant::now();
-    let failed = |error: DataFusionError| match error.find_root() {
-        DataFusionError::ResourcesExhausted(reason) => {
-            results.exhausted(&format!("the tests of stage `{}`", stage.name), reason)
-        }
-        _ => Error::runtime(format!("running the tests of stage `{}`", stage.name), error),
+    let failed = |error: DataFusionError| {
+        let failed = || Error::runtime(format!("running the tests of stage `{}`", stage.name), &error);
+        results.exhaustion(&format!("the tests of stage `{}`", stage.name), &error).unwrap_or_else(failed)
     };
     let table = ctx.table(stage.name.as_str()).await.map_err(failed)?;
     let plans = plans::build(ctx, stage).await?;
