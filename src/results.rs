@@ -565,9 +565,9 @@ impl TableProvider for StoredTable {
 mod tests {
     use super::*;
     use crate::memory::MemoryBudget;
-    use datafusion::arrow::error::ArrowError;
     use datafusion::arrow::array::{Int64Array, StringViewArray};
     use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::error::ArrowError;
     use datafusion::datasource::MemTable;
     use datafusion::physical_plan::{displayable, execute_stream_partitioned};
     use datafusion::prelude::{SessionConfig, SessionContext};
