@@ -81,8 +81,8 @@ pub async fn run(
     }
     let clock = Instant::now();
     let failed = |error: DataFusionError| {
-        let failed = || Error::runtime(format!("running the tests of stage `{}`", stage.name), &error);
-        results.exhaustion(&format!("the tests of stage `{}`", stage.name), &error).unwrap_or_else(failed)
+        let otherwise = || Error::runtime(format!("running the tests of stage `{}`", stage.name), &error);
+        results.exhaustion(&format!("the tests of stage `{}`", stage.name), &error).unwrap_or_else(otherwise)
     };
     let table = ctx.table(stage.name.as_str()).await.map_err(failed)?;
     let plans = plans::build(ctx, stage).await?;

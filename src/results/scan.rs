@@ -102,7 +102,7 @@ impl DisplayAs for StoredScan {
         write!(
             f,
             "StoredScan: {} partitions, {} rows, columns=[{}]",
-            self.partitions(),
+            self.properties.partitioning.partition_count(),
             self.stored.rows,
             columns.join(", ")
         )?;
@@ -113,12 +113,6 @@ impl DisplayAs for StoredScan {
             write!(f, ", limit={limit}")?;
         }
         Ok(())
-    }
-}
-
-impl StoredScan {
-    fn partitions(&self) -> usize {
-        self.properties.partitioning.partition_count()
     }
 }
 
