@@ -258,10 +258,18 @@ impl Results {
         ))
     }
 
+    /// The error `work` failed with: if the run's resources caused it, what [`exhaustion`]
+    /// says, otherwise a runtime error saying `context`.
+    ///
+    /// [`exhaustion`]: Results::exhaustion
+    pub fn failure(&self, work: &str, context: impl fmt::Display, error: DataFusionError) -> Error {
+        self.exhaustion(work, &error).unwrap_or_else(|| Error::runtime(context, error))
+    }
+
     /// The error `error` of `work` is, if the run's resources caused it: work that did not
     /// fit the memory budget even with spilling, or a spill folder whose disk filled up
     /// (the system's "no space left on device", which reaches DataFusion as an I/O error).
-    pub fn exhaustion(&self, work: &str, error: &DataFusionError) -> Option<Error> {
+    fn exhaustion(&self, work: &str, error: &DataFusionError) -> Option<Error> {
         match error.find_root() {
             DataFusionError::ResourcesExhausted(reason) => Some(self.exhausted(work, reason)),
             _ if disk_full(error) => Some(self.exhausted(work, "no space left on the spill folder's disk")),
@@ -556,7 +564,7 @@ impl TableProvider for StoredTable {
                 Ok(DataSourceExec::from_data_source(source))
             }
             Place::Shared(_) => unreachable!("a cluster's results are tables of their own"),
-            Place::Files(_) => Ok(Arc::new(StoredScan::new(Arc::clone(&self.0), projection.cloned(), limit)?)),
+            Place::Files(_) => Ok(Arc::new(StoredScan::new(&self.0, projection.cloned(), limit)?)),
         }
     }
 }

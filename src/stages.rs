@@ -97,8 +97,8 @@ fn stage_error(stage: &Stage, results: &Results, error: DataFusionError) -> Erro
     if let Some(reason) = model_error(&error) {
         return Error::Data(format!("stage `{}` ({}): {reason}", stage.name, stage.origin));
     }
-    let otherwise = || Error::runtime(format!("stage `{}` ({}) failed", stage.name, stage.origin), &error);
-    results.exhaustion(&format!("stage `{}`", stage.name), &error).unwrap_or_else(otherwise)
+    let context = format!("stage `{}` ({}) failed", stage.name, stage.origin);
+    results.failure(&format!("stage `{}`", stage.name), context, error)
 }
 
 /// The bytes the operators of `plan` spilled to disk (each spilling operator is logged at

@@ -81,8 +81,8 @@ pub async fn run(
     }
     let clock = Instant::now();
     let failed = |error: DataFusionError| {
-        let otherwise = || Error::runtime(format!("running the tests of stage `{}`", stage.name), &error);
-        results.exhaustion(&format!("the tests of stage `{}`", stage.name), &error).unwrap_or_else(otherwise)
+        let context = format!("running the tests of stage `{}`", stage.name);
+        results.failure(&format!("the tests of stage `{}`", stage.name), context, error)
     };
     let table = ctx.table(stage.name.as_str()).await.map_err(failed)?;
     let plans = plans::build(ctx, stage).await?;

@@ -32,8 +32,11 @@ use super::{Place, Stored};
 /// The scan of a result stored in files: one partition per file, its rows in the order
 /// the result keeps, `projection` of its columns, at most `limit` rows in all.
 pub(super) struct StoredScan {
-    /// Holds the files for as long as the scan may read them.
-    stored: Arc<Stored>,
+    /// One per partition, held for as long as the scan may read them.
+    files: Vec<Arc<dyn SpillFile>>,
+    /// The result's rows and bytes.
+    rows: u64,
+    bytes: u64,
     projection: Option<Vec<usize>>,
     limit: Option<usize>,
     properties: Arc<PlanProperties>,
@@ -41,7 +44,7 @@ pub(super) struct StoredScan {
 }
 
 impl StoredScan {
-    pub(super) fn new(stored: Arc<Stored>, projection: Option<Vec<usize>>, limit: Option<usize>) -> Result<Self> {
+    pub(super) fn new(stored: &Stored, projection: Option<Vec<usize>>, limit: Option<usize>) -> Result<Self> {
         let Place::Files(files) = &stored.place else {
             return Err(DataFusionError::Internal("a stored scan reads a result stored in files".into()));
         };
@@ -58,7 +61,9 @@ impl StoredScan {
         )
         .with_scheduling_type(SchedulingType::Cooperative);
         Ok(StoredScan {
-            stored,
+            files: files.clone(),
+            rows: stored.rows,
+            bytes: stored.bytes,
             projection,
             limit,
             properties: Arc::new(properties),
@@ -91,7 +96,7 @@ pub(super) fn read(file: &dyn SpillFile, projection: Option<Vec<usize>>) -> Resu
 
 impl fmt::Debug for StoredScan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoredScan({} rows, {:?})", self.stored.rows, self.projection)
+        write!(f, "StoredScan({} rows, {:?})", self.rows, self.projection)
     }
 }
 
@@ -99,13 +104,7 @@ impl DisplayAs for StoredScan {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let schema = self.schema();
         let columns: Vec<&str> = schema.fields().iter().map(|field| field.name().as_str()).collect();
-        write!(
-            f,
-            "StoredScan: {} partitions, {} rows, columns=[{}]",
-            self.properties.partitioning.partition_count(),
-            self.stored.rows,
-            columns.join(", ")
-        )?;
+        write!(f, "StoredScan: {} partitions, {} rows, columns=[{}]", self.files.len(), self.rows, columns.join(", "))?;
         if let Some(ordering) = self.properties.output_ordering() {
             write!(f, ", output_ordering=[{ordering}]")?;
         }
@@ -143,8 +142,8 @@ impl ExecutionPlan for StoredScan {
     /// Like DataFusion's file scans: batches of at most the session's batch size, the
     /// stream yielding to other tasks as a scan should.
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let Place::Files(files) = &self.stored.place else { unreachable!("checked when the scan was made") };
-        let file = files
+        let file = self
+            .files
             .get(partition)
             .ok_or_else(|| DataFusionError::Internal(format!("no stored file for partition {partition}")))?;
         let reader = read(file.as_ref(), self.projection.clone())?;
@@ -181,8 +180,8 @@ impl ExecutionPlan for StoredScan {
         if args.partition().is_some() {
             return Ok(Arc::new(statistics));
         }
-        statistics.num_rows = Precision::Exact(self.stored.rows as usize);
-        statistics.total_byte_size = Precision::Inexact(self.stored.bytes as usize);
+        statistics.num_rows = Precision::Exact(self.rows as usize);
+        statistics.total_byte_size = Precision::Inexact(self.bytes as usize);
         if self.projection.is_some() {
             statistics.calculate_total_byte_size(&schema);
         }
@@ -203,7 +202,7 @@ mod tests {
 
     /// A result of (n, text) rows 0..1000 * `batches`, stored in files (the results' share
     /// holds nothing), known to be sorted by n and text; and the results holding its folder.
-    async fn stored(batches: i64) -> (Arc<Stored>, Results, tempfile::TempDir) {
+    async fn stored(batches: i64) -> (Stored, Results, tempfile::TempDir) {
         let spill = tempfile::tempdir().unwrap();
         let mut results = Results::new(MemoryBudget::resolve(Some(1 << 30)), spill.path(), 2).unwrap();
         results.capacity = 0;
@@ -226,7 +225,7 @@ mod tests {
         }));
         let stored = writer.finish().await.unwrap().ordered(ordering.as_ref());
         assert!(stored.on_disk());
-        (Arc::new(stored), results, spill)
+        (stored, results, spill)
     }
 
     async fn read(scan: StoredScan, batch_size: usize) -> Vec<RecordBatch> {
@@ -241,7 +240,7 @@ mod tests {
     #[tokio::test]
     async fn a_stored_scan_reads_the_rows_back_in_the_order_of_the_columns_it_keeps() {
         let (stored, _results, _spill) = stored(3).await;
-        let whole = StoredScan::new(Arc::clone(&stored), None, None).unwrap();
+        let whole = StoredScan::new(&stored, None, None).unwrap();
         assert_eq!(ordering(&whole), "n@0 ASC, text@1 ASC");
         let batches = read(whole, 8192).await;
         let rows = concat_batches(&batches[0].schema(), &batches).unwrap();
@@ -250,22 +249,22 @@ mod tests {
         assert_eq!(numbers, (0..3000).collect::<Vec<_>>());
         assert_eq!(rows.column(1).as_string_view().value(2999), "a text of more than twelve bytes 2999");
 
-        let swapped = StoredScan::new(Arc::clone(&stored), Some(vec![1, 0]), None).unwrap();
+        let swapped = StoredScan::new(&stored, Some(vec![1, 0]), None).unwrap();
         assert_eq!(ordering(&swapped), "n@1 ASC, text@0 ASC", "both columns kept, renumbered");
         let batches = read(swapped, 8192).await;
         assert_eq!(batches[0].schema().field(0).name(), "text");
         assert_eq!(batches[0].column(0).as_string_view().value(0), "a text of more than twelve bytes 0");
-        let text_only = StoredScan::new(Arc::clone(&stored), Some(vec![1]), None).unwrap();
+        let text_only = StoredScan::new(&stored, Some(vec![1]), None).unwrap();
         assert_eq!(ordering(&text_only), "", "without n the texts are in no known order");
     }
 
     #[tokio::test]
     async fn a_stored_scan_yields_batches_of_the_session_size_and_stops_at_its_limit() {
         let (stored, _results, _spill) = stored(3).await;
-        let batches = read(StoredScan::new(Arc::clone(&stored), None, None).unwrap(), 256).await;
+        let batches = read(StoredScan::new(&stored, None, None).unwrap(), 256).await;
         assert!(batches.iter().all(|batch| batch.num_rows() <= 256));
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 3000);
-        let batches = read(StoredScan::new(stored, None, Some(1500)).unwrap(), 8192).await;
+        let batches = read(StoredScan::new(&stored, None, Some(1500)).unwrap(), 8192).await;
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1500);
         assert_eq!(batches.last().unwrap().column(0).as_primitive::<Int64Type>().values().last(), Some(&1499));
     }
@@ -274,7 +273,7 @@ mod tests {
     async fn a_stored_scan_knows_its_rows_exactly_and_its_bytes_as_file_scans_estimate_them() {
         let (stored, _results, _spill) = stored(2).await;
         let statistics = |projection| {
-            let scan = StoredScan::new(Arc::clone(&stored), projection, None).unwrap();
+            let scan = StoredScan::new(&stored, projection, None).unwrap();
             StatisticsContext::new().compute(&scan, &StatisticsArgs::new()).unwrap()
         };
         let whole = statistics(None);

@@ -216,7 +216,8 @@ impl<'a> Loading<'a> {
         self.origins.push(self.stored, file, rows);
         self.stored += typed.num_rows() as Position;
         let writer = self.writer.as_mut().expect("started before the first chunk");
-        writer.push(typed).await.map_err(|e| storing_failed(self.results, self.source, e))
+        let work = format!("storing source `{}`", self.source.name);
+        writer.push(typed).await.map_err(|e| self.results.failure(&work, &work, e))
     }
 
     /// Confirms repeats of unique columns, and returns the stored rows without the bad
@@ -228,8 +229,8 @@ impl<'a> Loading<'a> {
         options: &ReadOptions,
         row_groups: &[Vec<u64>],
     ) -> Result<(Stored, Option<Stored>, u64)> {
-        let (results, source) = (self.results, self.source);
-        let storing = |e| storing_failed(results, source, e);
+        let (results, work) = (self.results, format!("storing source `{}`", self.source.name));
+        let storing = |e| results.failure(&work, &work, e);
         let mut rows = match self.writer.take() {
             Some(writer) => writer.finish().await.map_err(storing)?,
             None => {
@@ -308,13 +309,6 @@ impl<'a> Loading<'a> {
         }
         Ok(records)
     }
-}
-
-/// The error storing `source`'s rows failed with: out of memory or spill disk (see
-/// [`Results::exhaustion`]), or anything else.
-fn storing_failed(results: &Results, source: &Source, error: datafusion::error::DataFusionError) -> Error {
-    let work = format!("storing source `{}`", source.name);
-    results.exhaustion(&work, &error).unwrap_or_else(|| Error::runtime(work, error))
 }
 
 /// The values of column `index` at `positions` of the stored rows.
