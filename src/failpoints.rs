@@ -12,7 +12,8 @@
 //!
 //! `stage:NAME=out-of-memory` makes stage NAME run out of memory whenever it runs beside
 //! other jobs, as a large stage can at a scale no test can afford, so that the executor's
-//! rerun of such a stage alone is tested deterministically.
+//! rerun of such a stage alone is tested deterministically; `tests:NAME=out-of-memory`
+//! does the same to the data tests of stage NAME.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,9 +71,10 @@ pub async fn reach(name: &str) {
     }
 }
 
-/// Whether stage `name`, about to run beside other jobs, is to run out of memory.
-pub fn out_of_memory(stage: &str) -> bool {
-    matches!(armed(), Some((point, Action::OutOfMemory)) if point.strip_prefix("stage:") == Some(stage))
+/// Whether `work` (`stage:NAME` or `tests:NAME`), about to run beside other jobs, is to
+/// run out of memory.
+pub fn out_of_memory(work: &str) -> bool {
+    matches!(armed(), Some((point, Action::OutOfMemory)) if point == work)
 }
 
 /// Steps of a publish (`publish:K`) and of a recovery (`recover:K`) so far.

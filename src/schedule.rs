@@ -1,9 +1,13 @@
-//! The order a run does its work in: which source to load and which stage to run
-//! next, given what is done. Loads and stages are jobs alike, so a slow load never
-//! holds back a stage that is ready; among ready jobs, the one with the longest chain
-//! of stages after it goes first, since that chain sets when the run can end. Sources
-//! whose checks can stop the run (a stale or half-empty input) are loaded before any
-//! stage runs, so such a run stops before computing anything.
+//! The order a run does its work in: which source to load, which stage to run and which
+//! stage's data tests to run next, given what is done. Loads, stages and tests are jobs
+//! alike, so a slow load never holds back a stage that is ready; among ready stages, the
+//! one with the longest chain of stages after it goes first, since that chain sets when
+//! the run can end. A stage's tests are a job of their own once it has run: the stages
+//! reading it do not wait for them (a failure still stops the run before anything is
+//! published), and they go before any other ready job, since what they read is held
+//! until they are done. Sources whose checks can stop the run (a stale or half-empty
+//! input) are loaded before any stage runs, so such a run stops before computing
+//! anything.
 
 use std::collections::HashSet;
 
@@ -16,6 +20,8 @@ pub enum Job<'p> {
     Load(&'p str),
     /// Run the stage at this index of the plan.
     Run(usize),
+    /// Run the data tests of the stage at this index, which has run.
+    Test(usize),
     /// Skip the stage at this index: it reads `missing`, which was skipped.
     Skip { stage: usize, missing: &'p str },
 }
@@ -30,6 +36,8 @@ pub struct Schedule<'p> {
     first: Vec<&'p str>,
     /// Stage indices not started yet, most urgent first.
     waiting: Vec<usize>,
+    /// Stages run whose tests have not started, in the order they finished.
+    untested: Vec<usize>,
     /// Stages and sources done (skipped stages included).
     done: HashSet<&'p str>,
     skipped: HashSet<&'p str>,
@@ -65,6 +73,7 @@ impl<'p> Schedule<'p> {
             sources: sources.into_iter().collect(),
             first: first.into_iter().collect(),
             waiting,
+            untested: Vec::new(),
             done: HashSet::new(),
             skipped: HashSet::new(),
             loading: HashSet::new(),
@@ -74,6 +83,9 @@ impl<'p> Schedule<'p> {
     /// The most urgent job that can start now, marked started; `None` when every job
     /// that can start has (wait for one to finish), or nothing is left.
     pub fn next_job(&mut self) -> Option<Job<'p>> {
+        if !self.untested.is_empty() {
+            return Some(Job::Test(self.untested.remove(0)));
+        }
         if let Some(&source) = self.first.iter().find(|s| !self.done.contains(*s) && !self.loading.contains(*s)) {
             self.loading.insert(source);
             return Some(Job::Load(source));
@@ -113,12 +125,14 @@ impl<'p> Schedule<'p> {
         self.done.insert(source);
     }
 
-    /// The stage at `index` finished (`skipped`: without a result).
+    /// The stage at `index` finished (`skipped`: without a result, and so without tests).
     pub fn finished(&mut self, index: usize, skipped: bool) {
         let name = self.stages[index].name.as_str();
         self.done.insert(name);
         if skipped {
             self.skipped.insert(name);
+        } else if !self.stages[index].tests.is_empty() {
+            self.untested.push(index);
         }
     }
 
@@ -133,7 +147,8 @@ mod tests {
     use indexmap::IndexMap;
 
     use super::*;
-    use crate::config::OnError;
+    use crate::config::quality::Declared;
+    use crate::config::{DataTest, OnError, Severity, TestKind};
 
     fn stage(name: &str, reads: &[&str]) -> Stage {
         Stage {
@@ -157,6 +172,7 @@ mod tests {
             .map(|job| match job {
                 Job::Load(source) => format!("Load({source})"),
                 Job::Run(index) => format!("Run({})", stages[index].name),
+                Job::Test(index) => format!("Test({})", stages[index].name),
                 Job::Skip { stage, .. } => format!("Skip({})", stages[stage].name),
             })
             .collect()
@@ -211,5 +227,31 @@ mod tests {
         assert_eq!(start_all(&mut schedule, &stages), Vec::<String>::new());
         schedule.loaded("checked");
         assert_eq!(start_all(&mut schedule, &stages), ["Run(stg_checked)", "Run(stg_small)"]);
+    }
+
+    #[test]
+    fn a_stages_tests_go_first_once_it_has_run_and_its_readers_do_not_wait_for_them() {
+        let mut tested = stage("tested", &["source"]);
+        tested.tests.push(DataTest {
+            name: "not_null_tested_id".into(),
+            kind: TestKind::NotNull { column: "id".into() },
+            severity: Severity::Error,
+            error_if: "> 0".parse().expect("a threshold"),
+            warn_if: "> 0".parse().expect("a threshold"),
+            description: None,
+            declared: Declared { file: String::new(), location: None },
+        });
+        let owned = [tested, stage("reader", &["tested"]), stage("other", &["source"]), stage("last", &["other"])];
+        let stages: Vec<&Stage> = owned.iter().collect();
+        let mut schedule = Schedule::new(&stages, ["source"], []);
+        assert_eq!(start_all(&mut schedule, &stages), ["Load(source)"]);
+        schedule.loaded("source");
+        assert_eq!(start_all(&mut schedule, &stages), ["Run(tested)", "Run(other)"]);
+        schedule.finished(0, false);
+        assert_eq!(start_all(&mut schedule, &stages), ["Test(tested)", "Run(reader)"]);
+        // A stage without tests, or skipped, has none to run.
+        schedule.finished(2, false);
+        schedule.finished(1, true);
+        assert_eq!(start_all(&mut schedule, &stages), ["Run(last)"]);
     }
 }

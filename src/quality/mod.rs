@@ -1,7 +1,8 @@
 //! Data tests on the pipeline's own tables, in dbt's vocabulary (`unique`, `not_null`,
 //! `accepted_values`, `relationships`, `accepted_range`, `expression`). A stage's tests
-//! run inside its job, on its stored result, as soon as it is stored: before the stages
-//! reading it can use it, and before anything is published. Each test's failing rows are
+//! are a job of their own, on its stored result, started as soon as it is stored: beside
+//! the stages reading it (which do not wait for them), and before anything is published.
+//! Each test's failing rows are
 //! counted and weighed against its thresholds; a failure of severity `error` stops the
 //! run (exit code 3), a warning goes into the manifest. Like dbt's `store_failures`, a
 //! sample of the failing rows is written where people look for them and no reader takes

@@ -1,7 +1,8 @@
-//! The executor: walks the schedule, loading sources and running stages as soon as what
-//! they read is done, one job per core (see `crate::schedule`), stores every result where
-//! the memory budget allows (`crate::results`), writes output tables while later stages
-//! run, and releases each result after its last reader.
+//! The executor: walks the schedule, loading sources, running stages as soon as what
+//! they read is done and their data tests once they have run, one job per core (see
+//! `crate::schedule`), stores every result where the memory budget allows
+//! (`crate::results`), writes output tables while later stages run, and releases each
+//! result after its last reader (its tests included).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tracing::{info, warn};
 
 use super::{joins, render_reports, session_on};
@@ -53,6 +54,7 @@ pub(super) async fn execute(
     executor.baseline.previous = previous;
     let mut running = JoinSet::new();
     if let Err(error) = executor.walk(&mut running).await {
+        let error = executor.tests_first(error, &mut running).await;
         // Stop the other jobs before the run cleans up after them.
         running.shutdown().await;
         // Nothing may still be writing to staging when the run cleans it up.
@@ -72,6 +74,16 @@ enum Done {
     Loaded(String, Result<Box<Loaded>>),
     /// The stage at this index ran (alone, when the flag says so).
     Ran(usize, bool, Result<Box<Ran>>),
+    /// The tests of the stage at this index ran (alone, when the flag says so).
+    Tested(usize, bool, Result<Tested>),
+}
+
+/// Work that ran out of memory beside other jobs, to run again alone.
+enum Alone {
+    /// The stage at this index.
+    Stage(usize),
+    /// The tests of the stage at this index.
+    Tests(usize),
 }
 
 /// A source loaded and stored.
@@ -92,7 +104,6 @@ struct Ran {
     spilled_bytes: u64,
     counts: IndexMap<String, u64>,
     facts: IndexMap<String, serde_json::Value>,
-    tested: Tested,
     duration_ms: u128,
 }
 
@@ -108,6 +119,8 @@ struct Executor<'a> {
     stale: Vec<Location>,
     /// Output tables being written to staging, by stage order.
     writes: JoinSet<Result<(usize, StagedFile, TableReport)>>,
+    /// The loads and stages started (not the tests), to stop them when the run fails.
+    computing: Vec<AbortHandle>,
     readers: Readers<'a>,
     skipped: Vec<&'a str>,
     stage_reports: Vec<(usize, StageReport)>,
@@ -149,6 +162,7 @@ impl<'a> Executor<'a> {
             files: Vec::new(),
             stale: Vec::new(),
             writes: JoinSet::new(),
+            computing: Vec::new(),
             readers: Readers::new(&plan.stages),
             skipped: Vec::new(),
             stage_reports: Vec::new(),
@@ -159,22 +173,25 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs every job of the schedule, as many at once as the thread budget allows. A
-    /// stage that ran out of memory beside other jobs, even in its frugal form, runs again
-    /// alone, with the whole memory pool, once the jobs running are done, and on one
-    /// partition: each partition's sorts hold their merge buffers outside what can spill,
-    /// so more partitions need more memory (at 10 M customers under 4 GiB, `clv_segments`
-    /// on two partitions did not fit where it fits on one).
+    /// stage (or a stage's tests) that ran out of memory beside other jobs, even in its
+    /// frugal form, runs again alone, with the whole memory pool, once the jobs running
+    /// are done, and on one partition: each partition's sorts hold their merge buffers
+    /// outside what can spill, so more partitions need more memory (at 10 M customers
+    /// under 4 GiB, `clv_segments` on two partitions did not fit where it fits on one).
     async fn walk(&mut self, running: &mut JoinSet<Done>) -> Result<()> {
         let threads = self.results.threads();
         let plan = self.plan;
         let checked_first = plan.sources.iter().filter(|s| s.checked_first()).map(|s| s.name.as_str());
         let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()), checked_first);
-        let mut alone: Vec<usize> = Vec::new();
+        let mut alone: Vec<Alone> = Vec::new();
         loop {
-            if let Some(&order) = alone.first() {
+            if !alone.is_empty() {
                 if running.is_empty() {
-                    alone.remove(0);
-                    self.start_stage(order, Form { partitions: 1, frugal: true }, true, running);
+                    let form = Form { partitions: 1, frugal: true };
+                    match alone.remove(0) {
+                        Alone::Stage(order) => self.start_stage(order, form, true, running),
+                        Alone::Tests(order) => self.start_tests(order, form, true, running),
+                    }
                 }
             } else {
                 // Its threads are shared out among the jobs running, so a stage running
@@ -212,9 +229,15 @@ impl<'a> Executor<'a> {
                 Done::Ran(order, false, Err(Error::Resources(reason))) => {
                     let stage = &plan.stages[order].name;
                     warn!(stage = %stage, "stage ran out of memory beside other work; it runs again alone: {reason}");
-                    alone.push(order);
+                    alone.push(Alone::Stage(order));
                 }
                 Done::Ran(order, _, ran) => self.ran(order, ran, &mut schedule)?,
+                Done::Tested(order, false, Err(Error::Resources(reason))) => {
+                    let stage = &plan.stages[order].name;
+                    warn!(stage = %stage, "the stage's tests ran out of memory beside other work; they run again alone: {reason}");
+                    alone.push(Alone::Tests(order));
+                }
+                Done::Tested(order, _, tested) => self.tested(order, tested?)?,
             }
         }
         self.stage_reports.sort_by_key(|(order, _)| *order);
@@ -241,14 +264,20 @@ impl<'a> Executor<'a> {
                 let location = self.storage.resolve(&self.plan.fill(&source.url))?;
                 let (ctx, results, baseline) = (self.ctx.clone(), self.results.clone(), self.baseline.clone());
                 let source = (*source).clone();
-                running.spawn(async move {
+                let handle = running.spawn(async move {
                     let loaded = load(&ctx, &results, &source, &location, &baseline).await;
                     Done::Loaded(source.name, loaded.map(Box::new))
                 });
+                self.computing.push(handle);
             }
             Job::Run(order) => {
                 let form = Form { partitions, frugal: self.frugal(self.plan.stages[order]) };
                 self.start_stage(order, form, false, running);
+            }
+            Job::Test(order) => {
+                // The tests run in the stage's form: frugal when the stage ran frugally.
+                let frugal = self.stage_reports.iter().any(|(ran, report)| *ran == order && report.memory_frugal);
+                self.start_tests(order, Form { partitions, frugal }, false, running);
             }
             Job::Skip { stage: order, missing } => {
                 let name = &self.plan.stages[order].name;
@@ -260,17 +289,55 @@ impl<'a> Executor<'a> {
     }
 
     /// Starts the stage at `order` in `form` (`alone`: with no other job running).
-    fn start_stage(&self, order: usize, form: Form, alone: bool, running: &mut JoinSet<Done>) {
+    fn start_stage(&mut self, order: usize, form: Form, alone: bool, running: &mut JoinSet<Done>) {
         let (ctx, results) = (self.ctx.clone(), self.results.clone());
         let (stage, params) = (self.plan.stages[order].clone(), self.plan.params.clone());
-        let (sink, absent) = (self.sink.clone(), self.absent_sources());
-        running.spawn(async move {
-            let ran = if !alone && failpoints::out_of_memory(&stage.name) {
+        let handle = running.spawn(async move {
+            let ran = if !alone && failpoints::out_of_memory(&format!("stage:{}", stage.name)) {
                 Err(results.exhausted(&format!("stage `{}`", stage.name), "armed by FIDELIS_FAILPOINT"))
             } else {
-                run(&ctx, &results, &stage, &params, form, &absent, &sink).await
+                run(&ctx, &results, &stage, &params, form).await
             };
             Done::Ran(order, alone, ran.map(Box::new))
+        });
+        self.computing.push(handle);
+    }
+
+    /// The error the run stops with when `error` stopped it: the failure of a stage's data
+    /// tests, if the tests still running find one (a stage failing beside them may fail
+    /// on the very data they test, and the message should say what is wrong with it),
+    /// else `error`. The loads and stages still running are stopped first.
+    async fn tests_first(&mut self, error: Error, running: &mut JoinSet<Done>) -> Error {
+        for job in self.computing.drain(..) {
+            job.abort();
+        }
+        while let Some(joined) = running.join_next().await {
+            if let Ok(Done::Tested(order, _, Ok(tested))) = joined
+                && let Some(failure) = tested.failure(&self.plan.stages[order].name)
+            {
+                return failure;
+            }
+        }
+        error
+    }
+
+    /// Starts the tests of the stage at `order`, which has run, in `form` (`alone`: with
+    /// no other job running).
+    fn start_tests(&self, order: usize, form: Form, alone: bool, running: &mut JoinSet<Done>) {
+        let (ctx, results, sink, absent) =
+            (self.ctx.clone(), self.results.clone(), self.sink.clone(), self.absent_sources());
+        let stage = self.plan.stages[order].clone();
+        let rows = self.stage_reports.iter().find(|(ran, _)| *ran == order).map_or(0, |(_, report)| report.rows);
+        running.spawn(async move {
+            let tested = async {
+                if !alone && failpoints::out_of_memory(&format!("tests:{}", stage.name)) {
+                    let work = format!("the tests of stage `{}`", stage.name);
+                    return Err(results.exhausted(&work, "armed by FIDELIS_FAILPOINT"));
+                }
+                let tests_ctx = SessionContext::new_with_state(stage_state(&ctx, form, &results.budget())?);
+                quality::run(&tests_ctx, &stage, rows, &absent, &sink, &results).await
+            };
+            Done::Tested(order, alone, tested.await)
         });
     }
 
@@ -382,10 +449,7 @@ impl<'a> Executor<'a> {
             }
             Err(error) => return Err(error),
         };
-        let Ran { result, form, spilled_bytes, counts, facts, tested, duration_ms } = *ran;
-        if let Some(failure) = tested.failure(&stage.name) {
-            return Err(failure);
-        }
+        let Ran { result, form, spilled_bytes, counts, facts, duration_ms } = *ran;
         schedule.finished(order, false);
         self.sizes.insert(stage.name.clone(), (result.bytes, result.on_disk()));
         let spilled_bytes = spilled_bytes + result.spilled_bytes();
@@ -396,8 +460,6 @@ impl<'a> Executor<'a> {
             partitions = form.partitions,
             frugal = form.frugal,
             spilled_bytes,
-            tests = tested.results.len(),
-            tests_ms = tested.duration_ms as u64,
             "stage finished"
         );
         for (name, value) in &facts {
@@ -406,10 +468,6 @@ impl<'a> Executor<'a> {
         for (name, count) in counts.iter().filter(|(_, count)| **count > 0) {
             self.warn(Origin::Stage(order), format!("stage `{}`: {count} rows are {name}", stage.name));
         }
-        for message in tested.warnings {
-            self.warn(Origin::Stage(order), message);
-        }
-        self.manifest.tests.extend(tested.results);
         let report = StageReport {
             name: stage.name.clone(),
             rows: result.rows,
@@ -424,10 +482,34 @@ impl<'a> Executor<'a> {
         if self.plan.tables.contains(&stage.name) {
             self.write(order, &stage.name, &result);
         }
-        self.readers.done(&self.ctx, &stage.depends_on);
+        match stage.tests.is_empty() {
+            true => self.readers.done(&self.ctx, &stage.depends_on),
+            false => self.readers.done(&self.ctx, &stage.sql_reads),
+        }
         if !self.readers.is_read(&stage.name) {
             let _ = self.ctx.deregister_table(stage.name.as_str());
         }
+        Ok(())
+    }
+
+    /// Records the tests of the stage at `order`: their results and warnings, or the
+    /// failure that stops the run; releases what they read.
+    fn tested(&mut self, order: usize, tested: Tested) -> Result<()> {
+        let stage = self.plan.stages[order];
+        if let Some(failure) = tested.failure(&stage.name) {
+            return Err(failure);
+        }
+        info!(
+            stage = %stage.name,
+            tests = tested.results.len(),
+            duration_ms = tested.duration_ms as u64,
+            "stage tested"
+        );
+        for message in tested.warnings {
+            self.warn(Origin::Stage(order), message);
+        }
+        self.manifest.tests.extend(tested.results);
+        self.readers.done(&self.ctx, &Readers::of_tests(stage));
         Ok(())
     }
 
@@ -497,17 +579,15 @@ struct Form {
     frugal: bool,
 }
 
-/// Runs `stage`, stores and registers its result, counts its declared `counts` and runs
-/// its tests (`absent`: optional sources without files; failing rows go below `sink`). A
-/// stage that runs out of memory in its fast form runs again in its memory-frugal form.
+/// Runs `stage`, stores and registers its result and counts its declared `counts` and
+/// `facts` (its tests are a job of their own). A stage that runs out of memory in its
+/// fast form runs again in its memory-frugal form.
 async fn run(
     ctx: &SessionContext,
     results: &Results,
     stage: &Stage,
     params: &IndexMap<String, crate::config::ParamValue>,
     form: Form,
-    absent: &[String],
-    sink: &Sink,
 ) -> Result<Ran> {
     let clock = Instant::now();
     let step = Step::start(format!("running stage {}", stage.name));
@@ -531,12 +611,9 @@ async fn run(
         .map_err(|e| Error::runtime(format!("registering stage `{}`", stage.name), e))?;
     let counts = stages::count(ctx, stage).await?;
     let facts = stages::facts(ctx, stage).await?;
-    // The tests run in the stage's form: frugal when the stage is.
-    let tests_ctx = SessionContext::new_with_state(stage_state(ctx, executed_form, &results.budget())?);
-    let tested = quality::run(&tests_ctx, stage, result.rows, absent, sink, results).await?;
     drop(step);
     let duration_ms = clock.elapsed().as_millis();
-    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, facts, tested, duration_ms })
+    Ok(Ran { result, form: executed_form, spilled_bytes: executed.spilled_bytes, counts, facts, duration_ms })
 }
 
 /// The session state a stage is planned and run in, a copy of the session's (changing
@@ -575,17 +652,30 @@ async fn stage_reports(plan: &Plan<'_>, sink: &Sink, manifest: &mut Manifest) ->
     Ok(staged)
 }
 
-/// How many stages still have to read each table. At zero the table is released, so a
-/// run holds only what later stages need, not every intermediate result.
+/// How many stages and stages' tests still have to read each table. At zero the table
+/// is released, so a run holds only what later work needs, not every intermediate
+/// result. A stage with tests is done with what its query reads when it has run, and with
+/// what its tests read (its own result, the tables they refer to) when they have.
 struct Readers<'p>(HashMap<&'p str, usize>);
 
 impl<'p> Readers<'p> {
     fn new(stages: &[&'p Stage]) -> Self {
         let mut readers = HashMap::new();
-        for dependency in stages.iter().flat_map(|s| &s.depends_on) {
-            *readers.entry(dependency.as_str()).or_default() += 1;
+        for stage in stages {
+            for dependency in &stage.depends_on {
+                *readers.entry(dependency.as_str()).or_default() += 1;
+            }
+            if !stage.tests.is_empty() {
+                *readers.entry(stage.name.as_str()).or_default() += 1;
+            }
         }
         Readers(readers)
+    }
+
+    /// What the tests of `stage` read and its query does not.
+    fn of_tests(stage: &Stage) -> Vec<String> {
+        let referred = stage.depends_on.iter().filter(|table| !stage.sql_reads.contains(table));
+        referred.cloned().chain([stage.name.clone()]).collect()
     }
 
     /// A stage that read `tables` is done (run or skipped).

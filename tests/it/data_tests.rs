@@ -202,6 +202,21 @@ async fn a_failed_test_stops_the_run_even_when_its_stage_says_on_error_warn() {
 }
 
 #[tokio::test]
+async fn a_failed_test_is_the_runs_error_when_a_stage_reading_its_table_fails_beside_it() {
+    let ws = Workspace::new();
+    ws.write("input/orders/orders.csv", ORDERS);
+    ws.write("input/customers/customers.csv", CUSTOMERS);
+    // `reader` starts as soon as `checked` has run, beside its tests, and fails on the very
+    // rows they flag (`lost` is no number): the run says what is wrong with the data.
+    let reader = "  reader:\n    query: SELECT CAST(status AS INT) AS status_code FROM checked\noutputs:";
+    let path = ws.write("pipeline.yaml", pipeline("error").replace("outputs:", reader));
+    let error = run_in(&ws, &path).await.expect_err("error tests fail");
+    assert_eq!(error.exit_code(), exit_code::DATA, "{error}");
+    assert!(error.to_string().starts_with("bad input data: stage `checked`: 6 data tests failed:\n"), "{error}");
+    assert!(files_below(&ws.path("out")).iter().all(|file| file.starts_with("_test_failures/checked/")));
+}
+
+#[tokio::test]
 async fn thresholds_count_rows_or_a_percentage_of_the_table() {
     let ws = Workspace::new();
     ws.write("input/orders/orders.csv", ORDERS);

@@ -136,6 +136,50 @@ async fn a_stage_out_of_memory_beside_others_runs_again_alone_with_the_same_resu
     assert!(files_below(&ws.path("spill")).is_empty(), "spill files are removed after the run");
 }
 
+/// A stage's data tests that run out of memory beside other jobs run again alone once
+/// they are done, and find what they found when they fitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stages_tests_out_of_memory_beside_others_run_again_alone_with_the_same_results() {
+    let ws = Workspace::new();
+    generated(&ws).await;
+    let expected = run(&ws, "expected", None).await.expect("a run");
+    let stage = "rfm";
+
+    let out = ws.path("alone");
+    let mut command = fidelis();
+    command
+        .args(["run", "pipelines/loyalty.yaml", "--as-of", AS_OF, "--threads", "2", "--set"])
+        .arg(format!("input={}", ws.path("input").display()))
+        .arg("--set")
+        .arg(format!("output={}", out.display()))
+        .env("FIDELIS_FAILPOINT", format!("tests:{stage}=out-of-memory"));
+    let ended = Running::start(command, &ws, "alone").finish();
+
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    let rerun: Vec<&str> = ended.stderr.lines().filter(|l| l.contains("they run again alone")).collect();
+    assert_eq!(rerun.len(), 1, "{}", ended.stderr);
+    assert!(rerun[0].contains(stage) && rerun[0].contains("does not fit in the memory budget"), "{}", rerun[0]);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join(format!("_runs/as_of={AS_OF}/manifest.json"))).expect("manifest"),
+    )
+    .expect("JSON");
+    let tests = manifest["tests"].as_array().expect("test results");
+    let found: Vec<(&str, &str, u64)> = tests
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().expect("a name"),
+                t["stage"].as_str().expect("a stage"),
+                t["failing_rows"].as_u64().expect("a count"),
+            )
+        })
+        .collect();
+    let expected: Vec<(&str, &str, u64)> =
+        expected.tests.iter().map(|t| (t.name.as_str(), t.stage.as_str(), t.failing_rows)).collect();
+    assert!(found.iter().any(|(_, tested, _)| *tested == stage), "{found:?}");
+    assert_eq!(found, expected, "the same tests in the same order, with the same failing rows");
+}
+
 /// The published files below `root` (staging and leases aside).
 fn published(root: &Path) -> Vec<String> {
     files_below(root).into_iter().filter(|f| !f.starts_with("_staging") && !f.starts_with("_runs/")).collect()
