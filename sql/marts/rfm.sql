@@ -8,26 +8,34 @@
 -- k only grows as a value gets better, so each score is a step function of the value
 -- with four steps: ceil(5k / n) = 1 + #{s in 1..4 : 5k > s n}, and the values with
 -- 5k > s n are those at least as good as the worst of them, the step's threshold. The
--- thresholds come from each measure's values alone, ranked by themselves; customers are
--- then scored in one pass, in the order rfm_values keeps, instead of sorting every
--- customer's row once per measure and again by customer. (monetary is never null: every
--- scored customer has orders.)
+-- thresholds come from each measure's distinct values alone, counted and ranked by
+-- themselves (a thousand days or purchase counts instead of a row per customer);
+-- customers are then scored in one pass, in the order rfm_values keeps, instead of
+-- sorting every customer's row once per measure and again by customer. (monetary is
+-- never null: every scored customer has orders.)
 WITH population AS (
     SELECT COUNT(*) AS n FROM rfm_values
 ),
--- rank() over "better first" is 1 + the number of customers strictly better, so
--- n + 1 - rank is k, the number no better than this one (ties included).
+-- With "better first" order, rank() is 1 + the number of customers strictly better, so
+-- n + 1 - rank is k, the number no better than this one (ties included): over distinct
+-- values, n minus the customers of the values before this one in that order.
 recency_k AS (
-    SELECT c.recency_days AS value, p.n, p.n + 1 - rank() OVER (ORDER BY c.recency_days) AS k
-    FROM rfm_values AS c CROSS JOIN population AS p
+    SELECT v.value, p.n,
+           p.n - (SUM(v.customers) OVER (ORDER BY v.value ROWS UNBOUNDED PRECEDING) - v.customers) AS k
+    FROM (SELECT recency_days AS value, COUNT(*) AS customers FROM rfm_values GROUP BY recency_days) AS v
+    CROSS JOIN population AS p
 ),
 frequency_k AS (
-    SELECT c.frequency AS value, p.n, p.n + 1 - rank() OVER (ORDER BY c.frequency DESC) AS k
-    FROM rfm_values AS c CROSS JOIN population AS p
+    SELECT v.value, p.n,
+           p.n - (SUM(v.customers) OVER (ORDER BY v.value DESC ROWS UNBOUNDED PRECEDING) - v.customers) AS k
+    FROM (SELECT frequency AS value, COUNT(*) AS customers FROM rfm_values GROUP BY frequency) AS v
+    CROSS JOIN population AS p
 ),
 monetary_k AS (
-    SELECT c.monetary AS value, p.n, p.n + 1 - rank() OVER (ORDER BY c.monetary DESC) AS k
-    FROM rfm_values AS c CROSS JOIN population AS p
+    SELECT v.value, p.n,
+           p.n - (SUM(v.customers) OVER (ORDER BY v.value DESC ROWS UNBOUNDED PRECEDING) - v.customers) AS k
+    FROM (SELECT monetary AS value, COUNT(*) AS customers FROM rfm_values GROUP BY monetary) AS v
+    CROSS JOIN population AS p
 ),
 -- The worst value of each step: r_s the largest recency_days, f_s and m_s the smallest
 -- frequency and monetary with 5k > s n (null when no value has it). One row, read as a
