@@ -91,6 +91,32 @@ async fn work_that_cannot_fit_fails_with_exit_code_4_and_publishes_nothing() {
     assert!(files_below(&ws.path("spill")).is_empty(), "spill files are removed after a failed run");
 }
 
+/// Runs the shipped pipeline on the generated input in a `fidelis` process with
+/// `failpoint` armed, expects it to publish after exactly one rerun alone of `work` (its
+/// warning saying `rerun`, and why), and returns its manifest; the run's output goes to
+/// `alone`.
+fn published_after_one_rerun_alone(ws: &Workspace, failpoint: &str, rerun: &str, work: &str) -> serde_json::Value {
+    let out = ws.path("alone");
+    let mut command = fidelis();
+    command
+        .args(["run", "pipelines/loyalty.yaml", "--as-of", AS_OF, "--threads", "2", "--set"])
+        .arg(format!("input={}", ws.path("input").display()))
+        .arg("--set")
+        .arg(format!("output={}", out.display()))
+        .arg("--spill-dir")
+        .arg(ws.path("spill"))
+        .env("FIDELIS_FAILPOINT", failpoint);
+    let ended = Running::start(command, ws, "alone").finish();
+
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    let reruns: Vec<&str> = ended.stderr.lines().filter(|l| l.contains(rerun)).collect();
+    assert_eq!(reruns.len(), 1, "{}", ended.stderr);
+    assert!(reruns[0].contains(work) && reruns[0].contains("does not fit in the memory budget"), "{}", reruns[0]);
+    assert!(files_below(&ws.path("spill")).is_empty(), "spill files are removed after the run");
+    serde_json::from_slice(&std::fs::read(out.join(format!("_runs/as_of={AS_OF}/manifest.json"))).expect("manifest"))
+        .expect("JSON")
+}
+
 /// A stage that runs out of memory beside other jobs, even in its frugal form, runs again
 /// once they are done, alone and on one partition, and the run publishes the same tables
 /// as one where it fitted. At 10 M customers under 4 GiB the largest stages can, depending
@@ -102,26 +128,8 @@ async fn a_stage_out_of_memory_beside_others_runs_again_alone_with_the_same_resu
     let expected = run(&ws, "expected", None).await.expect("a run");
     let stage = "customer_history";
 
-    let out = ws.path("alone");
-    let mut command = fidelis();
-    command
-        .args(["run", "pipelines/loyalty.yaml", "--as-of", AS_OF, "--threads", "2", "--set"])
-        .arg(format!("input={}", ws.path("input").display()))
-        .arg("--set")
-        .arg(format!("output={}", out.display()))
-        .arg("--spill-dir")
-        .arg(ws.path("spill"))
-        .env("FIDELIS_FAILPOINT", format!("stage:{stage}=out-of-memory"));
-    let ended = Running::start(command, &ws, "alone").finish();
-
-    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
-    let rerun: Vec<&str> = ended.stderr.lines().filter(|l| l.contains("it runs again alone")).collect();
-    assert_eq!(rerun.len(), 1, "{}", ended.stderr);
-    assert!(rerun[0].contains(stage) && rerun[0].contains("does not fit in the memory budget"), "{}", rerun[0]);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.join(format!("_runs/as_of={AS_OF}/manifest.json"))).expect("manifest"),
-    )
-    .expect("JSON");
+    let manifest =
+        published_after_one_rerun_alone(&ws, &format!("stage:{stage}=out-of-memory"), "it runs again alone", stage);
     let stages = manifest["stages"].as_array().expect("stage reports");
     let report = stages.iter().find(|s| s["name"] == stage).expect("the stage's report");
     assert_eq!((&report["partitions"], &report["memory_frugal"]), (&1.into(), &true.into()), "{report}");
@@ -129,11 +137,10 @@ async fn a_stage_out_of_memory_beside_others_runs_again_alone_with_the_same_resu
         stages.iter().filter(|s| s["memory_frugal"] == true).map(|s| &s["name"]).collect();
     assert_eq!(frugal, [stage], "only the stage rerun alone ran frugally");
     for table in expected.tables.keys() {
-        let found = read_parquet(&partition_file(&out, table, AS_OF));
+        let found = read_parquet(&partition_file(&ws.path("alone"), table, AS_OF));
         let expected = read_parquet(&partition_file(&ws.path("expected"), table, AS_OF));
         assert_eq!(concat(&found), concat(&expected), "table {table}");
     }
-    assert!(files_below(&ws.path("spill")).is_empty(), "spill files are removed after the run");
 }
 
 /// A stage's data tests that run out of memory beside other jobs run again alone once
@@ -145,26 +152,11 @@ async fn a_stages_tests_out_of_memory_beside_others_run_again_alone_with_the_sam
     let expected = run(&ws, "expected", None).await.expect("a run");
     let stage = "rfm";
 
-    let out = ws.path("alone");
-    let mut command = fidelis();
-    command
-        .args(["run", "pipelines/loyalty.yaml", "--as-of", AS_OF, "--threads", "2", "--set"])
-        .arg(format!("input={}", ws.path("input").display()))
-        .arg("--set")
-        .arg(format!("output={}", out.display()))
-        .env("FIDELIS_FAILPOINT", format!("tests:{stage}=out-of-memory"));
-    let ended = Running::start(command, &ws, "alone").finish();
-
-    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
-    let rerun: Vec<&str> = ended.stderr.lines().filter(|l| l.contains("they run again alone")).collect();
-    assert_eq!(rerun.len(), 1, "{}", ended.stderr);
-    assert!(rerun[0].contains(stage) && rerun[0].contains("does not fit in the memory budget"), "{}", rerun[0]);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.join(format!("_runs/as_of={AS_OF}/manifest.json"))).expect("manifest"),
-    )
-    .expect("JSON");
-    let tests = manifest["tests"].as_array().expect("test results");
-    let found: Vec<(&str, &str, u64)> = tests
+    let manifest =
+        published_after_one_rerun_alone(&ws, &format!("tests:{stage}=out-of-memory"), "they run again alone", stage);
+    let found: Vec<(&str, &str, u64)> = manifest["tests"]
+        .as_array()
+        .expect("test results")
         .iter()
         .map(|t| {
             (
