@@ -187,10 +187,11 @@ impl<'a> Executor<'a> {
         loop {
             if !alone.is_empty() {
                 if running.is_empty() {
-                    let form = Form { partitions: 1, frugal: true };
                     match alone.remove(0) {
-                        Alone::Stage(order) => self.start_stage(order, form, true, running),
-                        Alone::Tests(order) => self.start_tests(order, form, true, running),
+                        Alone::Stage(order) => {
+                            self.start_stage(order, Form { partitions: 1, frugal: true }, true, running)
+                        }
+                        Alone::Tests(order) => self.start_tests(order, 1, true, running),
                     }
                 }
             } else {
@@ -274,11 +275,7 @@ impl<'a> Executor<'a> {
                 let form = Form { partitions, frugal: self.frugal(self.plan.stages[order]) };
                 self.start_stage(order, form, false, running);
             }
-            Job::Test(order) => {
-                // The tests run in the stage's form: frugal when the stage ran frugally.
-                let frugal = self.stage_reports.iter().any(|(ran, report)| *ran == order && report.memory_frugal);
-                self.start_tests(order, Form { partitions, frugal }, false, running);
-            }
+            Job::Test(order) => self.start_tests(order, partitions, false, running),
             Job::Skip { stage: order, missing } => {
                 let name = &self.plan.stages[order].name;
                 self.skip(order, format!("stage `{name}` skipped: it reads `{missing}`, which was skipped"));
@@ -321,13 +318,15 @@ impl<'a> Executor<'a> {
         error
     }
 
-    /// Starts the tests of the stage at `order`, which has run, in `form` (`alone`: with
-    /// no other job running).
-    fn start_tests(&self, order: usize, form: Form, alone: bool, running: &mut JoinSet<Done>) {
+    /// Starts the tests of the stage at `order`, which has run, on `partitions` partitions
+    /// (`alone`: with no other job running, frugally). They run frugally when the stage did.
+    fn start_tests(&self, order: usize, partitions: usize, alone: bool, running: &mut JoinSet<Done>) {
         let (ctx, results, sink, absent) =
             (self.ctx.clone(), self.results.clone(), self.sink.clone(), self.absent_sources());
         let stage = self.plan.stages[order].clone();
-        let rows = self.stage_reports.iter().find(|(ran, _)| *ran == order).map_or(0, |(_, report)| report.rows);
+        let report = self.stage_reports.iter().find(|(ran, _)| *ran == order).map(|(_, report)| report);
+        let rows = report.map_or(0, |report| report.rows);
+        let form = Form { partitions, frugal: alone || report.is_some_and(|report| report.memory_frugal) };
         running.spawn(async move {
             let tested = async {
                 if !alone && failpoints::out_of_memory(&format!("tests:{}", stage.name)) {
@@ -482,10 +481,9 @@ impl<'a> Executor<'a> {
         if self.plan.tables.contains(&stage.name) {
             self.write(order, &stage.name, &result);
         }
-        match stage.tests.is_empty() {
-            true => self.readers.done(&self.ctx, &stage.depends_on),
-            false => self.readers.done(&self.ctx, &stage.sql_reads),
-        }
+        // What its tests read besides (its own result, the tables they refer to) is
+        // released when they are done.
+        self.readers.done(&self.ctx, &stage.sql_reads);
         if !self.readers.is_read(&stage.name) {
             release(&self.ctx, &stage.name);
         }
@@ -519,7 +517,7 @@ impl<'a> Executor<'a> {
         self.writes.spawn(async move {
             let (file, report) = sink.stage_table(&table, Arc::clone(&stored.schema), stored.batches()).await?;
             // The walk may have released it already: then this is its last holder.
-            tokio::task::spawn_blocking(move || drop(stored));
+            drop_aside(stored);
             Ok((order, file, report))
         });
     }
@@ -660,8 +658,13 @@ async fn stage_reports(plan: &Plan<'_>, sink: &Sink, manifest: &mut Manifest) ->
 /// 1-2 s after each of the largest results was released).
 fn release(ctx: &SessionContext, table: &str) {
     if let Ok(Some(rows)) = ctx.deregister_table(table) {
-        tokio::task::spawn_blocking(move || drop(rows));
+        drop_aside(rows);
     }
+}
+
+/// Drops `value` on a blocking thread: the last holder of a large result frees it there.
+fn drop_aside<T: Send + 'static>(value: T) {
+    tokio::task::spawn_blocking(move || drop(value));
 }
 
 /// How many stages and stages' tests still have to read each table. At zero the table
