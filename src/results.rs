@@ -241,11 +241,6 @@ impl Results {
         self.budget
     }
 
-    /// Bytes written to the spill folder now (operators' spill files and stored results).
-    pub fn disk_bytes(&self) -> u64 {
-        self.runtime.disk_manager.used_disk_space()
-    }
-
     /// The error for `work` (e.g. "stage `rfm`") that did not fit the budget even with
     /// spilling, or ran out of spill space (`reason`, DataFusion's words).
     pub fn exhausted(&self, work: &str, reason: &str) -> Error {
