@@ -112,9 +112,15 @@ async fn plan_test<'a>(
                 ));
             }
             let values = referenced.select(vec![ident(&to.column).alias(REFERENCE)]).map_err(failed)?;
-            let failures = table
-                .filter(ident(column).is_not_null())
-                .and_then(|rows| rows.join_on(values, JoinType::LeftAnti, [ident(column).eq(ident(REFERENCE))]))
+            // The referenced values are hashed and the stage's rows stream past them: the
+            // rows are usually the larger side (orders against customers), and hashing
+            // them would chain every repeat of a key (a customer's orders) for the values
+            // to walk. Null keys (which match nothing) are dropped after the join: a
+            // filter before it would hide the rows' count from the planner, which then
+            // guesses them fewer than the values and hashes them after all.
+            let failures = values
+                .join_on(table, JoinType::RightAnti, [ident(REFERENCE).eq(ident(column))])
+                .and_then(|rows| rows.filter(ident(column).is_not_null()))
                 .map_err(failed)?;
             (failures, Count::Rows)
         }
@@ -190,4 +196,72 @@ fn shown(value: &ScalarValue) -> String {
 
 fn column_names(schema: &DFSchema) -> String {
     schema.fields().iter().map(|field| field.name().as_str()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::MemTable;
+    use datafusion::physical_plan::displayable;
+    use indexmap::IndexMap;
+
+    use super::*;
+    use crate::config::quality::Declared;
+    use crate::config::{OnError, Severity};
+
+    fn table(ids: &[Option<&str>]) -> Arc<MemTable> {
+        let schema = Arc::new(Schema::new(vec![Field::new("customer_id", DataType::Utf8, true)]));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(ids.to_vec()))]).unwrap();
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())
+    }
+
+    /// Orders (a customer's repeated many times) against customers: the customers are
+    /// hashed and the orders stream past them, and an order whose customer is null is
+    /// no orphan.
+    #[tokio::test]
+    async fn a_relationships_test_hashes_the_referenced_values_not_the_stages_rows() {
+        let ctx = SessionContext::new();
+        let customers: Vec<Option<&str>> = vec![Some("a"), Some("b")];
+        let mut orders: Vec<Option<&str>> = vec![Some("a"); 500];
+        orders.extend([Some("b"), Some("orphan"), None, Some("orphan")]);
+        ctx.register_table("orders", table(&orders)).unwrap();
+        ctx.register_table("customers", table(&customers)).unwrap();
+        let test = DataTest {
+            name: "orphans".into(),
+            kind: TestKind::Relationships {
+                column: "customer_id".into(),
+                to: "customers.customer_id".parse().unwrap(),
+            },
+            severity: Severity::Warn,
+            error_if: "> 0".parse().unwrap(),
+            warn_if: "> 0".parse().unwrap(),
+            description: None,
+            declared: Declared { file: String::new(), location: None },
+        };
+        let stage = Stage {
+            name: "orders".into(),
+            description: None,
+            sql: String::new(),
+            origin: String::new(),
+            file: None,
+            depends_on: vec!["customers".into()],
+            sql_reads: Vec::new(),
+            counts: IndexMap::new(),
+            facts: Vec::new(),
+            on_error: OnError::Fail,
+            tests: vec![test],
+        };
+        let plans = plan(&ctx, &stage).await.unwrap();
+        let failures = plans[0].failures.clone();
+        let physical = failures.clone().create_physical_plan().await.unwrap();
+        let shown = displayable(physical.as_ref()).indent(false).to_string();
+        let join = shown.lines().position(|line| line.contains("HashJoinExec")).expect(&shown);
+        assert!(shown.lines().nth(join).unwrap().contains("join_type=RightAnti"), "{shown}");
+        // The build side, the join's first input, is the customers' column.
+        assert!(shown.lines().nth(join + 1).unwrap().contains(REFERENCE), "{shown}");
+        assert_eq!(failures.count().await.unwrap(), 2, "the two orphan orders, not the null");
+    }
 }
