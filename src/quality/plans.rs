@@ -115,9 +115,10 @@ async fn plan_test<'a>(
             // The referenced values are hashed and the stage's rows stream past them: the
             // rows are usually the larger side (orders against customers), and hashing
             // them would chain every repeat of a key (a customer's orders) for the values
-            // to walk. Null keys (which match nothing) are dropped after the join: a
-            // filter before it would hide the rows' count from the planner, which then
-            // guesses them fewer than the values and hashes them after all.
+            // to walk. (DataFusion's join selection still swaps the sides when statistics
+            // show the values are the larger.) Null keys, which match nothing, are dropped
+            // after the join: a filter before it would hide the rows' count from the
+            // planner, which would then guess them fewer than the values and swap.
             let failures = values
                 .join_on(table, JoinType::RightAnti, [ident(REFERENCE).eq(ident(column))])
                 .and_then(|rows| rows.filter(ident(column).is_not_null()))
