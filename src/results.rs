@@ -547,7 +547,7 @@ impl TableProvider for StoredTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         limit: Option<usize>,
@@ -559,7 +559,10 @@ impl TableProvider for StoredTable {
                 Ok(DataSourceExec::from_data_source(source))
             }
             Place::Shared(_) => unreachable!("a cluster's results are tables of their own"),
-            Place::Files(_) => Ok(Arc::new(StoredScan::new(&self.0, projection.cloned(), limit)?)),
+            Place::Files(_) => {
+                let partitions = state.config().target_partitions();
+                Ok(Arc::new(StoredScan::new(&self.0, projection.cloned(), limit, partitions)?))
+            }
         }
     }
 }

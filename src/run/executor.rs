@@ -78,6 +78,18 @@ enum Done {
     Tested(usize, bool, Result<Tested>),
 }
 
+impl Done {
+    /// Whether this is `job` finished.
+    fn finishes(&self, job: &Job) -> bool {
+        match (self, job) {
+            (Done::Loaded(name, _), Job::Load(source)) => name == source,
+            (Done::Ran(order, ..), Job::Run(run)) => order == run,
+            (Done::Tested(order, ..), Job::Test(tested)) => order == tested,
+            _ => false,
+        }
+    }
+}
+
 /// Work that ran out of memory beside other jobs, to run again alone.
 enum Alone {
     /// The stage at this index.
@@ -184,6 +196,8 @@ impl<'a> Executor<'a> {
         let checked_first = plan.sources.iter().filter(|s| s.checked_first()).map(|s| s.name.as_str());
         let mut schedule = Schedule::new(&plan.stages, plan.sources.iter().map(|s| s.name.as_str()), checked_first);
         let mut alone: Vec<Alone> = Vec::new();
+        // The jobs started beside each other, with the bytes each reads.
+        let mut sharing: Vec<(Job<'a>, threads::Reads)> = Vec::new();
         loop {
             if !alone.is_empty() {
                 if running.is_empty() {
@@ -195,8 +209,8 @@ impl<'a> Executor<'a> {
                     }
                 }
             } else {
-                // Its threads are shared out among the jobs running, so a stage running
-                // alone on a large machine gets several partitions.
+                // Its threads are shared out among the jobs running by what they read, so
+                // a stage running alone, or reading most of the data, gets several partitions.
                 // A skip is recorded at once and takes no thread: counted as a job, skips
                 // alone could fill the budget with nothing running, ending the walk with
                 // the stages they unblock still waiting.
@@ -208,11 +222,12 @@ impl<'a> Executor<'a> {
                         job => starting.push(job),
                     }
                 }
-                let partitions = match self.results.cluster() {
-                    Some(cluster) => cluster.partitions(),
-                    None => threads::partitions(threads, running.len() + starting.len()),
-                };
-                for job in starting {
+                sharing.extend(starting.iter().map(|job| (job.clone(), self.reads(job))));
+                let reads: Vec<threads::Reads> = sharing.iter().map(|(_, reads)| *reads).collect();
+                let shares = threads::shares(threads, &reads);
+                let started = sharing.len() - starting.len();
+                for (job, share) in starting.into_iter().zip(&shares[started..]) {
+                    let partitions = self.results.cluster().map_or(*share, |cluster| cluster.partitions());
                     self.start(job, partitions, &mut schedule, running)?;
                 }
             }
@@ -221,7 +236,9 @@ impl<'a> Executor<'a> {
                 debug_assert!(schedule.waiting().is_empty(), "stages left waiting: {:?}", schedule.waiting());
                 break;
             };
-            match joined.map_err(|e| Error::runtime("running a job", e))? {
+            let done = joined.map_err(|e| Error::runtime("running a job", e))?;
+            sharing.retain(|(job, _)| !done.finishes(job));
+            match done {
                 Done::Loaded(name, loaded) => {
                     let source = plan.sources.iter().find(|s| s.name == name).expect("loaded sources are the plan's");
                     self.loaded(source, *loaded?).await?;
@@ -338,6 +355,27 @@ impl<'a> Executor<'a> {
             };
             Done::Tested(order, alone, tested.await)
         });
+    }
+
+    /// What `job` reads, for its share of the threads: a stage, the tables its query
+    /// reads; tests, the stage's result and the tables they refer to; a load, not known
+    /// yet (its files are listed when it starts). Only a stage reading sources alone (a
+    /// staging stage: filters, projections and sorts of raw rows) takes a share by its
+    /// bytes. The others take an equal share: how many partitions a stage runs on changes
+    /// its batches, and with them the last bits of floating-point sums (`lttv_curve`'s
+    /// running sum of logs); a share by bytes would make that follow which stages happen to
+    /// run beside it far more often.
+    fn reads(&self, job: &Job) -> threads::Reads {
+        let (tables, stage) = match job {
+            Job::Run(order) => (self.plan.stages[*order].sql_reads.clone(), Some(self.plan.stages[*order])),
+            Job::Test(order) => (Readers::of_tests(self.plan.stages[*order]), None),
+            Job::Load(_) | Job::Skip { .. } => return threads::Reads { bytes: None, by_bytes: false },
+        };
+        let is_source = |table: &String| self.plan.sources.iter().any(|source| &source.name == table);
+        threads::Reads {
+            bytes: Some(tables.iter().filter_map(|table| self.sizes.get(table)).map(|(bytes, _)| bytes).sum()),
+            by_bytes: stage.is_some_and(|stage| stage.sql_reads.iter().all(is_source)),
+        }
     }
 
     /// Whether `stage` should run in its memory-frugal form from the start: when what it

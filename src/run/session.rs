@@ -20,8 +20,9 @@ pub fn session_on(runtime: Arc<RuntimeEnv>, budget: &MemoryBudget) -> SessionCon
         .with_batch_size(budget.batch_rows())
         .with_target_partitions(1);
     config.options_mut().execution.sort_spill_reservation_bytes = budget.sort_spill_reservation_bytes();
-    // Stored results are read whole-file, batch by batch: DataFusion reads a byte range of
-    // an Arrow IPC file (what splitting a scan across partitions gives) all at once.
+    // Stored results split themselves among a stage's partitions in runs of whole batches
+    // (`results::scan`); DataFusion's own split of an Arrow IPC file reads each byte range
+    // all at once.
     config.options_mut().optimizer.repartition_file_scans = false;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     functions::register(&ctx);
