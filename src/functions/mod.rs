@@ -8,6 +8,7 @@ mod km_median;
 mod local_date;
 mod month_start;
 mod months_between;
+mod quantiles_cont;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(month_start::MonthStart::new()));
     ctx.register_udf(ScalarUDF::from(months_between::MonthsBetween::new()));
     ctx.register_udaf(AggregateUDF::from(km_median::KmMedian::new()));
+    ctx.register_udaf(AggregateUDF::from(quantiles_cont::QuantilesCont::new()));
     ctx.register_udwf(WindowUDF::from(island_number::IslandNumber::new()));
     ctx.register_udf(key_bucket());
     let (aggregates, scalars) = clv_functions(crate::threads::available());
