@@ -145,11 +145,11 @@ fn single_list(values: Float64Array) -> ListArray {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::RecordBatch;
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
     use datafusion::arrow::datatypes::Schema;
     use datafusion::datasource::MemTable;
     use datafusion::logical_expr::AggregateUDF;
-    use datafusion::prelude::SessionContext;
+    use datafusion::prelude::{SessionConfig, SessionContext};
 
     /// `sql` over a table `t(g BIGINT, v DOUBLE)` of `rows`, in batches of three rows,
     /// on `partitions` partitions.
@@ -161,15 +161,14 @@ mod tests {
         let batches: Vec<RecordBatch> = rows
             .chunks(3)
             .map(|chunk| {
-                let groups: ArrayRef =
-                    Arc::new(chunk.iter().map(|(g, _)| *g).collect::<datafusion::arrow::array::Int64Array>());
+                let groups: ArrayRef = Arc::new(chunk.iter().map(|(g, _)| *g).collect::<Int64Array>());
                 let values: ArrayRef = Arc::new(chunk.iter().map(|(_, v)| *v).collect::<Float64Array>());
                 RecordBatch::try_new(Arc::clone(&schema), vec![groups, values]).unwrap()
             })
             .collect();
         let split: Vec<Vec<RecordBatch>> =
             (0..partitions).map(|p| batches.iter().skip(p).step_by(partitions).cloned().collect()).collect();
-        let config = datafusion::prelude::SessionConfig::new().with_target_partitions(partitions);
+        let config = SessionConfig::new().with_target_partitions(partitions);
         let ctx = SessionContext::new_with_config(config);
         ctx.register_udaf(AggregateUDF::from(QuantilesCont::new()));
         ctx.register_table("t", Arc::new(MemTable::try_new(schema, split).unwrap())).unwrap();

@@ -89,7 +89,8 @@ impl StoredScan {
     }
 }
 
-/// Each of `files` as (up to) `runs` runs of its batches, of about the same length.
+/// Each of `files` as (up to) `runs` runs of its batches, of about the same length (a
+/// file without batches, a partition that produced no rows, gives none).
 fn split(files: &[Arc<dyn SpillFile>], runs: usize) -> Result<Vec<Part>> {
     let mut parts = Vec::with_capacity(files.len() * runs);
     for file in files {
@@ -104,7 +105,6 @@ fn split(files: &[Arc<dyn SpillFile>], runs: usize) -> Result<Vec<Part>> {
 }
 
 /// A partition of a stored scan: a file's batches, all or a run of them.
-#[derive(Clone)]
 struct Part {
     file: Arc<dyn SpillFile>,
     batches: Option<Range<usize>>,

@@ -209,8 +209,8 @@ impl<'a> Executor<'a> {
                     }
                 }
             } else {
-                // Its threads are shared out among the jobs running by what they read, so
-                // a stage running alone, or reading most of the data, gets several partitions.
+                // Its threads are shared out among the jobs running, so a stage running
+                // alone, or a staging stage reading most of the data, gets several partitions.
                 // A skip is recorded at once and takes no thread: counted as a job, skips
                 // alone could fill the budget with nothing running, ending the walk with
                 // the stages they unblock still waiting.
@@ -366,16 +366,17 @@ impl<'a> Executor<'a> {
     /// running sum of logs); a share by bytes would make that follow which stages happen to
     /// run beside it far more often.
     fn reads(&self, job: &Job) -> threads::Reads {
-        let (tables, stage) = match job {
-            Job::Run(order) => (self.plan.stages[*order].sql_reads.clone(), Some(self.plan.stages[*order])),
-            Job::Test(order) => (Readers::of_tests(self.plan.stages[*order]), None),
+        let is_source = |table: &String| self.plan.sources.iter().any(|source| &source.name == table);
+        let (tables, by_bytes) = match job {
+            Job::Run(order) => {
+                let reads = &self.plan.stages[*order].sql_reads;
+                (reads.clone(), reads.iter().all(is_source))
+            }
+            Job::Test(order) => (Readers::of_tests(self.plan.stages[*order]), false),
             Job::Load(_) | Job::Skip { .. } => return threads::Reads { bytes: None, by_bytes: false },
         };
-        let is_source = |table: &String| self.plan.sources.iter().any(|source| &source.name == table);
-        threads::Reads {
-            bytes: Some(tables.iter().filter_map(|table| self.sizes.get(table)).map(|(bytes, _)| bytes).sum()),
-            by_bytes: stage.is_some_and(|stage| stage.sql_reads.iter().all(is_source)),
-        }
+        let bytes = tables.iter().filter_map(|table| self.sizes.get(table)).map(|(bytes, _)| bytes).sum();
+        threads::Reads { bytes: Some(bytes), by_bytes }
     }
 
     /// Whether `stage` should run in its memory-frugal form from the start: when what it
